@@ -1,0 +1,33 @@
+# The README's two commands: `make run` and `make test`. Both build .venv on a fresh machine.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench-features sample clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/churn run
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench-features: $(STAMP)
+	$(BIN)/python -m benchmarks.features
+
+# Regenerate the committed sample with its fixed seed (the test suite checks it is reproducible).
+sample: $(STAMP)
+	$(BIN)/churn generate --out data/sample
+
+clean:
+	rm -rf outputs .pytest_cache .ruff_cache

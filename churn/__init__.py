@@ -1,0 +1,1 @@
+"""Composition root: configuration schema and the `churn` command line."""

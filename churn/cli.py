@@ -1,0 +1,189 @@
+"""The `churn` command line: one Typer app whose subcommands grow with each capability.
+
+Heavy libraries are imported inside the commands, so `churn --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from churn.config import AppConfig, ConfigError, load_config
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Bank churn: data, features, models, scores."
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="YAML config; configs/default.yaml when omitted.", show_default=False
+    ),
+]
+DataOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="Tables directory (Parquet/CSV) or SQLAlchemy URL; overrides data.source.",
+        show_default=False,
+    ),
+]
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one message, exit code 2."""
+
+
+def _config(path: Path | None, data: str | None = None) -> AppConfig:
+    config = load_config(path)
+    if data is not None:
+        config = config.model_copy(update={"data": config.data.model_copy(update={"source": data})})
+    return config
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option(help="Directory to write the tables (and truth/) into.")] = Path(
+        "data/sample"
+    ),
+    customers: Annotated[
+        int | None, typer.Option(help="Number of customers [config: generator.customers].")
+    ] = None,
+    months: Annotated[int | None, typer.Option(help="Months simulated [config: generator.months].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed [config: generator.seed].")] = None,
+    start: Annotated[
+        dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day of the first month.")
+    ] = None,
+    activity: Annotated[float | None, typer.Option(help="Multiplier of transaction and login rates.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Generate a synthetic bank (six Parquet tables plus the generator's ground truth)."""
+    from features.generator import generate_bank, write_bank
+
+    defaults = _config(config).generator
+    values = {
+        "customers": customers if customers is not None else defaults.customers,
+        "months": months if months is not None else defaults.months,
+        "seed": seed if seed is not None else defaults.seed,
+        "start": (start.date() if start is not None else defaults.start),
+        "activity": activity if activity is not None else defaults.activity,
+    }
+    try:
+        checked = type(defaults).model_validate(values)
+    except Exception as exc:
+        raise UserError(str(exc)) from None
+    bank = generate_bank(
+        customers=checked.customers,
+        months=checked.months,
+        seed=checked.seed,
+        start=str(checked.start),
+        activity=checked.activity,
+    )
+    write_bank(bank, out)
+    rows = ", ".join(f"{name} {len(frame):,}" for name, frame in bank.tables.items())
+    typer.echo(f"wrote {out}: {rows}")
+
+
+@app.command()
+def validate(config: ConfigOption = None, data: DataOption = None) -> None:
+    """Validate the six tables; rejected rows are written with their reasons."""
+    from features.jobs import load_validated
+
+    cfg = _config(config, data)
+    validated = load_validated(cfg)
+    for name, frame in validated.tables.items():
+        typer.echo(f"{name:<13} {len(frame):>10,} valid  {validated.reject_counts[name]:>8,} rejected")
+    typer.echo(f"rejects written to {cfg.output_path / 'rejects'}")
+
+
+@app.command()
+def features(
+    as_of: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="As-of date; latest labelled month when omitted."),
+    ] = None,
+    doc: Annotated[
+        Path | None, typer.Option(help="Write the feature catalogue as Markdown to this file and stop.")
+    ] = None,
+    config: ConfigOption = None,
+    data: DataOption = None,
+) -> None:
+    """Build point-in-time features and labels for one as-of date."""
+    cfg = _config(config, data)
+    if doc is not None:
+        from features.catalog import catalog_markdown
+
+        doc.write_text(catalog_markdown(cfg.features, tuple(cfg.products)))
+        typer.echo(f"wrote {doc}")
+        return
+    from features.jobs import run_features
+
+    for line in run_features(cfg, as_of).lines():
+        typer.echo(line)
+
+
+@app.command("load-db")
+def load_db(
+    url: Annotated[str, typer.Option(help="SQLAlchemy URL of the database to write the tables into.")],
+    config: ConfigOption = None,
+    data: DataOption = None,
+) -> None:
+    """Copy validated tables into a SQL database (tables are replaced)."""
+    from features.io import write_tables_to_database
+    from features.jobs import load_validated
+
+    validated = load_validated(_config(config, data))
+    write_tables_to_database(validated.tables, url)
+    typer.echo(f"wrote {len(validated.tables)} tables to {url.split('@')[-1]}")
+
+
+@app.command()
+def run(config: ConfigOption = None, data: DataOption = None) -> None:
+    """The main job on the configured data: validate, build features and labels, print a summary."""
+    from features.jobs import run_features
+
+    cfg = _config(config, data)
+    typer.echo(f"data source           {cfg.data.source}")
+    for line in run_features(cfg).lines():
+        typer.echo(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code: 0 ok, 2 bad input or configuration."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from features.io import SourceError
+    from features.validation import TableValidationError
+
+    try:
+        app(args=argv, prog_name="churn", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    except (ConfigError, SourceError, TableValidationError, UserError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    except ValueError as exc:
+        # domain checks (data too short for a snapshot, ...) raise ValueError with a readable message
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    return 0
+
+
+def entry_point() -> None:
+    """Console-script entry: exit with `main`'s code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,171 @@
+"""Configuration schema, validated once at the entry point into frozen pydantic models."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+# Environment variables that override locations, as (variable, dotted config key).
+ENV_OVERRIDES: tuple[tuple[str, str], ...] = (
+    ("CHURN_DATA_SOURCE", "data.source"),
+    ("CHURN_OUTPUT_DIR", "output_dir"),
+    ("CHURN_DATABASE_URL", "database_url"),
+    ("MLFLOW_TRACKING_URI", "mlflow.tracking_uri"),
+)
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the key and the problem."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+
+class DataConfig(_Frozen):
+    source: str = Field(description="Directory of Parquet/CSV tables, or a SQLAlchemy URL.")
+    extract_date: dt.date | None = None
+    max_reject_share: float = Field(0.05, ge=0.0, le=1.0)
+
+    def resolved_extract_date(self) -> dt.date:
+        """The date after which event dates count as 'in the future of the data'."""
+        return self.extract_date or dt.date.today()
+
+
+class MlflowConfig(_Frozen):
+    tracking_uri: str
+    experiment: str = "bank-churn"
+
+
+class Product(_Frozen):
+    name: str
+    kind: Literal["deposit", "investment", "credit", "loan", "insurance"]
+    balance_margin: float = Field(ge=0.0, le=1.0)
+    annual_fee_margin: float = Field(ge=0.0)
+
+
+class FeatureConfig(_Frozen):
+    windows_days: tuple[int, ...] = (30, 90, 180)
+    large_outflow_share: float = Field(0.25, gt=0.0, le=1.0)
+    salary_gap_days: int = Field(45, gt=0)
+    maturity_window_days: int = Field(60, gt=0)
+
+    @field_validator("windows_days", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("windows_days")
+    @classmethod
+    def _positive_sorted(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(w <= 0 for w in value) or list(value) != sorted(set(value)):
+            raise ValueError("must be a non-empty, increasing list of positive day counts")
+        return value
+
+
+class LabelConfig(_Frozen):
+    horizon_days: int = Field(90, gt=0)
+    drain_ratio: float = Field(0.2, gt=0.0, lt=1.0)
+    stay_months: int = Field(2, ge=0)
+    min_reference_assets: float = Field(500.0, ge=0.0)
+
+
+class SnapshotConfig(_Frozen):
+    count: int = Field(12, ge=1)
+
+
+class GeneratorConfig(_Frozen):
+    customers: int = Field(2500, ge=10)
+    months: int = Field(24, ge=6)
+    seed: int = 20261122
+    start: dt.date = dt.date(2024, 11, 1)
+    activity: float = Field(1.0, gt=0.0)
+
+    @field_validator("start")
+    @classmethod
+    def _first_of_month(cls, value: dt.date) -> dt.date:
+        if value.day != 1:
+            raise ValueError("must be the first day of a month")
+        return value
+
+
+class AppConfig(_Frozen):
+    data: DataConfig
+    output_dir: str = "outputs"
+    database_url: str = "sqlite:///outputs/churn.db"
+    mlflow: MlflowConfig
+    products: dict[str, Product]
+    features: FeatureConfig = FeatureConfig()
+    labels: LabelConfig = LabelConfig()
+    snapshots: SnapshotConfig = SnapshotConfig()
+    generator: GeneratorConfig = GeneratorConfig()
+
+    @model_validator(mode="after")
+    def _catalogue_has_current_account(self) -> AppConfig:
+        if "current_account" not in self.products:
+            raise ValueError("products must include 'current_account' (every customer holds one)")
+        return self
+
+    @property
+    def output_path(self) -> Path:
+        return Path(self.output_dir)
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: str) -> None:
+    node = raw
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+
+
+def _format_errors(path: Path, error: ValidationError) -> str:
+    lines = [f"invalid configuration {path}:"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = (
+            "unknown key (not part of the configuration schema)"
+            if item["type"] == "extra_forbidden"
+            else item["msg"]
+        )
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> AppConfig:
+    """Read a YAML config, apply environment overrides, and validate it.
+
+    Args:
+        path: YAML file; the packaged `configs/default.yaml` when None.
+        environ: environment to read overrides from; `os.environ` when None.
+
+    Returns:
+        The frozen, validated configuration.
+
+    Raises:
+        ConfigError: unreadable YAML, an unknown key or an invalid value (the message names the key).
+    """
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    environ = os.environ if environ is None else environ
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"configuration {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"configuration {path} must be a mapping of keys to values")
+    for variable, dotted in ENV_OVERRIDES:
+        if environ.get(variable):
+            _set_dotted(raw, dotted, environ[variable])
+    try:
+        return AppConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from None

@@ -1,0 +1,1 @@
+"""Bank tables, their validation, the synthetic bank generator, point-in-time features and labels."""

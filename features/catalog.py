@@ -1,0 +1,222 @@
+"""The feature catalogue: every feature's name, family, meaning and window, in one place.
+
+`build_features` checks its output against this catalogue, and `docs/features.md` is generated
+from it (`churn features --doc`), so the documentation cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from churn.config import FeatureConfig
+from features.schema import INCOME_BANDS, REGIONS, SEGMENTS
+
+RECENCY_CAP_DAYS = 365  # "days since" features look back this far and read this value when nothing happened
+
+Dtype = Literal["float", "int", "category"]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One documented feature."""
+
+    name: str
+    family: str
+    meaning: str
+    window: str
+    dtype: Dtype = "float"
+    categories: tuple[str, ...] | None = None
+
+
+def feature_catalog(config: FeatureConfig, products: tuple[str, ...]) -> list[FeatureSpec]:
+    """All features `build_features` produces, in output order."""
+    windows = config.windows_days
+    specs: list[FeatureSpec] = [
+        FeatureSpec("tenure_days", "profile", "days since the customer joined", "all history", "int"),
+        FeatureSpec("age", "profile", "age in years at the as-of date (from birth year)", "-", "int"),
+        FeatureSpec("segment", "profile", "customer segment", "-", "category", SEGMENTS),
+        FeatureSpec("region", "profile", "region of the home branch", "-", "category", REGIONS),
+        FeatureSpec("income_band", "profile", "declared monthly income band", "-", "category", INCOME_BANDS),
+        FeatureSpec(
+            "declared_payroll", "profile", "1 if salary was declared as paid in at onboarding", "-", "int"
+        ),
+    ]
+    for w in windows:
+        specs += [
+            FeatureSpec(f"txn_count_{w}d", "rfm", "number of transactions", f"{w} days", "int"),
+            FeatureSpec(f"inflow_{w}d", "rfm", "money in (all incoming transactions)", f"{w} days"),
+            FeatureSpec(f"outflow_{w}d", "rfm", "money out (all outgoing transactions)", f"{w} days"),
+        ]
+    specs += [
+        FeatureSpec(
+            "days_since_last_txn", "rfm", "days since the last transaction", f"capped at {RECENCY_CAP_DAYS}"
+        ),
+        FeatureSpec(
+            "assets_latest", "balance", "deposits + investments at the last month-end", "last month-end"
+        ),
+        FeatureSpec("deposits_latest", "balance", "deposits at the last month-end", "last month-end"),
+        FeatureSpec("investments_latest", "balance", "investments at the last month-end", "last month-end"),
+        FeatureSpec("loans_latest", "balance", "outstanding loans at the last month-end", "last month-end"),
+    ]
+    for months in (1, 3, 6):
+        specs.append(
+            FeatureSpec(
+                f"assets_change_{months}m",
+                "balance",
+                f"relative change of assets over {months} month(s): (now - then) / max(then, 100)",
+                f"{months} month-ends",
+            )
+        )
+    specs += [
+        FeatureSpec(
+            "assets_slope_6m",
+            "balance",
+            "least-squares slope of assets per month / mean assets",
+            "6 month-ends",
+        ),
+        FeatureSpec("assets_drawdown_6m", "balance", "1 - assets now / peak assets", "6 month-ends"),
+        FeatureSpec("external_out_30d", "outflow", "money transferred to other banks", "30 days"),
+        FeatureSpec("external_out_90d", "outflow", "money transferred to other banks", "90 days"),
+        FeatureSpec(
+            "external_out_share_90d", "outflow", "share of all money out that went to other banks", "90 days"
+        ),
+        FeatureSpec(
+            "large_outflows_90d",
+            "outflow",
+            f"external transfers above {config.large_outflow_share:.0%} of the 6-month average assets",
+            "90 days",
+            "int",
+        ),
+        FeatureSpec(
+            "external_out_trend",
+            "outflow",
+            "log((external out last 30 days + 100) / (monthly average of the 90 days before + 100))",
+            "30 vs 31-120 days",
+        ),
+        FeatureSpec("salary_count_180d", "salary", "number of salary payments received", "180 days", "int"),
+        FeatureSpec("salary_amount_90d", "salary", "salary received", "90 days"),
+        FeatureSpec(
+            "days_since_last_salary",
+            "salary",
+            "days since the last salary payment",
+            f"capped at {RECENCY_CAP_DAYS}",
+        ),
+        FeatureSpec(
+            "salary_stopped",
+            "salary",
+            f"1 if salary came in during the last 180 days but none in the last {config.salary_gap_days}",
+            "180 days",
+            "int",
+        ),
+        FeatureSpec("logins_30d", "engagement", "digital logins", "30 days", "int"),
+        FeatureSpec("logins_90d", "engagement", "digital logins", "90 days", "int"),
+        FeatureSpec(
+            "login_trend",
+            "engagement",
+            "logins in the last 30 days / monthly average of the 90 days before (+1 smoothing)",
+            "30 vs 31-120 days",
+        ),
+        FeatureSpec(
+            "days_since_last_login",
+            "engagement",
+            "days since the last login",
+            f"capped at {RECENCY_CAP_DAYS}",
+        ),
+        FeatureSpec(
+            "digital_txn_share_90d", "engagement", "share of transactions made on mobile or online", "90 days"
+        ),
+        FeatureSpec("complaints_90d", "complaints", "complaints filed", "90 days", "int"),
+        FeatureSpec("complaints_365d", "complaints", "complaints filed", "365 days", "int"),
+        FeatureSpec(
+            "unresolved_complaints",
+            "complaints",
+            "complaints filed and not resolved by the as-of date",
+            "all history",
+            "int",
+        ),
+        FeatureSpec(
+            "days_since_last_complaint",
+            "complaints",
+            "days since the last complaint",
+            f"capped at {RECENCY_CAP_DAYS}",
+        ),
+        FeatureSpec("service_calls_90d", "complaints", "service calls", "90 days", "int"),
+        FeatureSpec("branch_visits_90d", "complaints", "branch visits", "90 days", "int"),
+        FeatureSpec("product_count", "products", "number of products held", "at as-of", "int"),
+    ]
+    specs += [
+        FeatureSpec(
+            f"has_{p}", "products", f"1 if the customer holds {p.replace('_', ' ')}", "at as-of", "int"
+        )
+        for p in products
+    ]
+    specs += [
+        FeatureSpec("products_opened_180d", "products", "products opened", "180 days", "int"),
+        FeatureSpec("products_closed_180d", "products", "products closed", "180 days", "int"),
+        FeatureSpec(
+            "maturities_last_60d",
+            "maturities",
+            "term deposits that matured",
+            f"{config.maturity_window_days} days",
+            "int",
+        ),
+        FeatureSpec(
+            "maturing_next_60d",
+            "maturities",
+            "term deposits due to mature (maturity dates are known when a deposit is opened)",
+            f"next {config.maturity_window_days} days",
+            "int",
+        ),
+        FeatureSpec(
+            "matured_not_renewed_60d",
+            "maturities",
+            "1 if a term deposit matured and no new one was opened since",
+            f"{config.maturity_window_days} days",
+            "int",
+        ),
+        FeatureSpec("cc_applications_90d", "applications", "credit card applications", "90 days", "int"),
+        FeatureSpec(
+            "loan_applications_90d",
+            "applications",
+            "personal loan and mortgage applications",
+            "90 days",
+            "int",
+        ),
+        FeatureSpec(
+            "contacts_90d", "contacts", "retention contacts made (control group excluded)", "90 days", "int"
+        ),
+        FeatureSpec(
+            "contacts_365d", "contacts", "retention contacts made (control group excluded)", "365 days", "int"
+        ),
+        FeatureSpec(
+            "days_since_last_contact",
+            "contacts",
+            "days since the last retention contact",
+            f"capped at {RECENCY_CAP_DAYS}",
+        ),
+        FeatureSpec(
+            "last_contact_accepted",
+            "contacts",
+            "1 if the last contact's offer was accepted",
+            "365 days",
+            "int",
+        ),
+    ]
+    return specs
+
+
+def catalog_markdown(config: FeatureConfig, products: tuple[str, ...]) -> str:
+    """The catalogue as a Markdown page."""
+    lines = [
+        "# Feature catalogue",
+        "",
+        "Generated from `features/catalog.py` by `churn features --doc`; do not edit by hand.",
+        "Every feature uses only data strictly before the as-of date. Windows end the day before as-of.",
+        "",
+        "| feature | family | meaning | window | type |",
+        "|---|---|---|---|---|",
+    ]
+    for spec in feature_catalog(config, products):
+        lines.append(f"| `{spec.name}` | {spec.family} | {spec.meaning} | {spec.window} | {spec.dtype} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,105 @@
+"""Read the raw tables from a directory (Parquet or CSV) or a SQL database, and write them to one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from features.schema import SCHEMAS, TABLE_NAMES
+
+
+class SourceError(ValueError):
+    """A data source that cannot be read; the message names the table and the file or URL."""
+
+
+def is_database_url(source: str) -> bool:
+    """True for a SQLAlchemy URL such as `sqlite:///bank.db` or `postgresql+psycopg://...`."""
+    return "://" in source
+
+
+def _read_file(name: str, directory: Path) -> pd.DataFrame:
+    parquet, csv = directory / f"{name}.parquet", directory / f"{name}.csv"
+    try:
+        if parquet.exists():
+            return pd.read_parquet(parquet)
+        if csv.exists():
+            # read as text: validation converts types and reports what does not convert
+            return pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""])
+    except Exception as exc:  # any reader failure is an unreadable file to the user
+        raise SourceError(f"{name}: cannot read {parquet if parquet.exists() else csv}: {exc}") from exc
+    raise SourceError(f"{name}: no {name}.parquet or {name}.csv in {directory}")
+
+
+def read_tables(source: str | Path) -> dict[str, pd.DataFrame]:
+    """Read the six raw tables.
+
+    Args:
+        source: a directory holding `<table>.parquet` or `<table>.csv` files, or a SQLAlchemy URL
+            whose database holds tables of those names.
+
+    Returns:
+        The tables as read, keyed by name; not yet validated.
+
+    Raises:
+        SourceError: a missing directory, file or table, or one that cannot be read.
+    """
+    source = str(source)
+    if is_database_url(source):
+        return _read_database(source)
+    directory = Path(source)
+    if not directory.is_dir():
+        raise SourceError(f"data source {directory} is not a directory (nor a database URL)")
+    return {name: _read_file(name, directory) for name in TABLE_NAMES}
+
+
+def _read_database(url: str) -> dict[str, pd.DataFrame]:
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(url)
+        with engine.connect() as connection:
+            present = set(sa.inspect(connection).get_table_names())
+            missing = [name for name in TABLE_NAMES if name not in present]
+            if missing:
+                raise SourceError(
+                    f"{missing[0]}: table not found in database {engine.url.render_as_string()}"
+                )
+            tables = {name: pd.read_sql_table(name, connection) for name in TABLE_NAMES}
+    except sa.exc.SQLAlchemyError as exc:
+        raise SourceError(
+            f"cannot read database {url.split('@')[-1]}: {exc.__class__.__name__}: {exc.orig or exc}"
+        ) from exc
+    finally:
+        if "engine" in locals():
+            engine.dispose()
+    return tables
+
+
+def write_tables_to_database(tables: dict[str, pd.DataFrame], url: str, chunksize: int = 50_000) -> None:
+    """Write the tables to a database, replacing tables of the same names.
+
+    Column types follow the contracts so a round trip reads back what was written.
+    """
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            for name in TABLE_NAMES:
+                frame = tables[name]
+                dtypes = {
+                    column.name: sa.DateTime() if column.kind in ("date", "timestamp") else None
+                    for column in SCHEMAS[name].columns
+                }
+                frame.to_sql(
+                    name,
+                    connection,
+                    if_exists="replace",
+                    index=False,
+                    chunksize=chunksize,
+                    method="multi" if engine.dialect.name != "sqlite" else None,
+                    dtype={k: v for k, v in dtypes.items() if v is not None},
+                )
+    finally:
+        engine.dispose()

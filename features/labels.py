@@ -1,0 +1,139 @@
+"""Labels: who churns within the horizon, and which product they open next."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from churn.config import LabelConfig
+from features.build import active_customers
+
+NO_PRODUCT = "none"
+
+
+def _month_index(dates: pd.Series) -> np.ndarray:
+    return (dates.dt.year * 12 + dates.dt.month - 1).to_numpy()
+
+
+def churn_dates(tables: Mapping[str, pd.DataFrame], rule: LabelConfig) -> pd.Series:
+    """The date each customer churned, by either rule, over the whole history (NaT if never).
+
+    A customer churns on the earlier of:
+    - the day their last open product closed (every product closed), or
+    - the first month-end whose assets (deposits + investments) fell below `drain_ratio` of the
+      average of the three month-ends before, and stayed below that level for the next
+      `stay_months` month-ends (a month-end without a balance row, after closing, counts as zero).
+      Customers whose reference average is below `min_reference_assets` cannot drain.
+    """
+    customers = tables["customers"]["customer_id"]
+    holdings = tables["holdings"]
+    all_closed = holdings.groupby("customer_id")["closed"].agg(
+        lambda s: s.max() if s.notna().all() else pd.NaT
+    )
+
+    balances = tables["balances"]
+    ids = pd.Index(np.sort(customers.to_numpy()))
+    month = _month_index(balances["month_end"])
+    first, last = month.min(), month.max()
+    width = last - first + 1
+    assets = np.full((len(ids), width), np.nan)
+    rows = ids.get_indexer(balances["customer_id"].to_numpy())
+    known = rows >= 0
+    assets[rows[known], month[known] - first] = (balances["deposits"] + balances["investments"]).to_numpy()[
+        known
+    ]
+    # after a customer's last balance row (account closed) their assets are zero
+    seen = ~np.isnan(assets)
+    last_seen = np.where(seen.any(axis=1), width - 1 - np.argmax(seen[:, ::-1], axis=1), -1)
+    after_last = np.arange(width)[None, :] > last_seen[:, None]
+    assets = np.where(after_last & (last_seen[:, None] >= 0), 0.0, assets)
+
+    drained = np.zeros_like(assets, dtype=bool)
+    for t in range(3, width - rule.stay_months):
+        reference = assets[:, t - 3 : t].mean(axis=1)  # NaN if any of the three is missing
+        threshold = rule.drain_ratio * reference
+        below = assets[:, t] < threshold
+        for k in range(1, rule.stay_months + 1):
+            below &= assets[:, t + k] < threshold
+        drained[:, t] = below & (reference >= rule.min_reference_assets)
+    has_drain = drained.any(axis=1)
+    drain_month = first + np.argmax(drained, axis=1)
+    drain_date = pd.Series(pd.NaT, index=ids, dtype="datetime64[ns]")
+    years, months = np.divmod(drain_month[has_drain], 12)
+    drain_date.iloc[np.flatnonzero(has_drain)] = pd.to_datetime(
+        {"year": years, "month": months + 1, "day": 1}
+    ) + pd.offsets.MonthEnd(0)
+    closed_date = all_closed.reindex(ids)
+    return (
+        pd.concat([drain_date, closed_date], axis=1)
+        .min(axis=1)
+        .rename("churn_date")
+        .rename_axis("customer_id")
+    )
+
+
+def last_confirmable_as_of(tables: Mapping[str, pd.DataFrame], rule: LabelConfig) -> pd.Timestamp:
+    """The latest first-of-month as-of date whose churn labels the data can fully confirm.
+
+    Every month-end inside the horizon needs `stay_months` further month-ends in the data.
+    """
+    data_end = tables["balances"]["month_end"].max()
+    candidate = data_end.normalize().replace(day=1)
+    while True:
+        horizon_end = candidate + pd.Timedelta(days=rule.horizon_days)
+        last_event_month_end = horizon_end - pd.offsets.MonthEnd(1)  # strictly before the horizon's end
+        needed = last_event_month_end + pd.offsets.MonthEnd(rule.stay_months)
+        if needed <= data_end:
+            return candidate
+        candidate -= pd.offsets.MonthBegin(1)
+
+
+def build_labels(
+    tables: Mapping[str, pd.DataFrame],
+    as_of: pd.Timestamp | str,
+    rule: LabelConfig,
+    products: tuple[str, ...],
+    churn_date: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Churn and next-product labels for customers active at `as_of` who had not churned yet.
+
+    Args:
+        tables: validated raw tables.
+        as_of: the snapshot date.
+        rule: horizon and churn-rule parameters.
+        products: the catalogue, in the order that breaks ties between same-day openings.
+        churn_date: `churn_dates(tables, rule)`, passed in when labelling many snapshots.
+
+    Returns:
+        A frame indexed by `customer_id` with `churn` (0/1), `churn_date`, and `next_product`
+        (the first catalogue product opened within the horizon that was not held at `as_of`,
+        or "none").
+    """
+    as_of = pd.Timestamp(as_of).normalize()
+    horizon_end = as_of + pd.Timedelta(days=rule.horizon_days)
+    if churn_date is None:
+        churn_date = churn_dates(tables, rule)
+    active = active_customers(tables, as_of)["customer_id"]
+    dates = churn_date.reindex(active.to_numpy())
+    not_yet = ~(dates < as_of)
+    dates = dates[not_yet.to_numpy()]
+    labels = pd.DataFrame({"churn_date": dates})
+    labels["churn"] = ((dates >= as_of) & (dates < horizon_end)).astype(np.int64)
+
+    holdings = tables["holdings"]
+    held = holdings[(holdings["opened"] < as_of) & ~(holdings["closed"] < as_of)]
+    held_pairs = pd.MultiIndex.from_frame(held[["customer_id", "product"]])
+    opened = holdings[(holdings["opened"] >= as_of) & (holdings["opened"] < horizon_end)]
+    opened = opened[~pd.MultiIndex.from_frame(opened[["customer_id", "product"]]).isin(held_pairs)]
+    opened = opened[opened["product"].isin(products)]
+    rank = opened["product"].map({p: k for k, p in enumerate(products)})
+    first = (
+        opened.assign(rank=rank).sort_values(["customer_id", "opened", "rank"]).drop_duplicates("customer_id")
+    )
+    labels["next_product"] = (
+        first.set_index("customer_id")["product"].reindex(labels.index).fillna(NO_PRODUCT)
+    )
+    labels.index.name = "customer_id"
+    return labels[["churn", "churn_date", "next_product"]]

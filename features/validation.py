@@ -1,0 +1,259 @@
+"""Validate raw tables against their contracts: fatal problems raise, bad rows go to rejects."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.schema import CATEGORY_DIRECTION, PRODUCTS_PLACEHOLDER, SCHEMAS, Column, TableSchema
+
+log = logging.getLogger(__name__)
+
+_SHOWN_ROWS = 5
+
+
+class TableValidationError(ValueError):
+    """A table that cannot be used at all; the message names table, column, rule and example rows."""
+
+    def __init__(self, table: str, column: str | None, rule: str, examples: pd.DataFrame | None = None):
+        self.table, self.column, self.rule = table, column, rule
+        where = f"{table}.{column}" if column else table
+        message = f"{where}: {rule}"
+        if examples is not None and len(examples):
+            message += f"\n  offending rows (first {min(len(examples), _SHOWN_ROWS)}):\n" + examples.head(
+                _SHOWN_ROWS
+            ).to_string(max_colwidth=40)
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ValidatedTables:
+    """Tables that passed validation, and the rows split off from each with their reasons."""
+
+    tables: dict[str, pd.DataFrame]
+    rejects: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.tables[name]
+
+    @property
+    def reject_counts(self) -> dict[str, int]:
+        return {name: len(frame) for name, frame in self.rejects.items()}
+
+
+def _clean_text(series: pd.Series) -> pd.Series:
+    """Text trimmed of spaces, with blanks as null; computed on distinct values, so it stays fast."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    cleaned = np.array([str(u).strip() for u in uniques] + [None], dtype=object)
+    cleaned[: len(uniques)][cleaned[: len(uniques)] == ""] = None
+    return pd.Series(cleaned[codes], index=series.index, dtype=object)
+
+
+def _is_text(series: pd.Series) -> bool:
+    return series.dtype == object or isinstance(series.dtype, pd.StringDtype | pd.CategoricalDtype)
+
+
+def _coerce(series: pd.Series, column: Column) -> pd.Series:
+    """Convert to the column's logical type; values that cannot be converted become null."""
+    kind = column.kind
+    if _is_text(series):
+        series = _clean_text(series)
+    if kind in ("int", "float"):
+        numbers = pd.to_numeric(series, errors="coerce")
+        if kind == "int":
+            whole = numbers.notna() & (numbers % 1 == 0)
+            return numbers.astype("int64") if whole.all() else numbers.where(whole).astype("Int64")
+        return numbers.astype("float64")
+    if kind in ("date", "timestamp"):
+        values = pd.to_datetime(series, errors="coerce", format="mixed") if series.dtype == object else series
+        values = pd.to_datetime(values, errors="coerce")
+        if getattr(values.dt, "tz", None) is not None:
+            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+        values = values.astype("datetime64[ns]")
+        return values.dt.normalize() if kind == "date" else values
+    if kind == "bool":
+        if series.dtype == bool:
+            return series
+        mapping = {
+            "true": True,
+            "1": True,
+            "yes": True,
+            "y": True,
+            "false": False,
+            "0": False,
+            "no": False,
+            "n": False,
+        }
+        return series.map(lambda v: mapping.get(str(v).lower()) if v is not None and v == v else None).astype(
+            "boolean"
+        )
+    return series
+
+
+class _RowProblems:
+    """Collects per-row reasons for one table."""
+
+    def __init__(self, length: int):
+        self.reasons: list[tuple[np.ndarray, str]] = []
+        self.length = length
+
+    def add(self, mask: pd.Series | np.ndarray, reason: str) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            self.reasons.append((mask, reason))
+
+    def mask(self) -> np.ndarray:
+        combined = np.zeros(self.length, dtype=bool)
+        for mask, _ in self.reasons:
+            combined |= mask
+        return combined
+
+    def reason_column(self) -> np.ndarray:
+        reasons = np.full(self.length, "", dtype=object)
+        for mask, reason in self.reasons:
+            reasons[mask] = np.where(reasons[mask] == "", reason, reasons[mask] + "; " + reason)
+        return reasons
+
+
+def validate_table(
+    frame: pd.DataFrame,
+    schema: TableSchema,
+    *,
+    extract_date: pd.Timestamp,
+    products: tuple[str, ...],
+    known_customers: pd.Index | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Check one table against its contract.
+
+    Args:
+        frame: the table as read.
+        schema: its contract.
+        extract_date: event dates after this day are in the future of the data.
+        products: the product catalogue (allowed values of `holdings.product`).
+        known_customers: valid customer ids; rows of other customers are rejected.
+
+    Returns:
+        (valid rows with coerced types, rejected rows as read with a `reason` column).
+
+    Raises:
+        TableValidationError: a missing column, or a column whose values are all of the wrong type.
+    """
+    missing = [c for c in schema.column_names if c not in frame.columns]
+    if missing:
+        raise TableValidationError(
+            schema.name,
+            missing[0],
+            f"required column missing (missing: {', '.join(missing)}; found: {', '.join(map(str, frame.columns))})",
+        )
+    raw = frame[schema.column_names].reset_index(drop=True)
+    clean = pd.DataFrame(index=raw.index)
+    problems = _RowProblems(len(raw))
+    last_allowed = extract_date.normalize() + pd.Timedelta(days=1)
+    for column in schema.columns:
+        values = _coerce(raw[column.name], column)
+        as_read = raw[column.name]
+        given = _clean_text(as_read).notna() if _is_text(as_read) else as_read.notna()
+        unconvertible = given & values.isna()
+        if len(raw) and unconvertible.all():
+            raise TableValidationError(
+                schema.name,
+                column.name,
+                f"wrong type: no value converts to {column.kind} (dtype as read: {raw[column.name].dtype})",
+                raw.loc[unconvertible, [column.name]],
+            )
+        problems.add(unconvertible, f"{column.name}: not a valid {column.kind}")
+        if column.required:
+            problems.add(~given, f"{column.name}: missing value")
+        if column.allowed is not None:
+            allowed = products if column.allowed == (PRODUCTS_PLACEHOLDER,) else column.allowed
+            problems.add(
+                values.notna() & ~values.isin(allowed), f"{column.name}: not one of {', '.join(allowed)}"
+            )
+        if column.min_value is not None:
+            problems.add(values < column.min_value, f"{column.name}: below minimum {column.min_value:g}")
+        if column.max_value is not None:
+            problems.add(values > column.max_value, f"{column.name}: above maximum {column.max_value:g}")
+        if column.event_date:
+            problems.add(
+                values >= last_allowed, f"{column.name}: after the extract date {extract_date:%Y-%m-%d}"
+            )
+        clean[column.name] = values
+
+    for earlier, later in schema.ordered:
+        problems.add(clean[later] < clean[earlier], f"{later}: before {earlier}")
+    if schema.name == "transactions":
+        expected = clean["category"].map(CATEGORY_DIRECTION)
+        problems.add(
+            expected.notna() & clean["direction"].notna() & (expected != clean["direction"]),
+            "direction: does not match category",
+        )
+    if schema.references_customers and known_customers is not None:
+        problems.add(
+            clean["customer_id"].notna() & ~clean["customer_id"].isin(known_customers),
+            "customer_id: unknown customer",
+        )
+    key = list(schema.key)
+    problems.add(
+        clean.duplicated(key, keep=False) & clean[key].notna().all(axis=1), f"{'+'.join(key)}: duplicate key"
+    )
+
+    bad = problems.mask()
+    rejects = raw.loc[bad].copy()
+    rejects["reason"] = problems.reason_column()[bad]
+    valid = clean.loc[~bad].reset_index(drop=True)
+    return _final_dtypes(valid, schema), rejects.reset_index(drop=True)
+
+
+def _final_dtypes(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+    for column in schema.columns:
+        if column.kind == "int":
+            frame[column.name] = frame[column.name].astype("int64")
+        elif column.kind == "bool":
+            frame[column.name] = frame[column.name].astype(bool)
+        elif column.kind in ("category", "string"):
+            # plain object strings keep later merges and comparisons simple and fast
+            frame[column.name] = frame[column.name].astype(object).where(frame[column.name].notna(), None)
+    return frame
+
+
+def validate_tables(
+    tables: dict[str, pd.DataFrame],
+    *,
+    extract_date: pd.Timestamp | str,
+    products: tuple[str, ...],
+    max_reject_share: float = 0.05,
+) -> ValidatedTables:
+    """Validate all six tables; customers first, so other tables can be checked against them.
+
+    Raises:
+        TableValidationError: a fatal problem, or a table whose rejected share exceeds `max_reject_share`.
+    """
+    extract_date = pd.Timestamp(extract_date)
+    missing = [name for name in SCHEMAS if name not in tables]
+    if missing:
+        raise TableValidationError(missing[0], None, "table missing")
+    valid: dict[str, pd.DataFrame] = {}
+    rejects: dict[str, pd.DataFrame] = {}
+    known: pd.Index | None = None
+    for name, schema in SCHEMAS.items():
+        valid[name], rejects[name] = validate_table(
+            tables[name], schema, extract_date=extract_date, products=products, known_customers=known
+        )
+        if name == "customers":
+            known = pd.Index(valid[name]["customer_id"])
+        total = len(tables[name])
+        if rejects[name].shape[0]:
+            log.warning("%s: %d of %d rows rejected", name, len(rejects[name]), total)
+        if total and len(rejects[name]) / total > max_reject_share:
+            top = rejects[name]["reason"].str.split("; ").explode().value_counts().head(3)
+            raise TableValidationError(
+                name,
+                None,
+                f"{len(rejects[name])} of {total} rows rejected, above the allowed share {max_reject_share:.0%} "
+                f"(most common: {'; '.join(f'{r} ({c})' for r, c in top.items())})",
+                rejects[name],
+            )
+    return ValidatedTables(valid, rejects)
