@@ -11,13 +11,15 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from churn.config import AppConfig, ConfigError, load_config
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Bank churn: data, features, models, scores."
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Bank churn: data, features, models, scores.",
 )
 
 ConfigOption = Annotated[
@@ -161,15 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     from features.validation import TableValidationError
 
     try:
-        app(args=argv, prog_name="churn", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        typer.echo("aborted", err=True)
-        return 1
+        # standalone mode: Typer prints usage errors itself and exits with code 2
+        app(args=argv, prog_name="churn")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except (ConfigError, SourceError, TableValidationError, UserError) as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2

@@ -204,9 +204,8 @@ def outflow_features(view: PointInTimeView, config: FeatureConfig) -> dict[str, 
     prior_90 = (t.age_days > 30) & (t.age_days <= 120)
     external_90 = t.total(n, amount, external & last_90)
     all_out_90 = t.total(n, amount, outgoing & last_90)
-    with np.errstate(invalid="ignore"):
-        reference_assets = np.nanmean(view.assets[:, :6], axis=1)
-    reference_assets = np.nan_to_num(reference_assets, nan=0.0)
+    observed = np.isfinite(view.assets[:, :6])
+    reference_assets = np.nansum(view.assets[:, :6], axis=1) / np.maximum(observed.sum(axis=1), 1)
     large = (
         external & last_90 & (amount > config.large_outflow_share * np.maximum(reference_assets[t.pos], 1.0))
     )

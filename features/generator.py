@@ -800,7 +800,7 @@ def _assemble(
     ).sort_values(["customer_id", "ts"], kind="stable", ignore_index=True)
     contacts.insert(0, "contact_id", np.arange(1, len(contacts) + 1))
 
-    return {
+    tables = {
         "customers": customers,
         "holdings": holdings,
         "balances": balances,
@@ -808,6 +808,11 @@ def _assemble(
         "interactions": interactions,
         "contacts": contacts,
     }
+    for frame in tables.values():
+        for column in frame.columns:
+            if pd.api.types.is_datetime64_any_dtype(frame[column]):
+                frame[column] = frame[column].astype("datetime64[ns]")
+    return tables
 
 
 # Parquet layout chosen so the committed sample stays small: sorted ids and times delta-encode well.

@@ -22,10 +22,10 @@ def churn_dates(tables: Mapping[str, pd.DataFrame], rule: LabelConfig) -> pd.Ser
 
     A customer churns on the earlier of:
     - the day their last open product closed (every product closed), or
-    - the first month-end whose assets (deposits + investments) fell below `drain_ratio` of the
-      average of the three month-ends before, and stayed below that level for the next
-      `stay_months` month-ends (a month-end without a balance row, after closing, counts as zero).
-      Customers whose reference average is below `min_reference_assets` cannot drain.
+    - the first day of the first month whose month-end assets (deposits + investments) fell below
+      `drain_ratio` of the average of the three month-ends before, and stayed below that level for
+      the next `stay_months` month-ends (a month-end without a balance row, after closing, counts
+      as zero). Customers whose reference average is below `min_reference_assets` cannot drain.
     """
     customers = tables["customers"]["customer_id"]
     holdings = tables["holdings"]
@@ -35,6 +35,9 @@ def churn_dates(tables: Mapping[str, pd.DataFrame], rule: LabelConfig) -> pd.Ser
 
     balances = tables["balances"]
     ids = pd.Index(np.sort(customers.to_numpy()))
+    closed_date = all_closed.reindex(ids)
+    if balances.empty:
+        return closed_date.rename("churn_date").rename_axis("customer_id")
     month = _month_index(balances["month_end"])
     first, last = month.min(), month.max()
     width = last - first + 1
@@ -62,10 +65,11 @@ def churn_dates(tables: Mapping[str, pd.DataFrame], rule: LabelConfig) -> pd.Ser
     drain_month = first + np.argmax(drained, axis=1)
     drain_date = pd.Series(pd.NaT, index=ids, dtype="datetime64[ns]")
     years, months = np.divmod(drain_month[has_drain], 12)
+    # dated at the start of the month in which assets fell, so a 90-day horizon from any
+    # first-of-month as-of covers exactly three months whatever their lengths
     drain_date.iloc[np.flatnonzero(has_drain)] = pd.to_datetime(
         {"year": years, "month": months + 1, "day": 1}
-    ) + pd.offsets.MonthEnd(0)
-    closed_date = all_closed.reindex(ids)
+    )
     return (
         pd.concat([drain_date, closed_date], axis=1)
         .min(axis=1)
@@ -77,13 +81,14 @@ def churn_dates(tables: Mapping[str, pd.DataFrame], rule: LabelConfig) -> pd.Ser
 def last_confirmable_as_of(tables: Mapping[str, pd.DataFrame], rule: LabelConfig) -> pd.Timestamp:
     """The latest first-of-month as-of date whose churn labels the data can fully confirm.
 
-    Every month-end inside the horizon needs `stay_months` further month-ends in the data.
+    A drain in the horizon's last month shows at that month's end and needs `stay_months`
+    further month-ends in the data to be confirmed.
     """
     data_end = tables["balances"]["month_end"].max()
     candidate = data_end.normalize().replace(day=1)
     while True:
-        horizon_end = candidate + pd.Timedelta(days=rule.horizon_days)
-        last_event_month_end = horizon_end - pd.offsets.MonthEnd(1)  # strictly before the horizon's end
+        last_horizon_day = candidate + pd.Timedelta(days=rule.horizon_days - 1)
+        last_event_month_end = last_horizon_day + pd.offsets.MonthEnd(0)
         needed = last_event_month_end + pd.offsets.MonthEnd(rule.stay_months)
         if needed <= data_end:
             return candidate

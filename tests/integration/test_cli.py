@@ -1,0 +1,78 @@
+"""The `churn` CLI end to end on the sample, and its answers to bad input."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from churn.cli import main
+from tests.conftest import ROOT, SAMPLE
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHURN_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.delenv("CHURN_DATA_SOURCE", raising=False)
+    monkeypatch.chdir(ROOT)
+    return tmp_path
+
+
+def test_churn_run__summarises_the_sample_and_writes_outputs(env, capsys):
+    assert main(["run"]) == 0
+    out = capsys.readouterr().out
+    assert "as-of date            2026-06-01" in out
+    assert "features              65" in out
+    summary = json.loads((env / "out" / "features" / "summary_2026-06-01.json").read_text())
+    assert summary["customers"] > 2000
+    assert 0.005 < summary["churn_rate"] < 0.1
+    assert sorted(p.name for p in (env / "out" / "rejects").iterdir()) == sorted(
+        f"{n}.csv" for n in ("customers", "holdings", "balances", "transactions", "interactions", "contacts")
+    )
+
+
+def test_churn_run__bad_rows_in_csv_go_to_rejects(env, capsys):
+    data = env / "csv"
+    data.mkdir()
+    for path in SAMPLE.glob("*.parquet"):
+        pd.read_parquet(path).to_csv(data / f"{path.stem}.csv", index=False)
+    tx = pd.read_csv(data / "transactions.csv", dtype=str)
+    tx.loc[0, "amount"] = "-12"
+    tx.loc[1, "customer_id"] = "999999999"
+    tx.to_csv(data / "transactions.csv", index=False)
+    assert main(["run", "--data", str(data)]) == 0
+    rejects = pd.read_csv(env / "out" / "rejects" / "transactions.csv")
+    assert rejects["reason"].tolist() == ["amount: below minimum 0", "customer_id: unknown customer"]
+    assert "rejected rows         transactions 2" in capsys.readouterr().out
+
+
+def test_churn_run__missing_column_exits_2_with_a_message(env, capsys):
+    data = env / "broken"
+    shutil.copytree(SAMPLE, data)
+    pd.read_parquet(data / "customers.parquet").drop(columns="segment").to_parquet(data / "customers.parquet")
+    assert main(["run", "--data", str(data)]) == 2
+    assert "error: customers.segment: required column missing" in capsys.readouterr().err
+
+
+def test_churn_run__missing_source_exits_2(env, capsys):
+    assert main(["run", "--data", str(env / "nowhere")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_churn_run__bad_config_exits_2_naming_the_key(env, capsys):
+    bad = env / "bad.yaml"
+    bad.write_text(
+        (ROOT / "configs" / "default.yaml").read_text().replace("output_dir: outputs", "output_dirr: outputs")
+    )
+    assert main(["run", "--config", str(bad)]) == 2
+    assert "output_dirr: unknown key" in capsys.readouterr().err
+
+
+def test_churn_generate__invalid_argument_exits_2(env, capsys):
+    assert main(["generate", "--customers", "3", "--out", str(env / "g")]) == 2
+    assert "customers" in capsys.readouterr().err
+
+
+def test_churn_features__unknown_option_is_a_usage_error(env, capsys):
+    assert main(["features", "--as-off", "2026-01-01"]) == 2
+    assert "No such option" in capsys.readouterr().err

@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pytest
+
+from churn.config import DEFAULT_CONFIG, ConfigError, load_config
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_load_config__default_runs_on_the_sample():
+    config = load_config(environ={})
+    assert config.data.source == "data/sample"
+    assert "current_account" in config.products
+    assert config.labels.horizon_days == 90
+
+
+def test_load_config__unknown_key_is_named(tmp_path):
+    text = DEFAULT_CONFIG.read_text().replace("  horizon_days: 90", "  horizon_days: 90\n  horizon_dayz: 30")
+    with pytest.raises(ConfigError, match=r"labels\.horizon_dayz: unknown key"):
+        load_config(_write(tmp_path, text), environ={})
+
+
+def test_load_config__invalid_value_names_key_and_problem(tmp_path):
+    text = DEFAULT_CONFIG.read_text().replace("drain_ratio: 0.2", "drain_ratio: 1.5")
+    with pytest.raises(ConfigError, match=r"labels\.drain_ratio: Input should be less than 1"):
+        load_config(_write(tmp_path, text), environ={})
+
+
+def test_load_config__environment_overrides_locations():
+    config = load_config(
+        environ={
+            "CHURN_DATA_SOURCE": "postgresql+psycopg://bank/db",
+            "CHURN_OUTPUT_DIR": "/srv/out",
+            "CHURN_DATABASE_URL": "postgresql+psycopg://bank/scores",
+            "MLFLOW_TRACKING_URI": "http://mlflow:5000",
+        }
+    )
+    assert config.data.source == "postgresql+psycopg://bank/db"
+    assert config.output_dir == "/srv/out"
+    assert config.database_url == "postgresql+psycopg://bank/scores"
+    assert config.mlflow.tracking_uri == "http://mlflow:5000"
+
+
+def test_load_config__is_frozen():
+    config = load_config(environ={})
+    with pytest.raises(Exception, match="frozen"):
+        config.output_dir = "elsewhere"
+
+
+def test_load_config__not_yaml_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(_write(tmp_path, "data: [unclosed"), environ={})
+
+
+def test_load_config__missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read configuration"):
+        load_config(tmp_path / "nope.yaml", environ={})

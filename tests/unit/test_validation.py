@@ -1,0 +1,148 @@
+import pandas as pd
+import pytest
+
+from features.schema import SCHEMAS
+from features.validation import TableValidationError, validate_table, validate_tables
+from tests.factories import bank
+
+PRODUCTS = (
+    "current_account",
+    "savings",
+    "term_deposit",
+    "wealth_fund",
+    "credit_card",
+    "personal_loan",
+    "mortgage",
+    "insurance",
+)
+EXTRACT = pd.Timestamp("2025-12-31")
+
+
+def _validate(tables, max_reject_share=1.0):
+    return validate_tables(tables, extract_date=EXTRACT, products=PRODUCTS, max_reject_share=max_reject_share)
+
+
+def _transactions(*rows):
+    base = {"customer_id": 1, "ts": "2025-06-01 10:00", "amount": 10.0}
+    return bank(transactions=[base | row for row in rows])
+
+
+def test_validate_tables__clean_bank_has_no_rejects():
+    result = _validate(bank(transactions=[{"customer_id": 1, "ts": "2025-06-01", "amount": 5.0}]))
+    assert result.reject_counts == dict.fromkeys(SCHEMAS, 0)
+    assert len(result["transactions"]) == 1
+
+
+def test_validate_table__missing_column_is_fatal_and_named():
+    tables = bank()
+    with pytest.raises(TableValidationError, match=r"customers\.segment: required column missing"):
+        _validate(tables | {"customers": tables["customers"].drop(columns="segment")})
+
+
+def test_validate_table__column_of_wrong_type_is_fatal_with_examples():
+    tables = _transactions({}, {})
+    tables["transactions"]["amount"] = ["ten", "eleven"]
+    with pytest.raises(
+        TableValidationError, match=r"transactions\.amount: wrong type: no value converts to float"
+    ) as info:
+        _validate(tables)
+    assert "ten" in str(info.value), "the message shows offending rows"
+
+
+def test_validate_table__missing_table_is_fatal():
+    tables = bank()
+    del tables["contacts"]
+    with pytest.raises(TableValidationError, match="contacts: table missing"):
+        _validate(tables)
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ({"customer_id": 99}, "customer_id: unknown customer"),
+        ({"amount": -5.0}, "amount: below minimum 0"),
+        ({"amount": None}, "amount: missing value"),
+        ({"channel": "fax"}, "channel: not one of branch, atm, mobile, online, card"),
+        ({"ts": "2026-03-01"}, "ts: after the extract date 2025-12-31"),
+        ({"category": "salary", "direction": "out"}, "direction: does not match category"),
+    ],
+)
+def test_validate_table__bad_transaction_row_is_rejected_with_reason(row, reason):
+    result = _validate(_transactions({}, row))
+    rejects = result.rejects["transactions"]
+    assert len(result["transactions"]) == 1, "the good row stays"
+    assert rejects["reason"].tolist() == [reason]
+
+
+def test_validate_table__duplicate_key_rejects_every_copy():
+    tables = _transactions({}, {}, {})
+    tables["transactions"].loc[2, "transaction_id"] = 1
+    result = _validate(tables)
+    assert result.rejects["transactions"]["reason"].tolist() == ["transaction_id: duplicate key"] * 2
+    assert result["transactions"]["transaction_id"].tolist() == [2]
+
+
+def test_validate_table__row_with_several_problems_lists_them_all():
+    result = _validate(_transactions({}, {"customer_id": 99, "amount": -1.0}))
+    assert (
+        result.rejects["transactions"]["reason"].item()
+        == "amount: below minimum 0; customer_id: unknown customer"
+    )
+
+
+def test_validate_table__closed_before_opened_is_rejected():
+    result = _validate(
+        bank(
+            holdings=[
+                {"customer_id": 1, "product": "savings", "opened": "2024-01-01", "closed": "2023-01-01"}
+            ]
+        )
+    )
+    assert result.rejects["holdings"]["reason"].tolist() == ["closed: before opened"]
+
+
+def test_validate_table__unknown_product_is_rejected():
+    result = _validate(bank(holdings=[{"customer_id": 1, "product": "crypto", "opened": "2024-01-01"}]))
+    assert result.rejects["holdings"]["reason"].str.startswith("product: not one of current_account").all()
+
+
+def test_validate_tables__rejected_customer_takes_its_rows_along():
+    tables = _transactions({}, {"customer_id": 2})
+    tables["customers"].loc[1, "segment"] = "platinum"
+    result = _validate(tables)
+    assert result.rejects["customers"]["reason"].tolist() == ["segment: not one of mass, affluent, private"]
+    assert result.rejects["transactions"]["reason"].tolist() == ["customer_id: unknown customer"]
+
+
+def test_validate_tables__nothing_is_dropped_silently():
+    tables = _transactions({}, {"amount": -1.0}, {"customer_id": 7}, {"channel": None})
+    result = _validate(tables)
+    assert len(result["transactions"]) + len(result.rejects["transactions"]) == len(tables["transactions"])
+
+
+def test_validate_tables__too_many_rejects_stop_the_job():
+    tables = _transactions({"amount": -1.0}, {"amount": -2.0}, {})
+    with pytest.raises(
+        TableValidationError, match=r"transactions: 2 of 3 rows rejected, above the allowed share 5%"
+    ):
+        _validate(tables, max_reject_share=0.05)
+
+
+def test_validate_table__csv_text_is_coerced_and_trimmed():
+    raw = pd.DataFrame(
+        {
+            "transaction_id": ["1", "2"],
+            "customer_id": ["1", "1"],
+            "ts": ["2025-06-01 10:00:00", "2025-06-02"],
+            "amount": ["12.50", "abc"],
+            "direction": [" out", "out"],
+            "channel": ["card ", "card"],
+            "category": ["card_spend", "card_spend"],
+        }
+    )
+    valid, rejects = validate_table(
+        raw, SCHEMAS["transactions"], extract_date=EXTRACT, products=PRODUCTS, known_customers=pd.Index([1])
+    )
+    assert valid["amount"].tolist() == [12.5]
+    assert valid["channel"].tolist() == ["card"]
+    assert rejects["reason"].tolist() == ["amount: not a valid float"]
