@@ -56,24 +56,21 @@ def read_tables(source: str | Path) -> dict[str, pd.DataFrame]:
 def _read_database(url: str) -> dict[str, pd.DataFrame]:
     import sqlalchemy as sa
 
+    engine = sa.create_engine(url)
+    where = engine.url.render_as_string(hide_password=True)
     try:
-        engine = sa.create_engine(url)
         with engine.connect() as connection:
             present = set(sa.inspect(connection).get_table_names())
             missing = [name for name in TABLE_NAMES if name not in present]
             if missing:
-                raise SourceError(
-                    f"{missing[0]}: table not found in database {engine.url.render_as_string()}"
-                )
-            tables = {name: pd.read_sql_table(name, connection) for name in TABLE_NAMES}
+                raise SourceError(f"{missing[0]}: table not found in database {where}")
+            return {name: pd.read_sql_table(name, connection) for name in TABLE_NAMES}
     except sa.exc.SQLAlchemyError as exc:
-        raise SourceError(
-            f"cannot read database {url.split('@')[-1]}: {exc.__class__.__name__}: {exc.orig or exc}"
-        ) from exc
+        # first line only: driver errors can carry whole statements and their parameters
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise SourceError(f"cannot read database {where}: {type(exc).__name__}: {detail}") from None
     finally:
-        if "engine" in locals():
-            engine.dispose()
-    return tables
+        engine.dispose()
 
 
 def write_tables_to_database(tables: dict[str, pd.DataFrame], url: str, chunksize: int = 50_000) -> None:
@@ -98,7 +95,6 @@ def write_tables_to_database(tables: dict[str, pd.DataFrame], url: str, chunksiz
                     if_exists="replace",
                     index=False,
                     chunksize=chunksize,
-                    method="multi" if engine.dialect.name != "sqlite" else None,
                     dtype={k: v for k, v in dtypes.items() if v is not None},
                 )
     finally:
