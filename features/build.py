@@ -27,7 +27,7 @@ class EventRows:
 
     pos: np.ndarray  # position of the row's customer in the view's customer index
     age_days: np.ndarray  # days between the event and as-of (0 < age_days <= LOOKBACK_DAYS)
-    columns: Mapping[str, np.ndarray]
+    columns: Mapping[str, np.ndarray | pd.Categorical]  # text columns are categoricals
 
     def count(self, n: int, mask: np.ndarray | None = None) -> np.ndarray:
         pos = self.pos if mask is None else self.pos[mask]
@@ -65,17 +65,25 @@ class PointInTimeView:
         return len(self.customers)
 
 
+def _take(column: pd.Series, rows: np.ndarray) -> np.ndarray | pd.Categorical:
+    """The selected rows; text as a categorical, so comparisons run on integer codes."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.array[rows]
+    values = column.to_numpy()[rows]
+    return pd.Categorical(values) if values.dtype == object else values
+
+
 def _event_rows(frame: pd.DataFrame, index: pd.Index, as_of: pd.Timestamp, columns: list[str]) -> EventRows:
     ts = frame["ts"].to_numpy("datetime64[ns]").view("int64")
     as_of_ns = as_of.value
     in_window = (ts < as_of_ns) & (ts >= as_of_ns - LOOKBACK_DAYS * _DAY_NS)
-    pos = index.get_indexer(frame["customer_id"].to_numpy()[in_window])
-    known = pos >= 0
-    age_days = (as_of_ns - ts[in_window][known]) / _DAY_NS
+    rows = np.flatnonzero(in_window)
+    pos = index.get_indexer(frame["customer_id"].to_numpy()[rows])
+    rows, pos = rows[pos >= 0], pos[pos >= 0]
     return EventRows(
-        pos=pos[known],
-        age_days=age_days,
-        columns={c: frame[c].to_numpy()[in_window][known] for c in columns},
+        pos=pos,
+        age_days=(as_of_ns - ts[rows]) / _DAY_NS,
+        columns={c: _take(frame[c], rows) for c in columns},
     )
 
 
@@ -241,7 +249,7 @@ def engagement_features(view: PointInTimeView, config: FeatureConfig) -> dict[st
     logins_30 = i.count(n, login & (i.age_days <= 30))
     logins_prior = i.count(n, login & (i.age_days > 30) & (i.age_days <= 120))
     last_90 = t.age_days <= 90
-    digital = np.isin(t.columns["channel"], ("mobile", "online"))
+    digital = t.columns["channel"].isin(["mobile", "online"])
     txn_90 = t.count(n, last_90)
     return {
         "logins_30d": logins_30,
@@ -324,7 +332,7 @@ def application_features(view: PointInTimeView, config: FeatureConfig) -> dict[s
     category = i.columns["category"]
     return {
         "cc_applications_90d": i.count(n, application & (category == "credit_card")),
-        "loan_applications_90d": i.count(n, application & np.isin(category, ("personal_loan", "mortgage"))),
+        "loan_applications_90d": i.count(n, application & category.isin(["personal_loan", "mortgage"])),
     }
 
 

@@ -29,7 +29,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import COMPLAINT_CATEGORIES, INCOME_BANDS, REGIONS, SCHEMAS
+from features.schema import (
+    CATEGORY_DIRECTION,
+    COMPLAINT_CATEGORIES,
+    DIRECTIONS,
+    INCOME_BANDS,
+    INTERACTION_CHANNELS,
+    INTERACTION_TYPES,
+    REGIONS,
+    SCHEMAS,
+    TRANSACTION_CATEGORIES,
+    TRANSACTION_CHANNELS,
+)
 
 GENERATOR_VERSION = "1"
 
@@ -44,6 +55,8 @@ PRODUCTS = (
     "insurance",
 )
 P = {code: index for index, code in enumerate(PRODUCTS)}
+# interactions.category holds a complaint's category or the product applied for
+INTERACTION_CATEGORIES = tuple(dict.fromkeys(COMPLAINT_CATEGORIES + PRODUCTS))
 UPLIFT_TYPES = ("persuadable", "sure_thing", "lost_cause", "sleeping_dog")
 # Log-odds change of the monthly leaving hazard for three months after a contact that reached them.
 UPLIFT_EFFECT = np.array([-1.4, 0.0, 0.0, 0.9])
@@ -84,6 +97,13 @@ def _days(values: pd.DatetimeIndex | pd.Timestamp) -> np.ndarray | int:
     if isinstance(values, pd.Timestamp):
         return int(values.value // 86_400_000_000_000)
     return values.asi8 // 86_400_000_000_000
+
+
+def _codes(values: np.ndarray | str, vocabulary: tuple[str, ...], size: int | None = None) -> np.ndarray:
+    """Small integer codes of text values (-1 for None), so tens of millions of events stay compact."""
+    if isinstance(values, str):
+        return np.full(size, vocabulary.index(values), dtype=np.int8)
+    return pd.Categorical(values, categories=vocabulary).codes.astype(np.int8)
 
 
 def _split_amounts(
@@ -444,8 +464,8 @@ def generate_bank(
                     "customer": rows,
                     "ts": (ms * 86400 + seconds),
                     "amount": np.round(amounts, 2),
-                    "category": np.full(rows.size, category, dtype=object),
-                    "channel": channel,
+                    "category": _codes(category, TRANSACTION_CATEGORIES, rows.size),
+                    "channel": _codes(channel, TRANSACTION_CHANNELS),
                 }
             )
         # a customer cannot act before joining: drop joiners' events before their join day
@@ -464,11 +484,15 @@ def generate_bank(
             {
                 "customer": c_rows,
                 "ts": c_filed * 86400 + rng.integers(0, 86400, c_rows.size),
-                "type": np.full(c_rows.size, "complaint", dtype=object),
-                "channel": rng.choice(
-                    np.array(["phone", "branch", "online", "mobile"], dtype=object), c_rows.size
+                "type": _codes("complaint", INTERACTION_TYPES, c_rows.size),
+                "channel": _codes(
+                    rng.choice(np.array(["phone", "branch", "online", "mobile"], dtype=object), c_rows.size),
+                    INTERACTION_CHANNELS,
                 ),
-                "category": rng.choice(np.array(COMPLAINT_CATEGORIES, dtype=object), c_rows.size),
+                "category": _codes(
+                    rng.choice(np.array(COMPLAINT_CATEGORIES, dtype=object), c_rows.size),
+                    INTERACTION_CATEGORIES,
+                ),
                 "resolved": c_resolved,
             }
         )
@@ -506,9 +530,11 @@ def generate_bank(
                 {
                     "customer": applicants,
                     "ts": apply_day * 86400 + rng.integers(0, 86400, applicants.size),
-                    "type": np.full(applicants.size, "product_application", dtype=object),
-                    "channel": np.where(digital[applicants], "mobile", "branch").astype(object),
-                    "category": np.full(applicants.size, product, dtype=object),
+                    "type": _codes("product_application", INTERACTION_TYPES, applicants.size),
+                    "channel": _codes(
+                        np.where(digital[applicants], "mobile", "branch"), INTERACTION_CHANNELS
+                    ),
+                    "category": _codes(product, INTERACTION_CATEGORIES, applicants.size),
                     "resolved": np.full(applicants.size, np.iinfo(np.int64).max),
                 }
             )
@@ -576,8 +602,8 @@ def generate_bank(
                 "customer": rows,
                 "ts": close_day[rows] * 86400 - rng.integers(3600, 86400, rows.size),
                 "amount": np.round(leftover[rows], 2),
-                "category": np.full(rows.size, "transfer_out_external", dtype=object),
-                "channel": np.where(digital[rows], "online", "branch").astype(object),
+                "category": _codes("transfer_out_external", TRANSACTION_CATEGORIES, rows.size),
+                "channel": _codes(np.where(digital[rows], "online", "branch"), TRANSACTION_CHANNELS),
             }
         )
         deposits[closes] = investments[closes] = 0.0
@@ -687,9 +713,9 @@ def _emit_interactions(sim: _Simulation, m: int, kind: str, counts: np.ndarray, 
         {
             "customer": rows,
             "ts": ms * 86400 + rng.integers(0, (me - ms) * 86400, rows.size),
-            "type": np.full(rows.size, kind, dtype=object),
-            "channel": channel.astype(object),
-            "category": np.full(rows.size, None, dtype=object),
+            "type": _codes(kind, INTERACTION_TYPES, rows.size),
+            "channel": _codes(channel, INTERACTION_CHANNELS),
+            "category": np.full(rows.size, -1, dtype=np.int8),
             "resolved": np.full(rows.size, np.iinfo(np.int64).max),
         }
     )
@@ -753,13 +779,16 @@ def _assemble(
             "customer_id": ids[t["customer"][keep]],
             "ts": _seconds_to_ts(t["ts"][keep]),
             "amount": t["amount"][keep],
-            "category": t["category"][keep],
-            "channel": t["channel"][keep],
+            "category": pd.Categorical.from_codes(t["category"][keep], TRANSACTION_CATEGORIES),
+            "channel": pd.Categorical.from_codes(t["channel"][keep], TRANSACTION_CHANNELS),
+            "direction": pd.Categorical.from_codes(
+                np.array([DIRECTIONS.index(CATEGORY_DIRECTION[c]) for c in TRANSACTION_CATEGORIES])[
+                    t["category"][keep]
+                ],
+                DIRECTIONS,
+            ),
         }
     )
-    from features.schema import CATEGORY_DIRECTION
-
-    transactions["direction"] = transactions["category"].map(CATEGORY_DIRECTION)
     transactions = transactions.sort_values(["customer_id", "ts"], kind="stable", ignore_index=True)
     transactions.insert(0, "transaction_id", np.arange(1, len(transactions) + 1))
     transactions = transactions[SCHEMAS["transactions"].column_names]
@@ -771,9 +800,9 @@ def _assemble(
         {
             "customer_id": ids[x["customer"][keep]],
             "ts": _seconds_to_ts(x["ts"][keep]),
-            "type": x["type"][keep],
-            "channel": x["channel"][keep],
-            "category": x["category"][keep],
+            "type": pd.Categorical.from_codes(x["type"][keep], INTERACTION_TYPES),
+            "channel": pd.Categorical.from_codes(x["channel"][keep], INTERACTION_CHANNELS),
+            "category": pd.Categorical.from_codes(x["category"][keep], INTERACTION_CATEGORIES),
             "resolved_at": pd.to_datetime(
                 np.where(resolved[keep] >= 0, resolved[keep] * 86400 + 43200, np.iinfo(np.int64).min).astype(
                     "datetime64[s]"

@@ -138,7 +138,7 @@ def build_labels(
         opened.assign(rank=rank).sort_values(["customer_id", "opened", "rank"]).drop_duplicates("customer_id")
     )
     labels["next_product"] = (
-        first.set_index("customer_id")["product"].reindex(labels.index).fillna(NO_PRODUCT)
+        first.set_index("customer_id")["product"].astype(object).reindex(labels.index).fillna(NO_PRODUCT)
     )
     labels.index.name = "customer_id"
     return labels[["churn", "churn_date", "next_product"]]

@@ -1,0 +1,1 @@
+"""Reproducible speed and quality benchmarks; not part of the test run."""

@@ -1,0 +1,1 @@
+"""Monitoring: the prediction log, Evidently drift and performance reports, alerts."""
