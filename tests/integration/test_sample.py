@@ -68,3 +68,27 @@ def test_sample__churn_is_mostly_silent_and_follows_the_planted_drivers(sample, 
 def test_sample__truth_is_kept_apart_from_the_tables():
     assert (SAMPLE / "truth" / "customers.parquet").exists()
     assert not any(p.stem.startswith("truth") for p in SAMPLE.glob("*.parquet"))
+
+
+def test_sample__every_planted_driver_raises_churn_in_the_features(sample, config, products):
+    """Data check: each observable trace of a planted hazard driver carries churn signal."""
+    from features.snapshots import build_training_set, snapshot_dates
+
+    stacked = build_training_set(
+        sample.tables,
+        snapshot_dates(sample.tables, config.labels, 8),
+        config.features,
+        config.labels,
+        products,
+    )
+    flags = {
+        "unresolved complaint": stacked["unresolved_complaints"] > 0,
+        "large external outflow": stacked["large_outflows_90d"] > 0,
+        "salary stopped": stacked["salary_stopped"] == 1,
+        "logins halved": stacked["login_trend"] < 0.5,
+        "single product": stacked["product_count"] == 1,
+    }
+    for name, flagged in flags.items():
+        with_flag, without = stacked.loc[flagged, "churn"].mean(), stacked.loc[~flagged, "churn"].mean()
+        assert flagged.sum() >= 20, f"{name}: only {flagged.sum()} rows flagged"
+        assert with_flag > 1.5 * without, f"{name}: churn {with_flag:.3f} with vs {without:.3f} without"

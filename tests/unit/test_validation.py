@@ -146,3 +146,14 @@ def test_validate_table__csv_text_is_coerced_and_trimmed():
     assert valid["amount"].tolist() == [12.5]
     assert valid["channel"].tolist() == ["card"]
     assert rejects["reason"].tolist() == ["amount: not a valid float"]
+
+
+def test_read_tables__unreadable_file_is_fatal_and_named(tmp_path):
+    from features.io import SourceError, read_tables
+    from tests.conftest import SAMPLE
+
+    for path in SAMPLE.glob("*.parquet"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "balances.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(SourceError, match=r"balances: cannot read .*balances\.parquet"):
+        read_tables(tmp_path)
