@@ -146,13 +146,45 @@ def load_db(
 
 
 @app.command()
+def train(config: ConfigOption = None, data: DataOption = None) -> None:
+    """Train the churn and next-product models, log the run to MLflow, register as `challenger`."""
+    from training.jobs import run_training
+
+    for line in run_training(_config(config, data)).lines:
+        typer.echo(line)
+
+
+@app.command()
+def promote(
+    force: Annotated[
+        bool, typer.Option(help="Promote even if the challenger is not better or fails a gate.")
+    ] = False,
+    config: ConfigOption = None,
+    data: DataOption = None,
+) -> None:
+    """Compare `challenger` with `champion` on the latest labelled snapshot; move `champion` if better."""
+    from training.jobs import run_promotion
+
+    for line in run_promotion(_config(config, data), force=force):
+        typer.echo(line)
+
+
+@app.command()
 def run(config: ConfigOption = None, data: DataOption = None) -> None:
-    """The main job on the configured data: validate, build features and labels, print a summary."""
+    """The main job: validate, build features and labels, train, register and promote; print a summary."""
     from features.jobs import run_features
+    from training.jobs import run_promotion, run_training
 
     cfg = _config(config, data)
     typer.echo(f"data source           {cfg.data.source}")
+    typer.echo("== features and labels")
     for line in run_features(cfg).lines():
+        typer.echo(line)
+    typer.echo("== training")
+    for line in run_training(cfg).lines:
+        typer.echo(line)
+    typer.echo("== promotion")
+    for line in run_promotion(cfg):
         typer.echo(line)
 
 

@@ -81,6 +81,61 @@ class SnapshotConfig(_Frozen):
     count: int = Field(12, ge=1)
 
 
+class BoosterParams(_Frozen):
+    num_leaves: int = Field(15, ge=2)
+    max_depth: int = Field(5, ge=-1)
+    learning_rate: float = Field(0.05, gt=0.0, le=1.0)
+    num_boost_round: int = Field(600, ge=1)
+    early_stopping_rounds: int = Field(60, ge=1)
+    min_child_samples: int = Field(40, ge=1)
+    feature_fraction: float = Field(0.8, gt=0.0, le=1.0)
+    bagging_fraction: float = Field(0.8, gt=0.0, le=1.0)
+    lambda_l2: float = Field(1.0, ge=0.0)
+
+
+class TrainingConfig(_Frozen):
+    validation_snapshots: int = Field(2, ge=1)
+    monotone_increasing: tuple[str, ...] = ()
+
+    @field_validator("monotone_increasing", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    churn: BoosterParams = BoosterParams()
+    next_product: BoosterParams = BoosterParams()
+    seed: int = 42
+
+
+class EvaluationConfig(_Frozen):
+    contact_capacity: int = Field(100, ge=1)
+    top_shares: tuple[float, ...] = (0.05, 0.10, 0.20)
+
+    @field_validator("top_shares", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+
+class ValueConfig(_Frozen):
+    years: float = Field(3.0, gt=0.0)
+    discount_rate: float = Field(0.08, ge=0.0, lt=1.0)
+
+
+class PromotionConfig(_Frozen):
+    min_gain: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.0, "net_saving": 0.0})
+    max_ece: float = Field(0.05, gt=0.0)
+    max_segment_auc_drop: float = Field(0.05, ge=0.0)
+    min_segment_positives: int = Field(5, ge=1)
+    save_rate: float = Field(0.25, ge=0.0, le=1.0)
+    contact_cost: float = Field(30.0, ge=0.0)
+
+
+class ReasonText(_Frozen):
+    text: str
+    when: str | None = None
+
+
 class GeneratorConfig(_Frozen):
     customers: int = Field(2500, ge=10)
     months: int = Field(24, ge=6)
@@ -105,7 +160,21 @@ class AppConfig(_Frozen):
     features: FeatureConfig = FeatureConfig()
     labels: LabelConfig = LabelConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    value: ValueConfig = ValueConfig()
+    promotion: PromotionConfig = PromotionConfig()
+    reasons: dict[str, tuple[ReasonText, ...]] = Field(default_factory=dict)
     generator: GeneratorConfig = GeneratorConfig()
+
+    @field_validator("reasons", mode="before")
+    @classmethod
+    def _reason_lists(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                family: tuple(texts) if isinstance(texts, list) else texts for family, texts in value.items()
+            }
+        return value
 
     @model_validator(mode="after")
     def _catalogue_has_current_account(self) -> AppConfig:

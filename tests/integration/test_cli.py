@@ -13,13 +13,14 @@ from tests.conftest import ROOT, SAMPLE
 @pytest.fixture()
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("CHURN_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.delenv("CHURN_DATA_SOURCE", raising=False)
     monkeypatch.chdir(ROOT)
     return tmp_path
 
 
-def test_churn_run__summarises_the_sample_and_writes_outputs(env, capsys):
-    assert main(["run"]) == 0
+def test_churn_features__summarises_the_sample_and_writes_outputs(env, capsys):
+    assert main(["features"]) == 0
     out = capsys.readouterr().out
     assert "as-of date            2026-06-01" in out
     assert "features              65" in out
@@ -31,7 +32,7 @@ def test_churn_run__summarises_the_sample_and_writes_outputs(env, capsys):
     )
 
 
-def test_churn_run__bad_rows_in_csv_go_to_rejects(env, capsys):
+def test_churn_features__bad_rows_in_csv_go_to_rejects(env, capsys):
     data = env / "csv"
     data.mkdir()
     for path in SAMPLE.glob("*.parquet"):
@@ -40,7 +41,7 @@ def test_churn_run__bad_rows_in_csv_go_to_rejects(env, capsys):
     tx.loc[0, "amount"] = "-12"
     tx.loc[1, "customer_id"] = "999999999"
     tx.to_csv(data / "transactions.csv", index=False)
-    assert main(["run", "--data", str(data)]) == 0
+    assert main(["features", "--data", str(data)]) == 0
     rejects = pd.read_csv(env / "out" / "rejects" / "transactions.csv")
     assert rejects["reason"].tolist() == ["amount: below minimum 0", "customer_id: unknown customer"]
     assert "rejected rows         transactions 2" in capsys.readouterr().out

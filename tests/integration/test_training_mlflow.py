@@ -1,0 +1,112 @@
+"""Train, log, register and promote for real against a local MLflow tracking store."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.cli import main
+from tests.conftest import ROOT
+
+
+@pytest.fixture()
+def tracking(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("CHURN_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.delenv("CHURN_DATA_SOURCE", raising=False)
+    monkeypatch.chdir(ROOT)
+    mlflow.set_tracking_uri(uri)
+    return tmp_path
+
+
+def _alias(client, alias):
+    return str(client.get_model_version_by_alias("bank-churn", alias).version)
+
+
+def test_churn_run__trains_logs_registers_and_promotes(tracking, capsys):
+    assert main(["run"]) == 0
+    out = capsys.readouterr().out
+    assert "PROMOTED to champion: no champion yet" in out
+    client = mlflow.MlflowClient()
+    assert _alias(client, "champion") == _alias(client, "challenger") == "1"
+
+    run = mlflow.search_runs(experiment_names=["bank-churn"], output_format="list")[0]
+    assert run.data.metrics["roc_auc"] > run.data.metrics["one_rule.roc_auc"]
+    assert {"logistic.roc_auc", "next_product.map_at_3", "popularity.map_at_3", "ece", "lift_top10"} <= set(
+        run.data.metrics
+    )
+    assert run.data.tags["git_commit"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {
+        "plots/roc.png",
+        "plots/calibration.png",
+        "plots/gain_lift.png",
+        "plots/shap_beeswarm.png",
+        "plots/shap_bar.png",
+    } <= artifacts
+    assert client.list_artifacts(run.info.run_id, "reference")
+    assert run.inputs.dataset_inputs, "dataset lineage is logged"
+
+    # a retrain on the same data is registered but is not better, so the champion stays
+    assert main(["train"]) == 0
+    assert main(["promote"]) == 0
+    assert "champion kept: not better than the champion" in capsys.readouterr().out
+    assert (_alias(client, "champion"), _alias(client, "challenger")) == ("1", "2")
+    decision = mlflow.search_runs(experiment_names=["bank-churn-promotion"], output_format="list")[0]
+    assert decision.data.tags["decision"] == "kept champion"
+
+    assert main(["promote", "--force"]) == 0
+    assert _alias(client, "champion") == "2"
+
+
+def test_champion_pyfunc__gives_the_bundles_numbers(tracking):
+    assert main(["train"]) == 0
+    assert main(["promote"]) == 0
+    model = mlflow.pyfunc.load_model("models:/bank-churn@champion")
+    bundle = model.unwrap_python_model().bundle
+    from churn.config import load_config
+    from features.build import build_features
+    from features.jobs import load_validated
+
+    config = load_config()
+    tables = load_validated(config).tables
+    features = build_features(tables, "2026-06-01", config.features, tuple(config.products)).head(20)
+    as_text = features.copy()
+    for column in as_text.columns:
+        as_text[column] = (
+            as_text[column].astype(str)
+            if isinstance(as_text[column].dtype, pd.CategoricalDtype)
+            else as_text[column].astype(float)
+        )
+    served = model.predict(as_text)
+    expected = bundle.churn_probability(bundle.prepare(features))
+    np.testing.assert_allclose(served["churn_probability"].to_numpy(), expected)
+    np.testing.assert_allclose(served["value_at_risk"], served["churn_probability"] * served["value"])
+
+
+@pytest.mark.slow
+def test_mlproject__main_entry_point_runs_with_mlflow_run(tracking):
+    # a clean shell: no run or experiment left in the environment by earlier in-process MLflow calls
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    result = subprocess.run(
+        ["mlflow", "run", ".", "-e", "main", "--env-manager", "local", "--experiment-name", "bank-churn"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = mlflow.MlflowClient()
+    assert _alias(client, "champion") == "1"

@@ -1,0 +1,119 @@
+"""Out-of-time split, metrics, promotion rules and customer value, on hand-made inputs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.config import load_config
+from features.value import customer_value
+from training.metrics import churn_metrics, expected_calibration_error, ranking_metrics, top_share_metrics
+from training.promote import decide, net_saving
+from training.split import out_of_time_split
+
+MONTHS = list(pd.date_range("2025-01-01", periods=14, freq="MS"))
+
+
+def test_out_of_time_split__label_windows_never_reach_a_later_set():
+    split = out_of_time_split(MONTHS, horizon_days=90, validation_snapshots=2)
+    assert split.test == MONTHS[-1]
+    horizon = pd.Timedelta(days=90)
+    assert all(v + horizon <= split.test for v in split.validation), (
+        "validation labels end before the test as-of"
+    )
+    assert all(t + horizon <= split.validation[0] for t in split.train), (
+        "training labels end before validation"
+    )
+    assert max(split.train) < min(split.validation) < split.test
+    assert set(split.train).isdisjoint(split.validation)
+
+
+def test_out_of_time_split__too_few_snapshots_is_a_clear_error():
+    with pytest.raises(ValueError, match="too few"):
+        out_of_time_split(MONTHS[:5], horizon_days=90, validation_snapshots=2)
+
+
+def test_expected_calibration_error__perfectly_calibrated_bins_score_zero():
+    p = np.repeat([0.1, 0.5], 10)
+    y = np.array([1] + [0] * 9 + [1] * 5 + [0] * 5, dtype=float)
+    assert expected_calibration_error(y, p, bins=2) == pytest.approx(0.0)
+    assert expected_calibration_error(y, np.full(20, 0.9), bins=2) == pytest.approx(0.6)
+
+
+def test_top_share_metrics__lift_and_capture():
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0], dtype=float)
+    score = np.arange(10, 0, -1, dtype=float)  # the two churners ranked first
+    lift, capture = top_share_metrics(y, score, 0.2)
+    assert (lift, capture) == (pytest.approx(5.0), pytest.approx(1.0))
+
+
+def test_churn_metrics__precision_and_recall_at_capacity():
+    y = np.array([1, 0, 1, 0, 0, 1], dtype=float)
+    p = np.array([0.9, 0.8, 0.7, 0.2, 0.1, 0.05])
+    m = churn_metrics(y, p, capacity=3, top_shares=(0.5,))
+    assert m["precision_at_capacity"] == pytest.approx(2 / 3)
+    assert m["recall_at_capacity"] == pytest.approx(2 / 3)
+
+
+def test_ranking_metrics__map_at_3_counts_the_rank_of_the_product_opened():
+    m = ranking_metrics([["a", "b", "c"], ["b", "a"], ["c"]], ["a", "a", "a"])
+    assert m["hit_rate_at_1"] == pytest.approx(1 / 3)
+    assert m["hit_rate_at_3"] == pytest.approx(2 / 3)
+    assert m["map_at_3"] == pytest.approx((1 + 0.5 + 0) / 3)
+
+
+def test_net_saving__top_customers_by_value_at_risk():
+    y = np.array([1, 0, 1])
+    value = np.array([1000.0, 5000.0, 100.0])
+    var = np.array([500.0, 400.0, 10.0])
+    assert net_saving(y, value, var, capacity=2, save_rate=0.5, cost=10) == pytest.approx(1000 * 0.5 - 20)
+
+
+CONFIG = load_config(environ={})
+GOOD = {"roc_auc": 0.80, "net_saving": 1000.0, "ece": 0.01, "auc.region.North": 0.78}
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "force", "promoted", "reason"),
+    [
+        (GOOD, None, False, True, "first model"),
+        (GOOD, GOOD | {"roc_auc": 0.79, "net_saving": 900.0}, False, True, "better than the champion"),
+        (GOOD, GOOD, False, False, "not better"),
+        (GOOD, GOOD | {"roc_auc": 0.79}, False, False, "net_saving"),  # better AUC, same money
+        (GOOD | {"ece": 0.2}, GOOD | {"roc_auc": 0.7, "net_saving": 0.0}, False, False, "calibration error"),
+        (
+            GOOD | {"auc.region.North": 0.60},
+            GOOD | {"roc_auc": 0.7, "net_saving": 0.0},
+            False,
+            False,
+            "auc.region.North fell",
+        ),
+        (GOOD, GOOD, True, True, "forced"),
+    ],
+)
+def test_decide__promotion_rules(challenger, champion, force, promoted, reason):
+    decision, why = decide(challenger, champion, CONFIG, force=force)
+    assert decision is promoted
+    assert reason in why
+
+
+def test_customer_value__margins_by_kind_fees_and_discounting():
+    products = {
+        "current_account": {"kind": "deposit", "balance_margin": 0.02, "annual_fee_margin": 60},
+        "savings": {"kind": "deposit", "balance_margin": 0.01, "annual_fee_margin": 0},
+        "mortgage": {"kind": "loan", "balance_margin": 0.01, "annual_fee_margin": 0},
+    }
+    features = pd.DataFrame(
+        {
+            "has_current_account": [1],
+            "has_savings": [1],
+            "has_mortgage": [0],
+            "deposits_latest": [10_000.0],
+            "investments_latest": [np.nan],
+            "loans_latest": [50_000.0],
+        }
+    )
+    margin = 10_000 * 0.015 + 60  # deposits earn the mean of the two deposit products held; no mortgage held
+    assert customer_value(features, products, years=1, discount_rate=0.0)[0] == pytest.approx(margin)
+    assert customer_value(features, products, years=2, discount_rate=0.1)[0] == pytest.approx(
+        margin * (1 / 1.1 + 1 / 1.21)
+    )

@@ -1,0 +1,195 @@
+"""The training pipeline: snapshots -> out-of-time split -> models, baselines, metrics and the bundle."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churn.config import AppConfig
+from features.catalog import feature_catalog
+from features.snapshots import build_training_set, snapshot_dates
+from serving.model_bundle import BUNDLE_SCHEMA_VERSION, ModelBundle
+from training.metrics import churn_metrics, ranking_metrics
+from training.models import (
+    NO_PRODUCT,
+    fit_churn_model,
+    fit_next_product_model,
+    logistic_baseline,
+    one_rule_score,
+    popularity_ranking,
+)
+from training.split import TimeSplit, out_of_time_split
+
+# Features the models do not use, with the reason (recorded in the bundle and the run).
+EXCLUDED_FEATURES: dict[str, str] = {}
+
+
+@dataclass
+class TrainingResult:
+    """Everything a training run produced, ready to be logged."""
+
+    bundle: ModelBundle
+    split: TimeSplit
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, dict[str, float]]
+    next_product_metrics: dict[str, float]
+    popularity_metrics: dict[str, float]
+    rows: dict[str, int]
+    test_frame: pd.DataFrame  # test snapshot features, labels and scores
+    global_shap: pd.Series  # mean |SHAP| per feature on the test snapshot, descending
+    test_contributions: pd.DataFrame
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def feature_columns(config: AppConfig) -> list[str]:
+    products = tuple(config.products)
+    return [s.name for s in feature_catalog(config.features, products) if s.name not in EXCLUDED_FEATURES]
+
+
+def _bundle_meta(
+    config: AppConfig, X: pd.DataFrame, split: TimeSplit, calibrator: dict, classes: list[str]
+) -> dict:
+    catalog = {s.name: s for s in feature_catalog(config.features, tuple(config.products))}
+    names = list(X.columns)
+    return {
+        "schema_version": BUNDLE_SCHEMA_VERSION,
+        "features": {
+            "names": names,
+            "dtypes": {n: ("category" if catalog[n].dtype == "category" else "float") for n in names},
+            "categories": {
+                n: list(catalog[n].categories or ()) for n in names if catalog[n].dtype == "category"
+            },
+            "families": {n: catalog[n].family for n in names},
+            "excluded": EXCLUDED_FEATURES,
+        },
+        "calibrator": calibrator,
+        "monotone_increasing": list(config.training.monotone_increasing),
+        "next_product": {"classes": classes},
+        "products": {code: p.model_dump() for code, p in config.products.items()},
+        "value": config.value.model_dump(),
+        "reasons": {family: [r.model_dump() for r in texts] for family, texts in config.reasons.items()},
+        "labels": config.labels.model_dump(),
+        "training": {
+            "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "split": split.describe(),
+        },
+    }
+
+
+def train_models(tables: Mapping[str, pd.DataFrame], config: AppConfig) -> TrainingResult:
+    """Build snapshots, split out of time, fit and evaluate everything.
+
+    Args:
+        tables: validated raw tables.
+        config: the validated configuration.
+    """
+    products = tuple(config.products)
+    dates = snapshot_dates(tables, config.labels, config.snapshots.count)
+    split = out_of_time_split(dates, config.labels.horizon_days, config.training.validation_snapshots)
+    stacked = build_training_set(
+        tables, [*split.train, *split.validation, split.test], config.features, config.labels, products
+    )
+    columns = feature_columns(config)
+    as_of = stacked.index.get_level_values("as_of")
+    parts = {
+        "train": stacked[as_of.isin(split.train)],
+        "validation": stacked[as_of.isin(split.validation)],
+        "test": stacked[as_of == split.test],
+    }
+    X = {name: part[columns] for name, part in parts.items()}
+    y = {name: part["churn"].to_numpy() for name, part in parts.items()}
+    seed = config.training.seed
+
+    churn = fit_churn_model(
+        X["train"],
+        y["train"],
+        X["validation"],
+        y["validation"],
+        config.training.churn,
+        seed,
+        config.training.monotone_increasing,
+    )
+    next_product = fit_next_product_model(
+        X["train"],
+        parts["train"]["next_product"],
+        X["validation"],
+        parts["validation"]["next_product"],
+        products,
+        config.training.next_product,
+        seed,
+    )
+    bundle = ModelBundle(
+        _bundle_meta(config, X["train"], split, churn.calibrator, next_product.classes),
+        churn.booster,
+        next_product.booster,
+    )
+
+    evaluation = config.evaluation
+    kwargs = {"capacity": evaluation.contact_capacity, "top_shares": evaluation.top_shares}
+    test_prepared = bundle.prepare(X["test"])
+    p_test = bundle.churn_probability(test_prepared)
+    metrics = churn_metrics(y["test"], p_test, **kwargs)
+    metrics |= {f"calibration_{k}": v for k, v in churn.calibration_choice.items()}
+    metrics["num_trees"] = float(bundle.churn_booster.num_trees())
+    logistic = logistic_baseline(X["train"], y["train"], seed)
+    baselines = {
+        "logistic": churn_metrics(y["test"], logistic.predict_proba(X["test"])[:, 1], **kwargs),
+        "one_rule": churn_metrics(y["test"], one_rule_score(X["test"]), probabilities=False, **kwargs),
+    }
+
+    # next-best product, judged on test customers who did open a new product
+    opened = parts["test"]["next_product"] != NO_PRODUCT
+    ranked = [[p for p, _ in row] for row in bundle.next_products(test_prepared[opened.to_numpy()])]
+    actual = parts["test"].loc[opened, "next_product"].tolist()
+    np_metrics = ranking_metrics(ranked, actual) | {"customers_opening": float(opened.sum())}
+    popularity = ranking_metrics(
+        popularity_ranking(X["test"][opened.to_numpy()], parts["train"]["next_product"], products), actual
+    )
+
+    contributions = bundle.contributions(test_prepared)
+    global_shap = contributions[columns].abs().mean().sort_values(ascending=False)
+    test_frame = parts["test"].assign(churn_probability=p_test, value=bundle.value(test_prepared))
+    test_frame["value_at_risk"] = test_frame["churn_probability"] * test_frame["value"]
+    rows = {f"{name}_rows": len(part) for name, part in parts.items()} | {
+        f"{name}_positives": int(part["churn"].sum()) for name, part in parts.items()
+    }
+    return TrainingResult(
+        bundle=bundle,
+        split=split,
+        metrics=metrics,
+        baseline_metrics=baselines,
+        next_product_metrics=np_metrics,
+        popularity_metrics=popularity,
+        rows=rows,
+        test_frame=test_frame,
+        global_shap=global_shap,
+        test_contributions=contributions,
+        extra={"train_frame": parts["train"], "X_test": X["test"], "y_test": y["test"]},
+    )
+
+
+def summary_lines(result: TrainingResult) -> list[str]:
+    m, lr, rule = result.metrics, result.baseline_metrics["logistic"], result.baseline_metrics["one_rule"]
+    split = result.split.describe()
+    return [
+        f"split                 train {split['train']}; validation {split['validation']}; test {split['test']}",
+        f"rows                  train {result.rows['train_rows']} ({result.rows['train_positives']} churners), "
+        f"test {result.rows['test_rows']} ({result.rows['test_positives']} churners)",
+        f"churn ROC-AUC         {m['roc_auc']:.3f}  (logistic {lr['roc_auc']:.3f}, one rule {rule['roc_auc']:.3f})",
+        f"churn PR-AUC          {m['pr_auc']:.3f}  (logistic {lr['pr_auc']:.3f}, one rule {rule['pr_auc']:.3f}; base rate {m['base_rate']:.3f})",
+        f"calibration           Brier {m['brier']:.4f}, ECE {m['ece']:.4f}, {result.bundle.meta['calibrator']['method']}",
+        f"top 10%               lift {m['lift_top10']:.1f}, captures {m['capture_top10']:.0%} of churners",
+        f"next product MAP@3    {result.next_product_metrics['map_at_3']:.3f} (popularity {result.popularity_metrics['map_at_3']:.3f})",
+        f"top drivers           {', '.join(result.global_shap.index[:5])}",
+    ]
+
+
+def as_float_dict(values: Mapping[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v) for k, v in values.items() if isinstance(v, int | float | np.floating) and np.isfinite(v)
+    }

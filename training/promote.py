@@ -1,0 +1,185 @@
+"""Champion/challenger promotion: compare both on the same labelled snapshot, move the alias or not."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from churn.config import AppConfig
+from serving.model_bundle import ModelBundle
+from training.metrics import churn_metrics
+from training.tracking import MODEL_NAME, configure_tracking
+
+PROMOTION_EXPERIMENT_SUFFIX = "-promotion"
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+    challenger_version: str
+    champion_version: str | None
+    challenger_scores: dict[str, float]
+    champion_scores: dict[str, float]
+
+
+def net_saving(
+    y: np.ndarray, value: np.ndarray, value_at_risk: np.ndarray, capacity: int, save_rate: float, cost: float
+) -> float:
+    """Realised net saving of contacting the top `capacity` customers by value at risk."""
+    top = np.argsort(-value_at_risk, kind="stable")[: min(capacity, len(y))]
+    return float((y[top] * value[top]).sum() * save_rate - len(top) * cost)
+
+
+def score_bundle(
+    bundle: ModelBundle, features: pd.DataFrame, labels: pd.DataFrame, config: AppConfig
+) -> dict[str, float]:
+    """Metrics of one bundle on one labelled snapshot, including money and per-segment AUC."""
+    prepared = bundle.prepare(features)
+    y = labels["churn"].reindex(features.index).to_numpy()
+    p = bundle.churn_probability(prepared)
+    value = bundle.value(prepared)
+    evaluation, promotion = config.evaluation, config.promotion
+    scores = churn_metrics(y, p, capacity=evaluation.contact_capacity, top_shares=evaluation.top_shares)
+    scores["net_saving"] = net_saving(
+        y, value, p * value, evaluation.contact_capacity, promotion.save_rate, promotion.contact_cost
+    )
+    for column in ("segment", "region"):
+        groups = features[column].astype(str).to_numpy()
+        for group in np.unique(groups):
+            mask = groups == group
+            if y[mask].sum() >= promotion.min_segment_positives and (1 - y[mask]).sum() > 0:
+                scores[f"auc.{column}.{group}"] = float(roc_auc_score(y[mask], p[mask]))
+    return scores
+
+
+def decide(
+    challenger: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    config: AppConfig,
+    force: bool = False,
+) -> tuple[bool, str]:
+    """The promotion rule. Returns (promote?, reason)."""
+    promotion = config.promotion
+    if champion is None:
+        return True, "no champion yet: the first model becomes champion"
+    gate_failures = []
+    if challenger["ece"] > promotion.max_ece:
+        gate_failures.append(f"calibration error {challenger['ece']:.4f} > {promotion.max_ece}")
+    for key, value in challenger.items():
+        if (
+            key.startswith("auc.")
+            and key in champion
+            and value < champion[key] - promotion.max_segment_auc_drop
+        ):
+            gate_failures.append(
+                f"{key} fell {champion[key] - value:.3f} (from {champion[key]:.3f} to {value:.3f})"
+            )
+    # better = strictly higher on every listed metric, by at least its margin
+    shortfalls = [
+        f"{metric} {challenger[metric]:.4f} vs champion {champion[metric]:.4f} (needs more than +{gain:g})"
+        for metric, gain in promotion.min_gain.items()
+        if challenger[metric] - champion[metric] <= 0 or challenger[metric] - champion[metric] < gain
+    ]
+    if force:
+        problems = "; ".join(gate_failures + shortfalls) or "none"
+        return True, f"forced (problems overridden: {problems})"
+    if gate_failures:
+        return False, "sanity gates failed: " + "; ".join(gate_failures)
+    if shortfalls:
+        return False, "not better than the champion: " + "; ".join(shortfalls)
+    gains = ", ".join(f"{m} {challenger[m] - champion[m]:+.4f}" for m in promotion.min_gain)
+    return True, f"better than the champion ({gains}) and passes the sanity gates"
+
+
+def _load_bundle(version: str) -> ModelBundle:
+    import mlflow
+
+    return mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}").unwrap_python_model().bundle
+
+
+def _alias_version(client, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(MODEL_NAME, alias).version)
+    except MlflowException:
+        return None
+
+
+def promote(tables: Mapping[str, pd.DataFrame], config: AppConfig, force: bool = False) -> Decision:
+    """Compare the `challenger` with the `champion` on the latest labelled snapshot and decide.
+
+    The decision, both models' scores and the reason are logged as a run of the
+    `<experiment>-promotion` experiment and as tags on the challenger's model version.
+
+    Raises:
+        ValueError: no challenger is registered.
+    """
+    import mlflow
+    from mlflow.entities import Metric, Param, RunTag
+
+    from features.build import build_features
+    from features.labels import build_labels, last_confirmable_as_of
+
+    configure_tracking(config)
+    client = mlflow.MlflowClient()
+    challenger_version = _alias_version(client, "challenger")
+    if challenger_version is None:
+        raise ValueError(
+            f"no model version of {MODEL_NAME} has the alias 'challenger': run `churn train` first"
+        )
+    champion_version = _alias_version(client, "champion")
+    products = tuple(config.products)
+    as_of = last_confirmable_as_of(tables, config.labels)
+    labels = build_labels(tables, as_of, config.labels, products)
+    features = build_features(tables, as_of, config.features, products).loc[labels.index]
+
+    challenger_scores = score_bundle(_load_bundle(challenger_version), features, labels, config)
+    champion_scores = None
+    if champion_version is not None:
+        champion_scores = score_bundle(_load_bundle(champion_version), features, labels, config)
+    if champion_version == challenger_version:
+        promote_it, reason = False, f"version {challenger_version} is already the champion"
+    else:
+        promote_it, reason = decide(challenger_scores, champion_scores, config, force)
+    if promote_it:
+        client.set_registered_model_alias(MODEL_NAME, "champion", challenger_version)
+    decision = Decision(
+        promote_it, reason, challenger_version, champion_version, challenger_scores, champion_scores or {}
+    )
+
+    # an explicit client run: `mlflow run` sets MLFLOW_RUN_ID for the training run, and the
+    # promotion record belongs to its own experiment
+    experiment_id = configure_tracking(
+        config, experiment=config.mlflow.experiment + PROMOTION_EXPERIMENT_SUFFIX
+    )
+    run = client.create_run(experiment_id, run_name=f"promote-v{challenger_version}")
+    params = {
+        "challenger_version": challenger_version,
+        "champion_version": champion_version or "none",
+        "evaluated_as_of": f"{as_of:%Y-%m-%d}",
+        "force": str(force),
+    }
+    metrics = {f"challenger.{k}": v for k, v in challenger_scores.items() if np.isfinite(v)}
+    metrics |= {f"champion.{k}": v for k, v in (champion_scores or {}).items() if np.isfinite(v)}
+    client.log_batch(
+        run.info.run_id,
+        params=[Param(k, v) for k, v in params.items()],
+        metrics=[Metric(k, float(v), int(time.time() * 1000), 0) for k, v in metrics.items()],
+        tags=[
+            RunTag("decision", "promoted" if promote_it else "kept champion"),
+            RunTag("reason", reason[:5000]),
+        ],
+    )
+    client.set_terminated(run.info.run_id)
+    client.set_model_version_tag(
+        MODEL_NAME, challenger_version, "promotion_decision", "promoted" if promote_it else "rejected"
+    )
+    client.set_model_version_tag(MODEL_NAME, challenger_version, "promotion_reason", reason[:4000])
+    return decision

@@ -1,0 +1,175 @@
+"""MLflow: tracking-store setup, logging a training run, and registering its bundle as one pyfunc model."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from churn.config import AppConfig
+from training.pipeline import TrainingResult, as_float_dict
+
+MODEL_NAME = "bank-churn"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PYFUNC_MODEL_FILE = REPO_ROOT / "serving" / "pyfunc_model.py"
+
+
+def configure_tracking(config: AppConfig, experiment: str | None = None) -> str:
+    """Point MLflow at the configured tracking store and select the experiment; returns its id.
+
+    With the local default (a SQLite file), the file's folder is created and artifacts go beside
+    it, so a fresh machine needs no setup. Any other URI (an MLflow server, PostgreSQL) is used as is.
+    """
+    import mlflow
+
+    uri = config.mlflow.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    name = experiment or config.mlflow.experiment
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        mlflow.set_experiment(experiment_id=existing.experiment_id)
+        return existing.experiment_id
+    artifact_location = None
+    if uri.startswith("sqlite:///"):
+        artifact_location = (Path(uri.removeprefix("sqlite:///")).parent.resolve() / "mlartifacts").as_uri()
+    experiment_id = mlflow.create_experiment(name, artifact_location=artifact_location)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def tables_digest(tables: Mapping[str, pd.DataFrame]) -> str:
+    """A content digest of the validated tables (row hashes), for dataset lineage."""
+    digest = hashlib.sha256()
+    for name in sorted(tables):
+        digest.update(name.encode())
+        digest.update(pd.util.hash_pandas_object(tables[name], index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = out.stdout.strip() or "unknown"
+    return commit + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _signature_frames(result: TrainingResult) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An input example with text as plain strings (the pyfunc converts them), and its output."""
+    example = result.extra["X_test"].head(5).copy()
+    for column in example.columns:
+        if isinstance(example[column].dtype, pd.CategoricalDtype):
+            example[column] = example[column].astype(str)
+        else:
+            example[column] = example[column].astype(float)
+    prepared = result.bundle.prepare(example)
+    p = result.bundle.churn_probability(prepared)
+    value = result.bundle.value(prepared)
+    output = pd.DataFrame({"churn_probability": p, "value": value, "value_at_risk": p * value})
+    return example, output
+
+
+def log_training_run(
+    result: TrainingResult, config: AppConfig, tables: Mapping[str, pd.DataFrame], reference_rows: int = 2000
+) -> tuple[str, str]:
+    """Log params, config, lineage, metrics, plots and artifacts; register the bundle.
+
+    Returns:
+        (run id, registered model version), with the version aliased `challenger`.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from training.plots import evaluation_figures, shap_figures
+
+    configure_tracking(config)
+    client = mlflow.MlflowClient()
+    with mlflow.start_run(run_name=f"train-{result.split.test:%Y-%m-%d}") as run:
+        mlflow.set_tags({"git_commit": git_commit(), "data_source": config.data.source, "stage": "training"})
+        mlflow.log_params(
+            {f"churn.{k}": v for k, v in config.training.churn.model_dump().items()}
+            | {f"next_product.{k}": v for k, v in config.training.next_product.model_dump().items()}
+            | {f"split.{k}": v for k, v in result.split.describe().items()}
+            | {
+                "horizon_days": config.labels.horizon_days,
+                "features": len(result.bundle.feature_names),
+                "calibrator": result.bundle.meta["calibrator"]["method"],
+                "seed": config.training.seed,
+            }
+        )
+        mlflow.log_dict(config.model_dump(mode="json"), "config/resolved_config.json")
+        digest = tables_digest(tables)
+        lineage = pd.DataFrame({"table": list(tables), "rows": [len(t) for t in tables.values()]})
+        mlflow.log_input(
+            mlflow.data.from_pandas(
+                lineage, source=config.data.source, name=f"bank-tables-{digest}", digest=digest
+            ),
+            context="training",
+        )
+        mlflow.log_metrics(as_float_dict(result.metrics))
+        for name, metrics in result.baseline_metrics.items():
+            mlflow.log_metrics({f"{name}.{k}": v for k, v in as_float_dict(metrics).items()})
+        mlflow.log_metrics(
+            {f"next_product.{k}": v for k, v in as_float_dict(result.next_product_metrics).items()}
+        )
+        mlflow.log_metrics(
+            {f"popularity.{k}": v for k, v in as_float_dict(result.popularity_metrics).items()}
+        )
+        mlflow.log_metrics({k: float(v) for k, v in result.rows.items()})
+
+        y = result.extra["y_test"]
+        scores = {"lightgbm (calibrated)": result.test_frame["churn_probability"].to_numpy()}
+        from training.models import one_rule_score
+
+        scores["one rule (3-month balance drop)"] = one_rule_score(result.extra["X_test"])
+        figures = evaluation_figures(y, scores)
+        figures |= shap_figures(result.test_contributions, result.extra["X_test"])
+        import matplotlib.pyplot as plt
+
+        for filename, figure in figures.items():
+            mlflow.log_figure(figure, f"plots/{filename}")
+            plt.close(figure)
+        mlflow.log_dict(result.global_shap.round(6).to_dict(), "shap/global_mean_abs_shap.json")
+        doc = REPO_ROOT / "docs" / "features.md"
+        if doc.exists():
+            mlflow.log_artifact(str(doc), "features")
+
+        with tempfile.TemporaryDirectory() as tmp:
+            # a random sample of training rows with the model's scores; no customer ids, since
+            # monitoring compares distributions only
+            train = result.extra["train_frame"]
+            reference = train.sample(min(reference_rows, len(train)), random_state=config.training.seed)
+            scored = result.bundle.prepare(reference[result.bundle.feature_names])
+            reference = reference.reset_index().drop(columns=["customer_id", "churn_date"], errors="ignore")
+            reference["churn_probability"] = result.bundle.churn_probability(scored)
+            path = Path(tmp) / "reference_sample.parquet"
+            reference.to_parquet(path, index=False)
+            mlflow.log_artifact(str(path), "reference")
+            bundle_dir = result.bundle.save(Path(tmp) / "bundle")
+            example, output = _signature_frames(result)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(PYFUNC_MODEL_FILE),
+                artifacts={"bundle": str(bundle_dir)},
+                code_paths=[str(REPO_ROOT / "serving"), str(REPO_ROOT / "features")],
+                signature=infer_signature(example, output),
+                input_example=example,
+                registered_model_name=MODEL_NAME,
+            )
+        version = str(info.registered_model_version)
+        client.set_registered_model_alias(MODEL_NAME, "challenger", version)
+        client.set_model_version_tag(MODEL_NAME, version, "schema_hash", result.bundle.schema_hash)
+        client.set_model_version_tag(MODEL_NAME, version, "test_as_of", f"{result.split.test:%Y-%m-%d}")
+        return run.info.run_id, version
