@@ -146,11 +146,24 @@ def load_db(
 
 
 @app.command()
-def train(config: ConfigOption = None, data: DataOption = None) -> None:
-    """Train the churn and next-product models, log the run to MLflow, register as `challenger`."""
+def train(
+    config: ConfigOption = None,
+    data: DataOption = None,
+    metrics_json: Annotated[
+        Path | None, typer.Option(help="Write the held-out metrics (and CV metrics) to this JSON file.")
+    ] = None,
+    cv: Annotated[
+        int,
+        typer.Option(help="Add K-fold cross-validated metrics (a table brought with `source:` only).", min=0),
+    ] = 0,
+) -> None:
+    """Train, log the run to MLflow and register the model as `challenger`.
+
+    With `source:` in the config, trains on the bank's own customer-level table.
+    """
     from training.jobs import run_training
 
-    for line in run_training(_config(config, data)).lines:
+    for line in run_training(_config(config, data), metrics_json=metrics_json, cv_folds=cv).lines:
         typer.echo(line)
 
 
@@ -203,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {exc}", err=True)
         return 2
     except ValueError as exc:
-        # domain checks (data too short for a snapshot, ...) raise ValueError with a readable message
+        # domain checks (a table brought by the bank, a feature schema, data too short for a
+        # snapshot, ...) raise ValueError subclasses with a readable message
         typer.echo(f"error: {exc}", err=True)
         return 2
     return 0

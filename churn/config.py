@@ -42,6 +42,7 @@ class DataConfig(_Frozen):
 class MlflowConfig(_Frozen):
     tracking_uri: str
     experiment: str = "bank-churn"
+    model_name: str = "bank-churn"
 
 
 class Product(_Frozen):
@@ -136,6 +137,26 @@ class ReasonText(_Frozen):
     when: str | None = None
 
 
+class SourceTableConfig(_Frozen):
+    """A customer-level table the bank already has, with a churn flag (bring your own table)."""
+
+    table: str
+    id_column: str
+    label_column: str
+    positive_label: str | int | float | bool = 1
+    snapshot_column: str | None = None
+    drop_columns: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    test_share: float = Field(0.2, gt=0.0, lt=0.5)
+    validation_share: float = Field(0.2, gt=0.0, lt=0.5)
+    min_positives: int = Field(20, ge=2)
+
+    @field_validator("drop_columns", "categorical", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+
 class GeneratorConfig(_Frozen):
     customers: int = Field(2500, ge=10)
     months: int = Field(24, ge=6)
@@ -166,6 +187,7 @@ class AppConfig(_Frozen):
     promotion: PromotionConfig = PromotionConfig()
     reasons: dict[str, tuple[ReasonText, ...]] = Field(default_factory=dict)
     generator: GeneratorConfig = GeneratorConfig()
+    source: SourceTableConfig | None = None
 
     @field_validator("reasons", mode="before")
     @classmethod
@@ -185,6 +207,17 @@ class AppConfig(_Frozen):
     @property
     def output_path(self) -> Path:
         return Path(self.output_dir)
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = (
+            _deep_merge(merged[key], value)
+            if isinstance(value, dict) and isinstance(merged.get(key), dict)
+            else value
+        )
+    return merged
 
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: str) -> None:
@@ -231,6 +264,9 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         raise ConfigError(f"configuration {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"configuration {path} must be a mapping of keys to values")
+    if path.resolve() != DEFAULT_CONFIG.resolve():
+        # a user's file only says what differs from the defaults
+        raw = _deep_merge(yaml.safe_load(DEFAULT_CONFIG.read_text()), raw)
     for variable, dotted in ENV_OVERRIDES:
         if environ.get(variable):
             _set_dotted(raw, dotted, environ[variable])

@@ -114,6 +114,8 @@ class ModelBundle:
             if dtype == "category":
                 levels = self.categories[name]
                 values = column.astype(object)
+                if self.meta["features"].get("normalise_text"):
+                    values = values.where(values.isna(), values.astype(str).str.strip().str.lower())
                 unknown = values.notna() & ~values.isin(levels)
                 if unknown.any():
                     raise FeatureSchemaError(
@@ -186,7 +188,10 @@ class ModelBundle:
         ]
 
     def value(self, prepared: pd.DataFrame) -> np.ndarray:
+        """Customer value; NaN when the bundle has no value parameters (a table brought by the bank)."""
         v = self.meta["value"]
+        if v is None:
+            return np.full(len(prepared), np.nan)
         return customer_value(prepared, self.meta["products"], v["years"], v["discount_rate"])
 
 
@@ -198,4 +203,8 @@ def _reason_text(options: list[dict[str, str | None]], values: dict[str, Any], f
                 return str(option["text"]).format(**values)
             except (KeyError, ValueError, TypeError):
                 break
+    if family in values:  # a family that is one column, e.g. a bank's own table
+        value = values[family]
+        shown = f"{value:,.4g}" if isinstance(value, int | float | np.floating) else str(value)
+        return f"{family} = {shown}"
     return family.replace("_", " ")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from churn.config import AppConfig
 from features.jobs import load_validated
+from training.pipeline import as_float_dict
 
 
 @dataclass(frozen=True)
@@ -16,18 +19,41 @@ class TrainSummary:
     lines: list[str]
 
 
-def run_training(config: AppConfig) -> TrainSummary:
-    """Validate the source, train both models, log the run and register the bundle as `challenger`."""
+def run_training(config: AppConfig, metrics_json: Path | None = None, cv_folds: int = 0) -> TrainSummary:
+    """Train, log the run and register the bundle as `challenger`.
+
+    With `source:` in the config, trains on the bank's own customer-level table; otherwise on
+    snapshots of the six bank tables. `metrics_json` receives the held-out (and CV) metrics.
+    """
     from training.pipeline import summary_lines, train_models
-    from training.tracking import MODEL_NAME, log_training_run
+    from training.tracking import log_training_run
 
     started = time.perf_counter()
-    validated = load_validated(config)
-    result = train_models(validated.tables, config)
-    run_id, version = log_training_run(result, config, validated.tables)
-    lines = summary_lines(result) + [
+    if config.source is not None:
+        from training.byo import table_summary_lines, train_from_table
+
+        result, report = train_from_table(config, cv_folds)
+        tables = {"source_table": result.extra["train_frame"]}
+        lines = report.lines() + table_summary_lines(result)
+    else:
+        if cv_folds:
+            raise ValueError(
+                "--cv: cross-validation is for a table brought with `source:`; bank snapshots are split out of time"
+            )
+        validated = load_validated(config)
+        tables = validated.tables
+        result = train_models(tables, config)
+        lines = summary_lines(result)
+    run_id, version = log_training_run(result, config, tables)
+    if metrics_json is not None:
+        payload = as_float_dict(result.metrics) | {"model_version": version, "run_id": run_id}
+        if "data_report" in result.extra:
+            payload["data_report"] = result.extra["data_report"]
+        metrics_json.parent.mkdir(parents=True, exist_ok=True)
+        metrics_json.write_text(json.dumps(payload, indent=2))
+    lines += [
         f"mlflow run            {run_id} ({config.mlflow.tracking_uri})",
-        f"registered            {MODEL_NAME} version {version}, alias challenger",
+        f"registered            {config.mlflow.model_name} version {version}, alias challenger",
         f"took                  {time.perf_counter() - started:.1f} s",
     ]
     return TrainSummary(run_id, version, lines)
@@ -37,8 +63,8 @@ def run_promotion(config: AppConfig, force: bool = False) -> list[str]:
     """Compare challenger and champion and move the `champion` alias if the challenger is better."""
     from training.promote import promote
 
-    validated = load_validated(config)
-    decision = promote(validated.tables, config, force)
+    tables = None if config.source is not None else load_validated(config).tables
+    decision = promote(tables, config, force)
     lines = [
         f"challenger            version {decision.challenger_version}",
         f"champion before       {'version ' + decision.champion_version if decision.champion_version else 'none'}",

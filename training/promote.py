@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from churn.config import AppConfig
 from serving.model_bundle import ModelBundle
 from training.metrics import churn_metrics
-from training.tracking import MODEL_NAME, configure_tracking
+from training.tracking import configure_tracking
 
 PROMOTION_EXPERIMENT_SUFFIX = "-promotion"
 
@@ -50,6 +50,8 @@ def score_bundle(
         y, value, p * value, evaluation.contact_capacity, promotion.save_rate, promotion.contact_cost
     )
     for column in ("segment", "region"):
+        if column not in features.columns:
+            continue
         groups = features[column].astype(str).to_numpy()
         for group in np.unique(groups):
             mask = groups == group
@@ -97,22 +99,41 @@ def decide(
     return True, f"better than the champion ({gains}) and passes the sanity gates"
 
 
-def _load_bundle(version: str) -> ModelBundle:
+def _load_bundle(name: str, version: str) -> ModelBundle:
     import mlflow
 
-    return mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}").unwrap_python_model().bundle
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().bundle
 
 
-def _alias_version(client, alias: str) -> str | None:
+def _alias_version(client, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return str(client.get_model_version_by_alias(MODEL_NAME, alias).version)
+        return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
 
 
-def promote(tables: Mapping[str, pd.DataFrame], config: AppConfig, force: bool = False) -> Decision:
+def evaluation_set(
+    tables: Mapping[str, pd.DataFrame] | None, config: AppConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The labelled rows both models are judged on: the latest labelled snapshot of the bank's
+    tables, or the held-out rows of a table the bank brought (`source:` in the config)."""
+    if config.source is not None:
+        from training.byo import evaluation_rows
+
+        return evaluation_rows(config)
+    from features.build import build_features
+    from features.labels import build_labels, last_confirmable_as_of
+
+    products = tuple(config.products)
+    as_of = last_confirmable_as_of(tables, config.labels)
+    labels = build_labels(tables, as_of, config.labels, products)
+    features = build_features(tables, as_of, config.features, products).loc[labels.index]
+    return features, labels, f"{as_of:%Y-%m-%d}"
+
+
+def promote(tables: Mapping[str, pd.DataFrame] | None, config: AppConfig, force: bool = False) -> Decision:
     """Compare the `challenger` with the `champion` on the latest labelled snapshot and decide.
 
     The decision, both models' scores and the reason are logged as a run of the
@@ -124,32 +145,36 @@ def promote(tables: Mapping[str, pd.DataFrame], config: AppConfig, force: bool =
     import mlflow
     from mlflow.entities import Metric, Param, RunTag
 
-    from features.build import build_features
-    from features.labels import build_labels, last_confirmable_as_of
+    from serving.model_bundle import FeatureSchemaError
 
     configure_tracking(config)
     client = mlflow.MlflowClient()
-    challenger_version = _alias_version(client, "challenger")
+    name = config.mlflow.model_name
+    challenger_version = _alias_version(client, name, "challenger")
     if challenger_version is None:
-        raise ValueError(
-            f"no model version of {MODEL_NAME} has the alias 'challenger': run `churn train` first"
-        )
-    champion_version = _alias_version(client, "champion")
-    products = tuple(config.products)
-    as_of = last_confirmable_as_of(tables, config.labels)
-    labels = build_labels(tables, as_of, config.labels, products)
-    features = build_features(tables, as_of, config.features, products).loc[labels.index]
+        raise ValueError(f"no model version of {name} has the alias 'challenger': run `churn train` first")
+    champion_version = _alias_version(client, name, "champion")
+    features, labels, evaluated_on = evaluation_set(tables, config)
 
-    challenger_scores = score_bundle(_load_bundle(challenger_version), features, labels, config)
+    challenger_scores = score_bundle(_load_bundle(name, challenger_version), features, labels, config)
     champion_scores = None
+    schema_note = ""
     if champion_version is not None:
-        champion_scores = score_bundle(_load_bundle(champion_version), features, labels, config)
+        try:
+            champion_scores = score_bundle(_load_bundle(name, champion_version), features, labels, config)
+        except FeatureSchemaError as exc:
+            schema_note = f"the champion cannot score these rows ({exc})"
     if champion_version == challenger_version:
         promote_it, reason = False, f"version {challenger_version} is already the champion"
+    elif schema_note:
+        promote_it, reason = (
+            force,
+            ("forced: " if force else "not compared, use --force to replace it: ") + schema_note,
+        )
     else:
         promote_it, reason = decide(challenger_scores, champion_scores, config, force)
     if promote_it:
-        client.set_registered_model_alias(MODEL_NAME, "champion", challenger_version)
+        client.set_registered_model_alias(name, "champion", challenger_version)
     decision = Decision(
         promote_it, reason, challenger_version, champion_version, challenger_scores, champion_scores or {}
     )
@@ -163,7 +188,7 @@ def promote(tables: Mapping[str, pd.DataFrame], config: AppConfig, force: bool =
     params = {
         "challenger_version": challenger_version,
         "champion_version": champion_version or "none",
-        "evaluated_as_of": f"{as_of:%Y-%m-%d}",
+        "evaluated_on": evaluated_on,
         "force": str(force),
     }
     metrics = {f"challenger.{k}": v for k, v in challenger_scores.items() if np.isfinite(v)}
@@ -179,7 +204,7 @@ def promote(tables: Mapping[str, pd.DataFrame], config: AppConfig, force: bool =
     )
     client.set_terminated(run.info.run_id)
     client.set_model_version_tag(
-        MODEL_NAME, challenger_version, "promotion_decision", "promoted" if promote_it else "rejected"
+        name, challenger_version, "promotion_decision", "promoted" if promote_it else "rejected"
     )
-    client.set_model_version_tag(MODEL_NAME, challenger_version, "promotion_reason", reason[:4000])
+    client.set_model_version_tag(name, challenger_version, "promotion_reason", reason[:4000])
     return decision

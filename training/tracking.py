@@ -13,7 +13,6 @@ import pandas as pd
 from churn.config import AppConfig
 from training.pipeline import TrainingResult, as_float_dict
 
-MODEL_NAME = "bank-churn"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYFUNC_MODEL_FILE = REPO_ROOT / "serving" / "pyfunc_model.py"
 
@@ -66,14 +65,25 @@ def git_commit() -> str:
     return commit + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def _signature_frames(result: TrainingResult) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """An input example with text as plain strings (the pyfunc converts them), and its output."""
-    example = result.extra["X_test"].head(5).copy()
-    for column in example.columns:
-        if isinstance(example[column].dtype, pd.CategoricalDtype):
-            example[column] = example[column].astype(str)
+def plain_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categoricals as plain strings (missing stays missing), numbers as floats: what clients send."""
+    out = frame.copy()
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.CategoricalDtype):
+            out[column] = out[column].astype(object).where(out[column].notna(), None)
         else:
-            example[column] = example[column].astype(float)
+            out[column] = out[column].astype(float)
+    return out
+
+
+def test_label(result: TrainingResult) -> str:
+    split = result.split
+    return getattr(split, "test_label", None) or f"{split.test:%Y-%m-%d}"
+
+
+def _signature_frames(result: TrainingResult) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An input example as clients send it (the pyfunc converts text to categories), and its output."""
+    example = plain_columns(result.extra["X_test"].head(5))
     prepared = result.bundle.prepare(example)
     p = result.bundle.churn_probability(prepared)
     value = result.bundle.value(prepared)
@@ -96,7 +106,8 @@ def log_training_run(
 
     configure_tracking(config)
     client = mlflow.MlflowClient()
-    with mlflow.start_run(run_name=f"train-{result.split.test:%Y-%m-%d}") as run:
+    model_name = config.mlflow.model_name
+    with mlflow.start_run(run_name=f"train-{test_label(result)}") as run:
         mlflow.set_tags({"git_commit": git_commit(), "data_source": config.data.source, "stage": "training"})
         mlflow.log_params(
             {f"churn.{k}": v for k, v in config.training.churn.model_dump().items()}
@@ -128,12 +139,15 @@ def log_training_run(
             {f"popularity.{k}": v for k, v in as_float_dict(result.popularity_metrics).items()}
         )
         mlflow.log_metrics({k: float(v) for k, v in result.rows.items()})
+        if "data_report" in result.extra:
+            mlflow.log_dict(result.extra["data_report"], "data/coercion_report.json")
 
         y = result.extra["y_test"]
         scores = {"lightgbm (calibrated)": result.test_frame["churn_probability"].to_numpy()}
         from training.models import one_rule_score
 
-        scores["one rule (3-month balance drop)"] = one_rule_score(result.extra["X_test"])
+        if "assets_change_3m" in result.extra["X_test"].columns:
+            scores["one rule (3-month balance drop)"] = one_rule_score(result.extra["X_test"])
         figures = evaluation_figures(y, scores)
         figures |= shap_figures(result.test_contributions, result.extra["X_test"])
         import matplotlib.pyplot as plt
@@ -152,7 +166,10 @@ def log_training_run(
             train = result.extra["train_frame"]
             reference = train.sample(min(reference_rows, len(train)), random_state=config.training.seed)
             scored = result.bundle.prepare(reference[result.bundle.feature_names])
-            reference = reference.reset_index().drop(columns=["customer_id", "churn_date"], errors="ignore")
+            id_column = (result.bundle.meta.get("source") or {}).get("id_column", "customer_id")
+            reference = reference.reset_index().drop(
+                columns=[id_column, "customer_id", "churn_date"], errors="ignore"
+            )
             reference["churn_probability"] = result.bundle.churn_probability(scored)
             path = Path(tmp) / "reference_sample.parquet"
             reference.to_parquet(path, index=False)
@@ -166,10 +183,10 @@ def log_training_run(
                 code_paths=[str(REPO_ROOT / "serving"), str(REPO_ROOT / "features")],
                 signature=infer_signature(example, output),
                 input_example=example,
-                registered_model_name=MODEL_NAME,
+                registered_model_name=model_name,
             )
         version = str(info.registered_model_version)
-        client.set_registered_model_alias(MODEL_NAME, "challenger", version)
-        client.set_model_version_tag(MODEL_NAME, version, "schema_hash", result.bundle.schema_hash)
-        client.set_model_version_tag(MODEL_NAME, version, "test_as_of", f"{result.split.test:%Y-%m-%d}")
+        client.set_registered_model_alias(model_name, "challenger", version)
+        client.set_model_version_tag(model_name, version, "schema_hash", result.bundle.schema_hash)
+        client.set_model_version_tag(model_name, version, "test_set", test_label(result))
         return run.info.run_id, version
