@@ -1,7 +1,5 @@
 """Tables read from SQL databases (SQLite, and the PostgreSQL server on this machine) give the same features."""
 
-import uuid
-
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -10,7 +8,6 @@ from features.build import build_features
 from features.io import SourceError, read_tables, write_tables_to_database
 from features.validation import validate_tables
 
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 AS_OF = pd.Timestamp("2026-03-01")
 
 
@@ -28,24 +25,6 @@ def _features_from(tables, config, products):
     validated = validate_tables(tables, extract_date="2026-11-22", products=products)
     assert all(count == 0 for count in validated.reject_counts.values()), validated.reject_counts
     return build_features(validated.tables, AS_OF, config.features, products)
-
-
-@pytest.fixture()
-def postgres_url():
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            name = f"churn_test_{uuid.uuid4().hex[:10]}"
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432: {exc.orig}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.mark.postgres
