@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-features sample clean
+.PHONY: run test lint bench-features bench-train sample clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: lint
 
 bench-features: $(STAMP)
 	$(BIN)/python -m benchmarks.features
+
+bench-train: $(STAMP)
+	$(BIN)/python -m benchmarks.train
 
 # Regenerate the committed sample with its fixed seed (the test suite checks it is reproducible).
 sample: $(STAMP)

@@ -52,8 +52,10 @@ def byo(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
 
-    def write(table: pd.DataFrame, **source) -> str:
-        table.to_csv(tmp_path / "customers.csv", index=False)
+    def write(frame: pd.DataFrame | None, **source) -> str:
+        """Write `frame` as the source CSV (unless `source` names its own table) and the config."""
+        if frame is not None:
+            frame.to_csv(tmp_path / "customers.csv", index=False)
         config = {
             "mlflow": {"model_name": "byo-churn"},
             "source": {
@@ -166,3 +168,27 @@ def test_churn_train__missing_file_is_a_clear_error(byo, capsys):
     (tmp / "customers.csv").unlink()
     assert main(["train", "--config", config]) == 2
     assert "source.table: file" in capsys.readouterr().err
+
+
+def test_churn_train__the_feature_pipelines_output_is_one_such_table(byo, sample, config, products, capsys):
+    """The generated bank goes through the same path: its stacked snapshots are a customer-month table."""
+    from features.snapshots import build_training_set, snapshot_dates
+
+    write, tmp = byo
+    dates = snapshot_dates(sample.tables, config.labels, 6)
+    stacked = build_training_set(sample.tables, dates, config.features, config.labels, products).reset_index()
+    stacked["as_of"] = stacked["as_of"].dt.strftime("%Y-%m-%d")
+    stacked.to_parquet(tmp / "snapshots.parquet", index=False)
+    path = write(
+        None,
+        table=str(tmp / "snapshots.parquet"),
+        id_column="customer_id",
+        label_column="churn",
+        snapshot_column="as_of",
+        drop_columns=["churn_date", "next_product"],
+        categorical=["segment", "region", "income_band"],
+    )
+    assert main(["train", "--config", path, "--metrics-json", str(tmp / "m.json")]) == 0
+    metrics = json.loads((tmp / "m.json").read_text())
+    assert metrics["roc_auc"] > 0.65
+    assert "out of time" in capsys.readouterr().out
