@@ -46,9 +46,6 @@ class ChurnModel:
     calibrator: dict[str, Any]
     calibration_choice: dict[str, float]
 
-    def raw_probability(self, X: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(X)
-
     def probability(self, X: pd.DataFrame) -> np.ndarray:
         from serving.model_bundle import apply_calibrator  # the same function serving applies
 

@@ -25,9 +25,6 @@ from training.models import (
 )
 from training.split import TimeSplit, out_of_time_split
 
-# Features the models do not use, with the reason (recorded in the bundle and the run).
-EXCLUDED_FEATURES: dict[str, str] = {}
-
 
 @dataclass
 class TrainingResult:
@@ -48,7 +45,7 @@ class TrainingResult:
 
 def feature_columns(config: AppConfig) -> list[str]:
     products = tuple(config.products)
-    return [s.name for s in feature_catalog(config.features, products) if s.name not in EXCLUDED_FEATURES]
+    return [s.name for s in feature_catalog(config.features, products)]
 
 
 def _bundle_meta(
@@ -65,7 +62,6 @@ def _bundle_meta(
                 n: list(catalog[n].categories or ()) for n in names if catalog[n].dtype == "category"
             },
             "families": {n: catalog[n].family for n in names},
-            "excluded": EXCLUDED_FEATURES,
         },
         "calibrator": calibrator,
         "monotone_increasing": list(config.training.monotone_increasing),

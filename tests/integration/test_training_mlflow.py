@@ -99,6 +99,11 @@ def test_mlproject__main_entry_point_runs_with_mlflow_run(tracking):
         if k not in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
     }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    # create the experiment first, so its artifacts land in the temporary store, not in ./mlruns
+    from churn.config import load_config
+    from training.tracking import configure_tracking
+
+    configure_tracking(load_config())
     result = subprocess.run(
         ["mlflow", "run", ".", "-e", "main", "--env-manager", "local", "--experiment-name", "bank-churn"],
         cwd=ROOT,
@@ -110,3 +115,4 @@ def test_mlproject__main_entry_point_runs_with_mlflow_run(tracking):
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.MlflowClient()
     assert _alias(client, "champion") == "1"
+    assert not (ROOT / "mlruns").exists(), "nothing is written into the repository"
