@@ -37,15 +37,13 @@ def evaluation_figures(y: np.ndarray, scores: dict[str, np.ndarray]) -> dict[str
     model = next(iter(scores.values()))
     order = np.argsort(model)
     bins = np.array_split(order, 10)
-    ax.plot(
-        [model[b].mean() for b in bins],
-        [y[b].mean() for b in bins],
-        "o-",
-        label="model (equal-count deciles)",
-    )
-    top = max(float(model.max()), float(y.mean()) * 2)
+    predicted, observed = [model[b].mean() for b in bins], [y[b].mean() for b in bins]
+    ax.plot(predicted, observed, "o-", label="model (equal-count deciles)")
+    # zoom to the deciles: with a few percent churners, a 0-1 scale squeezes them into a corner
+    top = 1.15 * max(*predicted, *observed, 1e-3)
     ax.plot([0, top], [0, top], ":", color="grey", label="perfect")
     ax.set(xlabel="mean predicted probability", ylabel="observed churn rate", title="Calibration")
+    ax.set(xlim=(0, top), ylim=(0, top))
     ax.legend()
     figures["calibration.png"] = fig
 
@@ -78,6 +76,8 @@ def shap_figures(contributions: pd.DataFrame, features: pd.DataFrame, top: int =
         if isinstance(shown[column].dtype, pd.CategoricalDtype):
             shown[column] = shown[column].cat.codes.astype(float)
     figures = {}
+    # shap draws on the current figure: give it a fresh one, or it paints over the last plot made
+    plt.figure()
     shap.summary_plot(values, shown, show=False, max_display=20)
     figures["shap_beeswarm.png"] = plt.gcf()
     plt.figure()

@@ -126,3 +126,28 @@ def test_bundle__save_and_load_give_the_same_numbers(trained, tmp_path):
     )
     assert loaded.schema_hash == trained.bundle.schema_hash
     assert isinstance(pd.Series(loaded.value(loaded.prepare(X))).sum(), float)
+
+
+def test_plots__every_plot_is_its_own_figure(trained):
+    """shap draws on the current figure; each plot must still be a separate, complete figure."""
+    import matplotlib.pyplot as plt
+
+    from training.plots import evaluation_figures, shap_figures
+
+    figures = evaluation_figures(
+        trained.extra["y_test"], {"model": trained.test_frame["churn_probability"].to_numpy()}
+    )
+    figures |= shap_figures(trained.test_contributions.head(300), trained.extra["X_test"].head(300))
+    try:
+        assert len({id(f) for f in figures.values()}) == len(figures)
+        assert len(figures["gain_lift.png"].axes) == 2, "nothing was drawn over the gain and lift panels"
+        assert {
+            "roc.png",
+            "precision_recall.png",
+            "calibration.png",
+            "shap_beeswarm.png",
+            "shap_bar.png",
+        } <= set(figures)
+    finally:
+        for figure in figures.values():
+            plt.close(figure)
