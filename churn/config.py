@@ -132,6 +132,73 @@ class PromotionConfig(_Frozen):
     contact_cost: float = Field(30.0, ge=0.0)
 
 
+class ScoringConfig(_Frozen):
+    tiers: dict[Literal["high", "medium"], float] = Field(
+        default_factory=lambda: {"high": 0.15, "medium": 0.05}
+    )
+    reporting_threshold: float = Field(0.05, ge=0.0, le=1.0)
+    value_tiers: dict[Literal["high", "medium"], float] = Field(
+        default_factory=lambda: {"high": 20000.0, "medium": 5000.0}
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScoringConfig:
+        for name, tiers in (("tiers", self.tiers), ("value_tiers", self.value_tiers)):
+            if set(tiers) != {"high", "medium"} or tiers["high"] < tiers["medium"]:
+                raise ValueError(f"{name} needs 'high' >= 'medium'")
+        return self
+
+
+class ContactPolicyConfig(_Frozen):
+    min_days_between_contacts: int = Field(30, ge=0)
+    max_contacts_per_quarter: int = Field(2, ge=0)
+    control_group_share: float = Field(0.10, ge=0.0, lt=1.0)
+    control_group_key: str = Field("retention-control", min_length=1)
+
+
+class PlaybookAction(_Frozen):
+    channel: str
+    owner: str
+    cost: float = Field(ge=0.0)
+    effect: float = Field(gt=0.0, le=1.0)
+    description: str
+
+
+class PlaybookRule(_Frozen):
+    action: str
+    reason: str | None = None
+    risk_tier: Literal["high", "medium", "low"] | None = None
+    value_tier: Literal["high", "medium", "low"] | None = None
+    segment: str | None = None
+
+
+class PlaybookConfig(_Frozen):
+    actions: dict[str, PlaybookAction]
+    rules: tuple[PlaybookRule, ...]
+    capacity: dict[str, int] = Field(default_factory=dict)
+    per_branch: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlaybookConfig:
+        for k, rule in enumerate(self.rules):
+            if rule.action not in self.actions:
+                raise ValueError(f"rules[{k}].action: unknown action {rule.action!r}")
+        if not self.rules or any(
+            v is not None for v in self.rules[-1].model_dump(exclude={"action"}).values()
+        ):
+            raise ValueError("rules: the last rule must have no conditions, so every customer gets an action")
+        owners = {a.owner for a in self.actions.values()}
+        missing = owners - set(self.capacity) - set(self.per_branch)
+        if missing:
+            raise ValueError(f"capacity: no daily capacity for team(s) {', '.join(sorted(missing))}")
+        return self
+
+
 class ReasonText(_Frozen):
     text: str
     when: str | None = None
@@ -185,6 +252,9 @@ class AppConfig(_Frozen):
     evaluation: EvaluationConfig = EvaluationConfig()
     value: ValueConfig = ValueConfig()
     promotion: PromotionConfig = PromotionConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    contact_policy: ContactPolicyConfig = ContactPolicyConfig()
+    playbook: PlaybookConfig | None = None
     reasons: dict[str, tuple[ReasonText, ...]] = Field(default_factory=dict)
     generator: GeneratorConfig = GeneratorConfig()
     source: SourceTableConfig | None = None

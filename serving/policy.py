@@ -1,0 +1,146 @@
+"""Retention policy: tiers, the playbook's action per customer, and who may be contacted today.
+
+Pure, vectorised functions of plain arrays and frames; the rules live in the config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from churn.config import ContactPolicyConfig, PlaybookConfig
+
+CONTACT = "contact"
+
+
+def tiers(values: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:
+    """'high' at or above thresholds['high'], 'medium' at or above thresholds['medium'], else 'low'."""
+    values = np.asarray(values, dtype=float)
+    return np.where(
+        values >= thresholds["high"], "high", np.where(values >= thresholds["medium"], "medium", "low")
+    )
+
+
+def in_control_group(customer_ids: Sequence[int | str], key: str, share: float) -> np.ndarray:
+    """Stable random control-group membership: a keyed hash of the id, the same every day.
+
+    HMAC-SHA256 with a secret key, so membership cannot be predicted or gamed from ids, and
+    changing the key draws a new group.
+    """
+    secret = key.encode()
+    draws = np.array(
+        [
+            int.from_bytes(hmac.new(secret, str(c).encode(), hashlib.sha256).digest()[:8], "big") / 2**64
+            for c in customer_ids
+        ]
+    )
+    return draws < share
+
+
+def choose_actions(
+    risk_tier: np.ndarray,
+    value_tier: np.ndarray,
+    segment: np.ndarray,
+    reason_codes: Sequence[Sequence[str]],
+    playbook: PlaybookConfig,
+) -> np.ndarray:
+    """The first playbook rule whose conditions all hold, per customer."""
+    n = len(risk_tier)
+    chosen = np.full(n, None, dtype=object)
+    for rule in playbook.rules:
+        match = np.array([c is None for c in chosen])
+        if rule.risk_tier is not None:
+            match &= risk_tier == rule.risk_tier
+        if rule.value_tier is not None:
+            match &= value_tier == rule.value_tier
+        if rule.segment is not None:
+            match &= segment == rule.segment
+        if rule.reason is not None:
+            match &= np.array([rule.reason in codes for codes in reason_codes], dtype=bool)
+        chosen[match] = rule.action
+    return chosen
+
+
+def contact_decisions(
+    candidates: pd.DataFrame, policy: ContactPolicyConfig, playbook: PlaybookConfig
+) -> pd.DataFrame:
+    """Decide who is contacted today, and say which rule decided for everyone else.
+
+    Args:
+        candidates: one row per customer with `reportable` (above the reporting threshold),
+            `do_not_contact`, `control_group`, `days_since_last_contact` (NaN if never),
+            `contacts_last_quarter`, `expected_saving`, `owner` (team of the action) and `branch_id`.
+        policy: the contact policy.
+        playbook: for each team's daily capacity.
+
+    Returns:
+        `contact` (bool), `contact_rule` (why), and `list_rank` (1 = contact first; NaN if not
+        contacted), indexed like `candidates`. The first rule that applies decides.
+    """
+    c = candidates
+    rule = pd.Series(CONTACT, index=c.index, dtype=object)
+    undecided = pd.Series(True, index=c.index)
+
+    def apply(mask: pd.Series, text: str | pd.Series) -> None:
+        hit = undecided & mask.fillna(False).astype(bool)
+        rule[hit] = text if isinstance(text, str) else text[hit]
+        undecided[hit] = False
+
+    apply(~c["reportable"], "low risk: below the reporting threshold")
+    apply(c["do_not_contact"], "do-not-contact flag")
+    apply(c["control_group"], "control group: scored, never contacted")
+    days = c["days_since_last_contact"]
+    apply(
+        days < policy.min_days_between_contacts,
+        "contacted "
+        + days.fillna(0).astype(int).astype(str)
+        + f" days ago (minimum gap {policy.min_days_between_contacts})",
+    )
+    apply(
+        c["contacts_last_quarter"] >= policy.max_contacts_per_quarter,
+        f"reached the limit of {policy.max_contacts_per_quarter} contacts per quarter",
+    )
+    apply(c["expected_saving"] <= 0, "expected saving does not cover the contact cost")
+
+    # capacity: the best expected savings first, within each team (and branch, for branch teams)
+    open_rows = c[undecided].sort_values("expected_saving", ascending=False, kind="stable")
+    per_branch = open_rows["owner"].isin(list(playbook.per_branch))
+    group = np.where(
+        per_branch, open_rows["owner"] + "@" + open_rows["branch_id"].astype(str), open_rows["owner"]
+    )
+    position = open_rows.groupby(group, sort=False).cumcount()
+    limit = open_rows["owner"].map(lambda team: playbook.per_branch.get(team, playbook.capacity.get(team, 0)))
+    over = position >= limit
+    over_text = (
+        "over the daily capacity of "
+        + open_rows["owner"]
+        + np.where(per_branch, " in branch " + open_rows["branch_id"].astype(str), "")
+    )
+    apply(over.reindex(c.index, fill_value=False), over_text.reindex(c.index))
+
+    contact = rule == CONTACT
+    rank = pd.Series(np.nan, index=c.index)
+    ordered = c.loc[contact].sort_values("expected_saving", ascending=False, kind="stable").index
+    rank[ordered] = np.arange(1, len(ordered) + 1)
+    return pd.DataFrame({"contact": contact, "contact_rule": rule, "list_rank": rank})
+
+
+def contact_history(contacts: pd.DataFrame, customer_ids: pd.Index, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Days since the last contact actually made, and contacts in the last 91 days, before `as_of`.
+
+    Control-group records are not contacts.
+    """
+    made = contacts[(contacts["ts"] < as_of) & ~contacts["control_group"].astype(bool)]
+    last = made.groupby("customer_id")["ts"].max()
+    recent = made[made["ts"] >= as_of - pd.Timedelta(days=91)].groupby("customer_id").size()
+    return pd.DataFrame(
+        {
+            "days_since_last_contact": ((as_of - last).dt.total_seconds() / 86400).reindex(customer_ids),
+            "contacts_last_quarter": recent.reindex(customer_ids, fill_value=0),
+        },
+        index=customer_ids,
+    )

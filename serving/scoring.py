@@ -1,0 +1,144 @@
+"""The scoring core: one pure function from (bundle, feature rows, today's context) to decisions.
+
+The daily risk-list job and the API both call `score_customers`, so the same customer gets the
+same numbers from both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from churn.config import AppConfig
+from serving.model_bundle import ModelBundle
+from serving.policy import choose_actions, contact_decisions, contact_history, in_control_group, tiers
+
+TOP = 3
+
+
+@dataclass(frozen=True)
+class ScoringContext:
+    """What scoring needs besides the features.
+
+    Attributes:
+        as_of: the scoring date (contact gaps are counted up to it).
+        customers: indexed by customer id, with `do_not_contact`, `branch_id`, `segment`, `region`.
+        contacts: past retention contacts: `customer_id`, `ts`, `control_group`.
+    """
+
+    as_of: pd.Timestamp
+    customers: pd.DataFrame
+    contacts: pd.DataFrame
+
+
+def score_customers(
+    bundle: ModelBundle, features: pd.DataFrame, context: ScoringContext, config: AppConfig
+) -> pd.DataFrame:
+    """Score, explain and decide for every row of `features` (indexed by customer id).
+
+    Returns one row per input row, same index: probability, risk tier, value, value at risk,
+    value tier, top reasons (code, text, contribution) for customers at or above the reporting
+    threshold, top next-best products with propensities, the playbook action with channel and
+    owner, its expected net saving, control-group membership, and the contact decision with the
+    rule that decided and the rank in today's list.
+
+    Raises:
+        FeatureSchemaError: the rows do not match the bundle's feature schema.
+        ValueError: a customer id missing from `context.customers`.
+    """
+    if config.playbook is None:
+        raise ValueError("playbook: no retention playbook configured")
+    ids = features.index
+    missing = ids.difference(context.customers.index)
+    if len(missing):
+        raise ValueError(
+            f"customer_id: {len(missing)} scored customer(s) missing from the customer table, e.g. {missing[0]}"
+        )
+    customers = context.customers.loc[ids]
+    prepared = bundle.prepare(features)
+    probability = bundle.churn_probability(prepared)
+    value = bundle.value(prepared)
+    scoring = config.scoring
+    risk_tier = tiers(probability, scoring.tiers)
+    value_tier = tiers(np.nan_to_num(value, nan=0.0), scoring.value_tiers)
+    reportable = probability >= scoring.reporting_threshold
+
+    out = pd.DataFrame(
+        {
+            "churn_probability": probability,
+            "risk_tier": risk_tier,
+            "value": value,
+            "value_at_risk": probability * value,
+            "value_tier": value_tier,
+            "segment": customers["segment"].to_numpy(),
+            "region": customers["region"].to_numpy(),
+            "branch_id": customers["branch_id"].to_numpy(),
+        },
+        index=ids,
+    )
+    # exact SHAP is the expensive step: explain only who can make the list or is reported on
+    reason_codes: list[list[str]] = [[] for _ in range(len(ids))]
+    for k in range(1, TOP + 1):
+        out[f"reason_{k}_code"] = None
+        out[f"reason_{k}_text"] = None
+        out[f"reason_{k}_contribution"] = np.nan
+    explain = np.flatnonzero(reportable)
+    if explain.size:
+        subset = prepared.iloc[explain]
+        reasons = bundle.reasons(subset, bundle.contributions(subset), top=TOP)
+        for row, customer_reasons in zip(explain, reasons, strict=True):
+            reason_codes[row] = [r.code for r in customer_reasons]
+        for k in range(TOP):
+            column = out.columns.get_loc
+            out.iloc[explain, column(f"reason_{k + 1}_code")] = [
+                r[k].code if len(r) > k else None for r in reasons
+            ]
+            out.iloc[explain, column(f"reason_{k + 1}_text")] = [
+                r[k].text if len(r) > k else None for r in reasons
+            ]
+            out.iloc[explain, column(f"reason_{k + 1}_contribution")] = [
+                r[k].contribution if len(r) > k else np.nan for r in reasons
+            ]
+
+    products = bundle.next_products(prepared, top=TOP)
+    for k in range(TOP):
+        out[f"next_product_{k + 1}"] = [p[k][0] if len(p) > k else None for p in products]
+        out[f"next_product_{k + 1}_propensity"] = [p[k][1] if len(p) > k else np.nan for p in products]
+
+    playbook = config.playbook
+    action = choose_actions(risk_tier, value_tier, customers["segment"].to_numpy(), reason_codes, playbook)
+    action = np.where(reportable, action, None)
+    attribute = {
+        name: np.array([getattr(playbook.actions[a], name) if a else None for a in action], dtype=object)
+        for name in ("channel", "owner", "cost", "effect", "description")
+    }
+    out["action"] = action
+    out["action_channel"] = attribute["channel"]
+    out["action_owner"] = attribute["owner"]
+    out["action_description"] = attribute["description"]
+    effect = attribute["effect"].astype(float)
+    cost = attribute["cost"].astype(float)
+    # value unknown (a bank's own table without balances): no saving can be claimed
+    out["expected_saving"] = np.where(
+        reportable, np.nan_to_num(probability * value * effect, nan=0.0) - cost, np.nan
+    )
+
+    policy = config.contact_policy
+    history = contact_history(context.contacts, ids, context.as_of)
+    out["control_group"] = in_control_group(ids, policy.control_group_key, policy.control_group_share)
+    candidates = pd.DataFrame(
+        {
+            "reportable": reportable,
+            "do_not_contact": customers["do_not_contact"].to_numpy(dtype=bool),
+            "control_group": out["control_group"].to_numpy(),
+            "days_since_last_contact": history["days_since_last_contact"].to_numpy(),
+            "contacts_last_quarter": history["contacts_last_quarter"].to_numpy(),
+            "expected_saving": out["expected_saving"].fillna(0.0).to_numpy(),
+            "owner": out["action_owner"].fillna("").to_numpy(),
+            "branch_id": out["branch_id"].to_numpy(),
+        },
+        index=ids,
+    )
+    return out.join(contact_decisions(candidates, policy, playbook))
