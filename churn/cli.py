@@ -183,8 +183,27 @@ def promote(
 
 
 @app.command()
+def score(
+    as_of: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"], help="Scoring date; the day after the data's last month-end when omitted."
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    data: DataOption = None,
+) -> None:
+    """Score every customer with the champion model and write the day's risk list (files, database, HTML)."""
+    from serving.risk_list import run_daily_list
+
+    _, lines = run_daily_list(_config(config, data), as_of)
+    for line in lines:
+        typer.echo(line)
+
+
+@app.command()
 def run(config: ConfigOption = None, data: DataOption = None) -> None:
-    """The main job: validate, build features and labels, train, register and promote; print a summary."""
+    """The main job: features and labels, train, register, promote, then the day's risk list."""
     from features.jobs import run_features
     from training.jobs import run_promotion, run_training
 
@@ -198,6 +217,11 @@ def run(config: ConfigOption = None, data: DataOption = None) -> None:
         typer.echo(line)
     typer.echo("== promotion")
     for line in run_promotion(cfg):
+        typer.echo(line)
+    typer.echo("== daily risk list")
+    from serving.risk_list import run_daily_list
+
+    for line in run_daily_list(cfg)[1]:
         typer.echo(line)
 
 

@@ -142,3 +142,33 @@ def build_labels(
     )
     labels.index.name = "customer_id"
     return labels[["churn", "churn_date", "next_product"]]
+
+
+def drained_before(
+    tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp | str, rule: LabelConfig
+) -> pd.Series:
+    """Customers whose last month-end before `as_of` already shows the drain (point in time).
+
+    The label's drain rule without its confirmation months (which lie in the future): assets at
+    the last month-end below `drain_ratio` of the average of the three before, from a reference
+    of at least `min_reference_assets`. Such customers have already left in all but name.
+
+    Returns:
+        A boolean Series indexed by customer id (customers without four month-ends are False).
+    """
+    as_of = pd.Timestamp(as_of)
+    balances = tables["balances"]
+    last = as_of - pd.offsets.MonthEnd(1)
+    recent = balances[
+        (balances["month_end"] <= last) & (balances["month_end"] > last - pd.offsets.MonthEnd(4))
+    ]
+    assets = (recent["deposits"] + recent["investments"]).to_numpy()
+    lag = (
+        (last.year - recent["month_end"].dt.year) * 12 + last.month - recent["month_end"].dt.month
+    ).to_numpy()
+    frame = pd.DataFrame({"customer_id": recent["customer_id"].to_numpy(), "lag": lag, "assets": assets})
+    wide = frame.pivot_table(index="customer_id", columns="lag", values="assets", aggfunc="first")
+    wide = wide.reindex(columns=range(4))
+    reference = wide[[1, 2, 3]].mean(axis=1, skipna=False)
+    drained = (wide[0] < rule.drain_ratio * reference) & (reference >= rule.min_reference_assets)
+    return drained.fillna(False).astype(bool)

@@ -1,0 +1,304 @@
+"""The daily risk list: score every customer with the champion model and write what the team reads.
+
+Every customer in the customer table ends in exactly one place: the scored list (contacted or
+not, with the rule that decided), the excluded rows with their reason (not active, already
+churned), or the validation rejects.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from churn.config import AppConfig
+
+LIST_TABLE = "risk_list"
+RUNS_TABLE = "risk_list_runs"
+FEATURES_TABLE = "customer_features"
+
+
+@dataclass(frozen=True)
+class RiskListRun:
+    as_of: pd.Timestamp
+    model_version: str
+    rows: pd.DataFrame  # scored and excluded customers
+    meta: dict[str, Any]
+    out_dir: Path
+
+
+def default_as_of(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
+    """The day after the data's last month-end: 'today' for the data at hand."""
+    return (tables["balances"]["month_end"].max() + pd.Timedelta(days=1)).normalize()
+
+
+def load_champion(config: AppConfig):
+    """The champion bundle and its registry version, resolved through the `champion` alias.
+
+    Raises:
+        ValueError: no model version has the alias (train and promote first).
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    name = config.mlflow.model_name
+    try:
+        version = str(mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version)
+    except MlflowException:
+        raise ValueError(
+            f"no version of model {name!r} has the alias 'champion': run `churn train` and `churn promote`"
+        ) from None
+    bundle = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().bundle
+    return bundle, version
+
+
+def build_risk_list(
+    tables: dict[str, pd.DataFrame], bundle, model_version: str, as_of: pd.Timestamp, config: AppConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score the customers active at `as_of` and list everyone else with the reason they are not scored.
+
+    Returns:
+        (rows for every customer: scored and excluded, the feature rows that were scored).
+    """
+    from features.build import build_features
+    from features.labels import drained_before
+    from serving.scoring import ScoringContext, score_customers
+
+    products = tuple(config.products)
+    customers = tables["customers"].set_index("customer_id")
+    features = build_features(tables, as_of, config.features, products)
+    drained = drained_before(tables, as_of, config.labels).reindex(features.index, fill_value=False)
+    to_score = features[~drained.to_numpy()]
+    context = ScoringContext(as_of, customers, tables["contacts"])
+    scored = score_customers(bundle, to_score, context, config)
+    scored.insert(0, "status", "scored")
+
+    not_active = customers.index.difference(features.index)
+    joined_later = customers.loc[not_active, "join_date"] >= as_of
+    excluded = pd.DataFrame(
+        {
+            "status": "excluded",
+            "exclusion_reason": None,
+            "segment": customers.loc[list(not_active) + list(drained.index[drained]), "segment"].to_numpy(),
+            "region": customers.loc[list(not_active) + list(drained.index[drained]), "region"].to_numpy(),
+            "branch_id": customers.loc[
+                list(not_active) + list(drained.index[drained]), "branch_id"
+            ].to_numpy(),
+        },
+        index=pd.Index(list(not_active) + list(drained.index[drained]), name="customer_id"),
+    )
+    reasons = [
+        "not a customer yet: joined on or after the as-of date"
+        if later
+        else "already churned: every product closed"
+        for later in joined_later
+    ]
+    reasons += ["already churned: assets drained at the last month-end"] * int(drained.sum())
+    excluded["exclusion_reason"] = reasons
+    scored["exclusion_reason"] = None
+    rows = pd.concat([scored, excluded])
+    for column in ("contact", "control_group"):  # missing for excluded customers
+        rows[column] = rows[column].astype("boolean")
+    rows.insert(0, "as_of", as_of.date())
+    rows.insert(1, "model_version", model_version)
+    rows.index.name = "customer_id"
+    return rows, to_score
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categoricals as text and dates as ISO strings: types every database and CSV reader agrees on."""
+    out = frame.copy()
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.CategoricalDtype):
+            out[column] = out[column].astype(object).where(out[column].notna(), None)
+    return out
+
+
+def write_files(rows: pd.DataFrame, meta: dict[str, Any], out_dir: Path) -> Path:
+    """Write Parquet, CSV, metadata and the HTML page for one date; replaces that date's folder whole."""
+    final = out_dir / f"{meta['as_of']}"
+    staging = out_dir / f".{meta['as_of']}.writing"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    table = _plain(rows).reset_index()
+    table.to_parquet(staging / "risk_list.parquet", index=False)
+    table.to_csv(staging / "risk_list.csv", index=False)
+    (staging / "run.json").write_text(json.dumps(meta, indent=2, default=str))
+    (staging / "summary.html").write_text(summary_html(rows, meta))
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)  # readers see the old folder or the new one, never half of one
+    return final
+
+
+def write_database(rows: pd.DataFrame, features: pd.DataFrame, meta: dict[str, Any], url: str) -> None:
+    """Replace this date's list and run record, and the latest feature rows, in one transaction."""
+    engine = sa.create_engine(url)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    as_of = meta["as_of"]
+    try:
+        with engine.begin() as connection:
+            inspector = sa.inspect(connection)
+            for name in (LIST_TABLE, RUNS_TABLE):
+                if inspector.has_table(name):
+                    connection.execute(sa.text(f"DELETE FROM {name} WHERE as_of = :as_of"), {"as_of": as_of})
+            table = _plain(rows).reset_index()
+            table["as_of"] = as_of
+            table.to_sql(LIST_TABLE, connection, if_exists="append", index=False, chunksize=20_000)
+            run = pd.DataFrame(
+                [
+                    {"as_of": as_of, "meta": json.dumps(meta, default=str)}
+                    | {
+                        k: meta[k]
+                        for k in ("model_version", "scored", "excluded", "contacts_planned", "created_at")
+                    }
+                ]
+            )
+            run.to_sql(RUNS_TABLE, connection, if_exists="append", index=False)
+            latest = _plain(features).reset_index()
+            latest.insert(1, "as_of", as_of)
+            latest.to_sql(FEATURES_TABLE, connection, if_exists="replace", index=False, chunksize=20_000)
+    finally:
+        engine.dispose()
+
+
+def summary_lines(rows: pd.DataFrame, meta: dict[str, Any], top: int = 10) -> list[str]:
+    scored = rows[rows["status"] == "scored"]
+    contacted = scored[scored["contact"].astype(bool)].sort_values("list_rank")
+    tiers = scored["risk_tier"].value_counts().reindex(["high", "medium", "low"], fill_value=0)
+    lines = [
+        f"as-of date            {meta['as_of']} (champion model version {meta['model_version']})",
+        f"customers             {meta['customers']} in all: {meta['scored']} scored, {meta['excluded']} excluded, "
+        f"{meta['rejected_customers']} rejected by validation",
+        f"risk tiers            high {tiers['high']}, medium {tiers['medium']}, low {tiers['low']}",
+        f"value at risk         {scored['value_at_risk'].sum():,.0f} in all, {contacted['value_at_risk'].sum():,.0f} in today's list",
+        f"contacts planned      {len(contacted)}: "
+        + ", ".join(f"{team} {n}" for team, n in contacted["action_owner"].value_counts().items()),
+        f"control group         {int(scored['control_group'].sum())} scored, never contacted",
+        f"top {top} by expected saving:",
+    ]
+    for customer_id, row in contacted.head(top).iterrows():
+        lines.append(
+            f"  {int(row['list_rank']):>3}. customer {customer_id}  P={row['churn_probability']:.2f}  value {row['value']:,.0f}  "
+            f"saving {row['expected_saving']:,.0f}  {row['action']}: {row['reason_1_text']}"
+        )
+    return lines
+
+
+def summary_html(rows: pd.DataFrame, meta: dict[str, Any]) -> str:
+    """A self-contained page of the day's list: tiers, value at risk, top reasons, planned actions."""
+    scored = rows[rows["status"] == "scored"]
+    contacted = scored[scored["contact"].astype(bool)].sort_values("list_rank")
+
+    def table(frame: pd.DataFrame) -> str:
+        return frame.to_html(classes="t", border=0, float_format=lambda v: f"{v:,.2f}", na_rep="")
+
+    def by(column: str) -> pd.DataFrame:
+        groups = scored.groupby(column)
+        summary = groups[["value_at_risk"]].sum()
+        summary["customers"] = groups.size()
+        summary["contacts"] = groups["contact"].sum()
+        return summary.sort_values("value_at_risk", ascending=False)
+
+    reasons = scored["reason_1_code"].value_counts().rename_axis("top reason").to_frame("customers")
+    actions = (
+        contacted.groupby(["action", "action_owner"])
+        .agg(customers=("action", "size"), expected_saving=("expected_saving", "sum"))
+        .reset_index()
+    )
+    decisions = scored["contact_rule"].str.replace(r"\d+ days ago", "N days ago", regex=True).value_counts()
+    listing = contacted.head(50)[
+        [
+            "list_rank",
+            "churn_probability",
+            "value",
+            "expected_saving",
+            "action",
+            "action_owner",
+            "branch_id",
+            "reason_1_text",
+            "next_product_1",
+        ]
+    ]
+    tiers = (
+        scored["risk_tier"]
+        .value_counts()
+        .reindex(["high", "medium", "low"], fill_value=0)
+        .to_frame("customers")
+    )
+    title = f"Retention risk list {html.escape(str(meta['as_of']))}"
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}h1{{font-size:1.4rem}}
+h2{{font-size:1.1rem;margin-top:2rem}}table.t{{border-collapse:collapse;font-size:.85rem}}
+table.t td,table.t th{{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:right}}
+table.t th{{background:#f3f3f3}}.k{{display:inline-block;margin-right:2rem}}.k b{{font-size:1.3rem;display:block}}</style>
+</head><body><h1>{title}</h1>
+<p>Champion model version {html.escape(str(meta["model_version"]))}; data up to {html.escape(str(meta["data_end"]))}.
+Customer ids are the bank's own; no names or contact details appear here.</p>
+<div><span class="k"><b>{meta["scored"]:,}</b>customers scored</span>
+<span class="k"><b>{len(contacted):,}</b>contacts planned today</span>
+<span class="k"><b>{contacted["expected_saving"].sum():,.0f}</b>expected net saving of the list</span>
+<span class="k"><b>{scored["value_at_risk"].sum():,.0f}</b>value at risk, all scored</span></div>
+<h2>Risk tiers</h2>{table(tiers)}
+<h2>Value at risk by segment</h2>{table(by("segment"))}
+<h2>Value at risk by region</h2>{table(by("region"))}
+<h2>Top reasons (customers at or above the reporting threshold)</h2>{table(reasons)}
+<h2>Planned actions</h2>{table(actions)}
+<h2>Who is not contacted, and why</h2>{table(decisions.to_frame("customers"))}
+<h2>Today's list (first 50 of {len(contacted)})</h2>{table(listing)}
+<p>Excluded from scoring: {meta["excluded"]} customers ({html.escape(json.dumps(meta["exclusions"]))}).</p>
+</body></html>"""
+
+
+def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tuple[RiskListRun, list[str]]:
+    """Validate, score every customer with the champion, write files and the database, summarise."""
+    from tqdm import tqdm
+
+    from features.jobs import load_validated
+
+    started = time.perf_counter()
+    steps = tqdm(total=4, desc="risk list", unit="step", disable=None)
+    validated = load_validated(config)
+    tables = validated.tables
+    as_of = pd.Timestamp(as_of) if as_of is not None else default_as_of(tables)
+    steps.update()
+    bundle, version = load_champion(config)
+    rows, features = build_risk_list(tables, bundle, version, as_of, config)
+    steps.update()
+    excluded = rows[rows["status"] == "excluded"]
+    meta = {
+        "as_of": f"{as_of:%Y-%m-%d}",
+        "model_version": version,
+        "model_name": config.mlflow.model_name,
+        "data_source": config.data.source,
+        "data_start": f"{tables['balances']['month_end'].min():%Y-%m-%d}",
+        "data_end": f"{tables['balances']['month_end'].max():%Y-%m-%d}",
+        "customers": len(validated.tables["customers"]) + validated.reject_counts["customers"],
+        "scored": int((rows["status"] == "scored").sum()),
+        "excluded": len(excluded),
+        "exclusions": excluded["exclusion_reason"].value_counts().to_dict(),
+        "rejected_customers": validated.reject_counts["customers"],
+        "rejects": validated.reject_counts,
+        "contacts_planned": int(rows["contact"].fillna(False).sum()),
+        "created_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+    }
+    out_dir = write_files(rows, meta, config.output_path / "risk_lists")
+    steps.update()
+    meta["seconds"] = round(time.perf_counter() - started, 2)
+    write_database(rows, features, meta, config.database_url)
+    steps.update()
+    steps.close()
+    lines = summary_lines(rows, meta) + [
+        f"written to            {out_dir} (risk_list.parquet, risk_list.csv, summary.html) and {LIST_TABLE} in "
+        f"{sa.make_url(config.database_url).render_as_string(hide_password=True)}",
+        f"took                  {time.perf_counter() - started:.1f} s",
+    ]
+    return RiskListRun(as_of, version, rows, meta, out_dir), lines
