@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-features bench-train sample clean
+.PHONY: run test lint bench-features bench-train bench-score sample clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ bench-features: $(STAMP)
 
 bench-train: $(STAMP)
 	$(BIN)/python -m benchmarks.train
+
+bench-score: $(STAMP)
+	$(BIN)/python -m benchmarks.score
 
 # Regenerate the committed sample with its fixed seed (the test suite checks it is reproducible).
 sample: $(STAMP)

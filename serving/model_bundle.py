@@ -146,33 +146,39 @@ class ModelBundle:
         self, prepared: pd.DataFrame, contributions: pd.DataFrame, top: int = 3
     ) -> list[list[Reason]]:
         """Top reason families per customer: families ranked by their summed positive contribution."""
-        family_of = pd.Series(self.families)
-        positive = contributions[self.feature_names].clip(lower=0.0)
-        by_family = positive.T.groupby(family_of.reindex(self.feature_names).to_numpy()).sum().T
+        families = sorted(set(self.families.values()))
+        family_of_feature = np.array([families.index(self.families[name]) for name in self.feature_names])
+        positive = np.clip(contributions[self.feature_names].to_numpy(), 0.0, None)
+        by_family = np.zeros((len(positive), len(families)))
+        for k in range(len(families)):
+            by_family[:, k] = positive[:, family_of_feature == k].sum(axis=1)
+        order = np.argsort(-by_family, axis=1, kind="stable")[:, :top]
+        strength = np.take_along_axis(by_family, order, axis=1)
         texts = self.meta["reasons"]
-        result: list[list[Reason]] = []
         values = prepared.to_dict("records")
-        order = np.argsort(-by_family.to_numpy(), axis=1)[:, :top]
-        families = by_family.columns.to_numpy()
-        for row, ranked in enumerate(order):
+        result: list[list[Reason]] = []
+        for row, (ranked, amounts) in enumerate(zip(order, strength, strict=True)):
             reasons = []
-            for family in families[ranked]:
-                contribution = float(by_family.iat[row, by_family.columns.get_loc(family)])
-                if contribution <= 0:
+            for k, amount in zip(ranked, amounts, strict=True):
+                if amount <= 0:
                     break
+                family = families[k]
                 reasons.append(
                     Reason(
-                        family.upper(), _reason_text(texts.get(family, []), values[row], family), contribution
+                        family.upper(),
+                        _reason_text(texts.get(family, []), values[row], family),
+                        float(amount),
                     )
                 )
             result.append(reasons)
         return result
 
-    def next_products(self, prepared: pd.DataFrame, top: int = 3) -> list[list[tuple[str, float]]]:
-        """Top products not already held, with the probability of opening each within the horizon."""
+    def next_product_arrays(self, prepared: pd.DataFrame, top: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """Top products not already held: codes (n, top; None when fewer) and propensities (NaN)."""
+        n = len(prepared)
         if self.next_product_booster is None:
-            return [[] for _ in range(len(prepared))]
-        classes: list[str] = self.meta["next_product"]["classes"]
+            return np.full((n, top), None, dtype=object), np.full((n, top), np.nan)
+        classes = np.array(self.meta["next_product"]["classes"], dtype=object)
         probabilities = self.next_product_booster.predict(prepared)
         for k, product in enumerate(classes):
             if product == NO_PRODUCT:
@@ -181,10 +187,17 @@ class ModelBundle:
                 probabilities[:, k] = np.where(
                     prepared[f"has_{product}"].to_numpy() > 0, -1.0, probabilities[:, k]
                 )
-        order = np.argsort(-probabilities, axis=1)[:, :top]
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
+        chosen = np.take_along_axis(probabilities, order, axis=1)
+        codes = np.where(chosen >= 0, classes[order], None)
+        return codes, np.where(chosen >= 0, chosen, np.nan)
+
+    def next_products(self, prepared: pd.DataFrame, top: int = 3) -> list[list[tuple[str, float]]]:
+        """Top products not already held, with the probability of opening each within the horizon."""
+        codes, propensities = self.next_product_arrays(prepared, top)
         return [
-            [(classes[k], float(probabilities[i, k])) for k in ranked if probabilities[i, k] >= 0]
-            for i, ranked in enumerate(order)
+            [(str(c), float(p)) for c, p in zip(row_codes, row_p, strict=True) if c is not None]
+            for row_codes, row_p in zip(codes, propensities, strict=True)
         ]
 
     def value(self, prepared: pd.DataFrame) -> np.ndarray:

@@ -102,10 +102,10 @@ def score_customers(
                 r[k].contribution if len(r) > k else np.nan for r in reasons
             ]
 
-    products = bundle.next_products(prepared, top=TOP)
+    codes, propensities = bundle.next_product_arrays(prepared, top=TOP)
     for k in range(TOP):
-        out[f"next_product_{k + 1}"] = [p[k][0] if len(p) > k else None for p in products]
-        out[f"next_product_{k + 1}_propensity"] = [p[k][1] if len(p) > k else np.nan for p in products]
+        out[f"next_product_{k + 1}"] = codes[:, k]
+        out[f"next_product_{k + 1}_propensity"] = propensities[:, k]
 
     playbook = config.playbook
     action = choose_actions(risk_tier, value_tier, customers["segment"].to_numpy(), reason_codes, playbook)

@@ -92,3 +92,22 @@ def test_churn_score__a_failed_write_leaves_the_previous_list_intact(env, monkey
     with _db(env).connect() as connection:
         n = connection.execute(sa.text("SELECT COUNT(*) FROM risk_list WHERE as_of = '2026-11-01'")).scalar()
     assert n == 2500, "the delete rolled back with the failed insert"
+
+
+@pytest.mark.postgres
+def test_churn_score__writes_and_replaces_the_list_in_postgresql(env, postgres_url, monkeypatch):
+    monkeypatch.setenv("CHURN_DATABASE_URL", postgres_url)
+    assert main(["score", "--as-of", "2026-11-01"]) == 0
+    assert main(["score", "--as-of", "2026-11-01"]) == 0
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as connection:
+            n = connection.execute(
+                sa.text("SELECT COUNT(*) FROM risk_list WHERE as_of = '2026-11-01'")
+            ).scalar()
+            runs = connection.execute(sa.text("SELECT COUNT(*) FROM risk_list_runs")).scalar()
+            contacted = connection.execute(sa.text("SELECT COUNT(*) FROM risk_list WHERE contact")).scalar()
+    finally:
+        engine.dispose()
+    assert (n, runs) == (2500, 1)
+    assert contacted > 0, "booleans survive the round trip"

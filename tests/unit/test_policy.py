@@ -119,3 +119,11 @@ def test_contact_history__control_records_are_not_contacts():
         np.isnan(history.loc[2, "days_since_last_contact"]) and history.loc[2, "contacts_last_quarter"] == 0
     )
     assert history.loc[3, "contacts_last_quarter"] == 0
+
+
+def test_in_control_group__text_ids_use_the_keyed_hash_too():
+    ids = [f"CUST-{i:06d}" for i in range(20_000)]
+    first = in_control_group(ids, "key-a", 0.1)
+    assert np.array_equal(first, in_control_group(ids, "key-a", 0.1))
+    assert 0.09 < first.mean() < 0.11
+    assert (first != in_control_group(ids, "key-b", 0.1)).mean() > 0.1
