@@ -82,27 +82,17 @@ def build_risk_list(
     scored.insert(0, "status", "scored")
 
     not_active = customers.index.difference(features.index)
+    excluded_ids = not_active.append(drained.index[drained.to_numpy()])
     joined_later = customers.loc[not_active, "join_date"] >= as_of
-    excluded = pd.DataFrame(
-        {
-            "status": "excluded",
-            "exclusion_reason": None,
-            "segment": customers.loc[list(not_active) + list(drained.index[drained]), "segment"].to_numpy(),
-            "region": customers.loc[list(not_active) + list(drained.index[drained]), "region"].to_numpy(),
-            "branch_id": customers.loc[
-                list(not_active) + list(drained.index[drained]), "branch_id"
-            ].to_numpy(),
-        },
-        index=pd.Index(list(not_active) + list(drained.index[drained]), name="customer_id"),
-    )
-    reasons = [
+    excluded = customers.loc[excluded_ids, ["segment", "region", "branch_id"]].copy()
+    excluded.insert(0, "status", "excluded")
+    excluded["exclusion_reason"] = [
         "not a customer yet: joined on or after the as-of date"
         if later
         else "already churned: every product closed"
         for later in joined_later
-    ]
-    reasons += ["already churned: assets drained at the last month-end"] * int(drained.sum())
-    excluded["exclusion_reason"] = reasons
+    ] + ["already churned: assets drained at the last month-end"] * int(drained.sum())
+    excluded.index.name = "customer_id"
     scored["exclusion_reason"] = None
     rows = pd.concat([scored, excluded])
     for column in ("contact", "control_group"):  # missing for excluded customers

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from churn.config import load_config
 from features.schema import SCHEMAS
 
 AS_OF = pd.Timestamp("2025-07-01")
+PRODUCTS = tuple(load_config(environ={}).products)  # the catalogue lives in the config
 
 _DTYPES = {
     "int": "int64",

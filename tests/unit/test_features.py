@@ -7,18 +7,8 @@ import pytest
 from churn.config import FeatureConfig
 from features.build import build_features
 from features.catalog import RECENCY_CAP_DAYS, catalog_markdown, feature_catalog
-from tests.factories import AS_OF, bank
+from tests.factories import AS_OF, PRODUCTS, bank
 
-PRODUCTS = (
-    "current_account",
-    "savings",
-    "term_deposit",
-    "wealth_fund",
-    "credit_card",
-    "personal_loan",
-    "mortgage",
-    "insurance",
-)
 CONFIG = FeatureConfig()
 
 

@@ -3,18 +3,8 @@ import pytest
 
 from churn.config import LabelConfig
 from features.labels import build_labels, churn_dates, last_confirmable_as_of
-from tests.factories import bank
+from tests.factories import PRODUCTS, bank
 
-PRODUCTS = (
-    "current_account",
-    "savings",
-    "term_deposit",
-    "wealth_fund",
-    "credit_card",
-    "personal_loan",
-    "mortgage",
-    "insurance",
-)
 RULE = LabelConfig(horizon_days=90, drain_ratio=0.2, stay_months=2, min_reference_assets=500.0)
 MONTHS = pd.date_range("2025-01-31", periods=12, freq="ME")
 

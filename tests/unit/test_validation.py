@@ -3,18 +3,8 @@ import pytest
 
 from features.schema import SCHEMAS
 from features.validation import TableValidationError, validate_table, validate_tables
-from tests.factories import bank
+from tests.factories import PRODUCTS, bank
 
-PRODUCTS = (
-    "current_account",
-    "savings",
-    "term_deposit",
-    "wealth_fund",
-    "credit_card",
-    "personal_loan",
-    "mortgage",
-    "insurance",
-)
 EXTRACT = pd.Timestamp("2025-12-31")
 
 
