@@ -188,8 +188,10 @@ def summary_html(rows: pd.DataFrame, meta: dict[str, Any]) -> str:
     scored = rows[rows["status"] == "scored"]
     contacted = scored[scored["contact"].astype(bool)].sort_values("list_rank")
 
-    def table(frame: pd.DataFrame) -> str:
-        return frame.to_html(classes="t", border=0, float_format=lambda v: f"{v:,.2f}", na_rep="")
+    def table(frame: pd.DataFrame, index: bool = True) -> str:
+        return frame.to_html(
+            classes="t", border=0, float_format=lambda v: f"{v:,.2f}", na_rep="", index=index
+        )
 
     def by(column: str) -> pd.DataFrame:
         groups = scored.groupby(column)
@@ -205,7 +207,7 @@ def summary_html(rows: pd.DataFrame, meta: dict[str, Any]) -> str:
         .reset_index()
     )
     decisions = scored["contact_rule"].str.replace(r"\d+ days ago", "N days ago", regex=True).value_counts()
-    listing = contacted.head(50)[
+    listing = contacted.head(50).assign(list_rank=lambda f: f["list_rank"].astype(int))[
         [
             "list_rank",
             "churn_probability",
@@ -241,8 +243,8 @@ Customer ids are the bank's own; no names or contact details appear here.</p>
 <h2>Value at risk by segment</h2>{table(by("segment"))}
 <h2>Value at risk by region</h2>{table(by("region"))}
 <h2>Top reasons (customers at or above the reporting threshold)</h2>{table(reasons)}
-<h2>Planned actions</h2>{table(actions)}
-<h2>Who is not contacted, and why</h2>{table(decisions.to_frame("customers"))}
+<h2>Planned actions</h2>{table(actions, index=False)}
+<h2>Contact decisions: the rule that decided for each scored customer</h2>{table(decisions.to_frame("customers"))}
 <h2>Today's list (first 50 of {len(contacted)})</h2>{table(listing)}
 <p>Excluded from scoring: {meta["excluded"]} customers ({html.escape(json.dumps(meta["exclusions"]))}).</p>
 </body></html>"""
