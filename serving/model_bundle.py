@@ -41,6 +41,16 @@ class Reason:
     contribution: float
 
 
+def categoricals_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy with categorical columns as plain strings (missing stays missing), as clients and
+    file or database readers expect them; other columns are unchanged."""
+    out = frame.copy()
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.CategoricalDtype):
+            out[column] = out[column].astype(object).where(out[column].notna(), None)
+    return out
+
+
 def apply_calibrator(
     calibrator: dict[str, Any], raw_probability: np.ndarray, raw_margin: np.ndarray
 ) -> np.ndarray:

@@ -19,6 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from churn.config import AppConfig
+from serving.model_bundle import categoricals_as_text
 
 LIST_TABLE = "risk_list"
 RUNS_TABLE = "risk_list_runs"
@@ -103,22 +104,13 @@ def build_risk_list(
     return rows, to_score
 
 
-def _plain(frame: pd.DataFrame) -> pd.DataFrame:
-    """Categoricals as text and dates as ISO strings: types every database and CSV reader agrees on."""
-    out = frame.copy()
-    for column in out.columns:
-        if isinstance(out[column].dtype, pd.CategoricalDtype):
-            out[column] = out[column].astype(object).where(out[column].notna(), None)
-    return out
-
-
-def write_files(rows: pd.DataFrame, meta: dict[str, Any], out_dir: Path) -> Path:
-    """Write Parquet, CSV, metadata and the HTML page for one date; replaces that date's folder whole."""
+def write_files(rows: pd.DataFrame, table: pd.DataFrame, meta: dict[str, Any], out_dir: Path) -> Path:
+    """Write Parquet and CSV (`table`), metadata and the HTML page (from `rows`) for one date;
+    replaces that date's folder whole."""
     final = out_dir / f"{meta['as_of']}"
     staging = out_dir / f".{meta['as_of']}.writing"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    table = _plain(rows).reset_index()
     table.to_parquet(staging / "risk_list.parquet", index=False)
     table.to_csv(staging / "risk_list.csv", index=False)
     (staging / "run.json").write_text(json.dumps(meta, indent=2, default=str))
@@ -128,7 +120,7 @@ def write_files(rows: pd.DataFrame, meta: dict[str, Any], out_dir: Path) -> Path
     return final
 
 
-def write_database(rows: pd.DataFrame, features: pd.DataFrame, meta: dict[str, Any], url: str) -> None:
+def write_database(table: pd.DataFrame, features: pd.DataFrame, meta: dict[str, Any], url: str) -> None:
     """Replace this date's list and run record, and the latest feature rows, in one transaction."""
     engine = sa.create_engine(url)
     if url.startswith("sqlite:///"):
@@ -140,8 +132,7 @@ def write_database(rows: pd.DataFrame, features: pd.DataFrame, meta: dict[str, A
             for name in (LIST_TABLE, RUNS_TABLE):
                 if inspector.has_table(name):
                     connection.execute(sa.text(f"DELETE FROM {name} WHERE as_of = :as_of"), {"as_of": as_of})
-            table = _plain(rows).reset_index()
-            table["as_of"] = as_of
+            table = table.assign(as_of=as_of)
             table.to_sql(LIST_TABLE, connection, if_exists="append", index=False, chunksize=20_000)
             run = pd.DataFrame(
                 [
@@ -153,7 +144,7 @@ def write_database(rows: pd.DataFrame, features: pd.DataFrame, meta: dict[str, A
                 ]
             )
             run.to_sql(RUNS_TABLE, connection, if_exists="append", index=False)
-            latest = _plain(features).reset_index()
+            latest = categoricals_as_text(features).reset_index()
             latest.insert(1, "as_of", as_of)
             latest.to_sql(FEATURES_TABLE, connection, if_exists="replace", index=False, chunksize=20_000)
     finally:
@@ -282,10 +273,12 @@ def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tupl
         "contacts_planned": int(rows["contact"].fillna(False).sum()),
         "created_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
     }
-    out_dir = write_files(rows, meta, config.output_path / "risk_lists")
+    # the rows as files and databases store them: plain text, customer id as a column
+    table = categoricals_as_text(rows).reset_index()
+    out_dir = write_files(rows, table, meta, config.output_path / "risk_lists")
     steps.update()
     meta["seconds"] = round(time.perf_counter() - started, 2)
-    write_database(rows, features, meta, config.database_url)
+    write_database(table, features, meta, config.database_url)
     steps.update()
     steps.close()
     lines = summary_lines(rows, meta) + [

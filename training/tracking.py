@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from churn.config import AppConfig
+from serving.model_bundle import categoricals_as_text
 from training.pipeline import TrainingResult, as_float_dict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -67,12 +68,9 @@ def git_commit() -> str:
 
 def plain_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Categoricals as plain strings (missing stays missing), numbers as floats: what clients send."""
-    out = frame.copy()
-    for column in out.columns:
-        if isinstance(out[column].dtype, pd.CategoricalDtype):
-            out[column] = out[column].astype(object).where(out[column].notna(), None)
-        else:
-            out[column] = out[column].astype(float)
+    out = categoricals_as_text(frame)
+    numeric = [c for c in frame.columns if not isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    out[numeric] = out[numeric].astype(float)
     return out
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
 
 from churn.cli import main
@@ -77,14 +76,9 @@ def test_champion_pyfunc__gives_the_bundles_numbers(tracking):
     config = load_config()
     tables = load_validated(config).tables
     features = build_features(tables, "2026-06-01", config.features, tuple(config.products)).head(20)
-    as_text = features.copy()
-    for column in as_text.columns:
-        as_text[column] = (
-            as_text[column].astype(str)
-            if isinstance(as_text[column].dtype, pd.CategoricalDtype)
-            else as_text[column].astype(float)
-        )
-    served = model.predict(as_text)
+    from training.tracking import plain_columns
+
+    served = model.predict(plain_columns(features))
     expected = bundle.churn_probability(bundle.prepare(features))
     np.testing.assert_allclose(served["churn_probability"].to_numpy(), expected)
     np.testing.assert_allclose(served["value_at_risk"], served["churn_probability"] * served["value"])
