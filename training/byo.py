@@ -229,8 +229,20 @@ def _split(frame: pd.DataFrame, y: np.ndarray, source: SourceTableConfig, seed: 
     return parts, SplitDescription("stratified random", details, f"random-{seed}")
 
 
-def train_from_table(config: AppConfig, cv_folds: int = 0) -> tuple[TrainingResult, DataReport]:
-    """Train, calibrate and evaluate the churn model on the configured source table."""
+@dataclass(frozen=True)
+class LoadedTable:
+    """The configured table read, labelled, coerced and split: what training and promotion share."""
+
+    frame: pd.DataFrame
+    y: np.ndarray
+    X: pd.DataFrame
+    parts: dict[str, np.ndarray]
+    split: SplitDescription
+    report: DataReport
+
+
+def load_source_table(config: AppConfig) -> LoadedTable:
+    """Read the `source:` table, label it, coerce its columns and split it (same seed, same split)."""
     source = config.source
     if source is None:
         raise SourceTableError("source: no source table configured")
@@ -241,9 +253,24 @@ def train_from_table(config: AppConfig, cv_folds: int = 0) -> tuple[TrainingResu
         if column not in frame.columns:
             raise SourceTableError(f"{column}: column named in the source config is not in the table")
     frame, y = _label(frame, source, report)
-    X_all = prepare_columns(frame, source, report)
+    X = prepare_columns(frame, source, report)
+    parts, split = _split(frame, y, source, config.training.seed)
+    return LoadedTable(frame, y, X, parts, split, report)
+
+
+def train_from_table(config: AppConfig, cv_folds: int = 0) -> tuple[TrainingResult, DataReport]:
+    """Train, calibrate and evaluate the churn model on the configured source table."""
+    source = config.source
+    loaded = load_source_table(config)
+    frame, y, X_all, parts, split, report = (
+        loaded.frame,
+        loaded.y,
+        loaded.X,
+        loaded.parts,
+        loaded.split,
+        loaded.report,
+    )
     seed = config.training.seed
-    parts, split = _split(frame, y, source, seed)
 
     for column in list(X_all.columns):  # leaks are judged on training rows only
         auc = _single_feature_auc(X_all[column].iloc[parts["train"]], y[parts["train"]])
@@ -386,12 +413,10 @@ def table_summary_lines(result: TrainingResult) -> list[str]:
 
 def evaluation_rows(config: AppConfig) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """The held-out rows of the configured table (same coercion and split as training), with labels."""
-    source = config.source
-    report = DataReport()
-    frame, y = _label(read_source_table(source), source, report)
-    X_all = prepare_columns(frame, source, report)
-    X_all.index = pd.Index(frame[source.id_column].to_numpy(), name=source.id_column)
-    parts, split = _split(frame, y, source, config.training.seed)
-    test = parts["test"]
-    labels = pd.DataFrame({"churn": y[test]}, index=X_all.index[test])
-    return X_all.iloc[test], labels, f"{source.table} test rows ({split.kind})"
+    loaded = load_source_table(config)
+    test = loaded.parts["test"]
+    X = loaded.X.set_axis(
+        pd.Index(loaded.frame[config.source.id_column].to_numpy(), name=config.source.id_column)
+    )
+    labels = pd.DataFrame({"churn": loaded.y[test]}, index=X.index[test])
+    return X.iloc[test], labels, f"{config.source.table} test rows ({loaded.split.kind})"

@@ -192,3 +192,11 @@ def test_churn_train__the_feature_pipelines_output_is_one_such_table(byo, sample
     metrics = json.loads((tmp / "m.json").read_text())
     assert metrics["roc_auc"] > 0.65
     assert "out of time" in capsys.readouterr().out
+
+
+def test_churn_promote__own_table_without_its_label_is_a_clear_error(byo, capsys):
+    write, _ = byo
+    assert main(["train", "--config", write(messy_table(400))]) == 0
+    config = write(messy_table(400).drop(columns="Exited"))
+    assert main(["promote", "--config", config]) == 2
+    assert "Exited: column named in the source config is not in the table" in capsys.readouterr().err
