@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-features bench-train bench-score sample clean
+.PHONY: run test lint serve bench-features bench-train bench-score bench-serve sample clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/churn run
+
+# The scoring API on the champion of `make run` (run that first); writes outputs/secrets.json once.
+serve: $(STAMP)
+	$(BIN)/churn secrets-init
+	$(BIN)/churn serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -30,6 +35,10 @@ bench-train: $(STAMP)
 
 bench-score: $(STAMP)
 	$(BIN)/python -m benchmarks.score
+
+# Needs wrk (apt-get install wrk).
+bench-serve: $(STAMP)
+	$(BIN)/python -m benchmarks.serve
 
 # Regenerate the committed sample with its fixed seed (the test suite checks it is reproducible).
 sample: $(STAMP)

@@ -201,6 +201,50 @@ def score(
         typer.echo(line)
 
 
+@app.command("secrets-init")
+def secrets_init(config: ConfigOption = None) -> None:
+    """Write the secrets file (a read key, a read+write key, the pseudonymisation key) if missing."""
+    from serving.auth import init_secrets_file
+
+    path = _config(config).serving.secrets_file
+    created = init_secrets_file(path)
+    typer.echo(
+        f"{'wrote' if created else 'kept the existing'} secrets file {path} (owner-only; keys are not printed)"
+    )
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    port: Annotated[int | None, typer.Option(help="Port; serving.port from the config when omitted.")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Start the scoring API on the champion model (BentoML); needs the daily job's tables and secrets."""
+    import os
+    import subprocess
+
+    from serving.auth import load_secrets
+
+    cfg = _config(config)
+    load_secrets(cfg.serving.secrets_file)  # fail here, with the reason, rather than in a worker
+    env = dict(os.environ)
+    if config is not None:
+        env["CHURN_CONFIG"] = str(config.resolve())
+    env["BENTOML_CONFIG_OPTIONS"] = f"services.churn_scoring.workers={workers}"
+    bentoml = Path(sys.executable).with_name("bentoml")
+    command = [
+        str(bentoml),
+        "serve",
+        "serving.service:ChurnService",
+        "--host",
+        host,
+        "--port",
+        str(port or cfg.serving.port),
+    ]
+    raise SystemExit(subprocess.call(command, env=env))
+
+
 @app.command()
 def run(config: ConfigOption = None, data: DataOption = None) -> None:
     """The main job: features and labels, train, register, promote, then the day's risk list."""

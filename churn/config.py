@@ -18,6 +18,7 @@ ENV_OVERRIDES: tuple[tuple[str, str], ...] = (
     ("CHURN_OUTPUT_DIR", "output_dir"),
     ("CHURN_DATABASE_URL", "database_url"),
     ("MLFLOW_TRACKING_URI", "mlflow.tracking_uri"),
+    ("CHURN_SECRETS_FILE", "serving.secrets_file"),
 )
 
 
@@ -156,6 +157,20 @@ class ContactPolicyConfig(_Frozen):
     control_group_key: str = Field("retention-control", min_length=1)
 
 
+class ServingConfig(_Frozen):
+    """The scoring API (BentoML). Secrets (API keys, the pseudonymisation key) are never in the
+    config: they come from the environment or the `secrets_file`."""
+
+    port: int = Field(3000, ge=1, le=65535)
+    max_batch: int = Field(100, ge=1, le=10_000)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    page_size_limit: int = Field(500, ge=1)
+    reload_seconds: float = Field(30.0, ge=0.0)
+    secrets_file: str = "outputs/secrets.json"
+    log_flush_seconds: float = Field(1.0, gt=0.0)
+    log_batch_size: int = Field(500, ge=1)
+
+
 class PlaybookAction(_Frozen):
     channel: str
     owner: str
@@ -255,6 +270,7 @@ class AppConfig(_Frozen):
     scoring: ScoringConfig = ScoringConfig()
     contact_policy: ContactPolicyConfig = ContactPolicyConfig()
     playbook: PlaybookConfig | None = None
+    serving: ServingConfig = ServingConfig()
     reasons: dict[str, tuple[ReasonText, ...]] = Field(default_factory=dict)
     generator: GeneratorConfig = GeneratorConfig()
     source: SourceTableConfig | None = None

@@ -80,6 +80,14 @@ class ModelBundle:
         self.feature_names: list[str] = meta["features"]["names"]
         self.categories: dict[str, list[str]] = meta["features"]["categories"]
         self.families: dict[str, str] = meta["features"]["families"]
+        self.predict_threads = 0  # LightGBM's default (all cores); the API sets 1 per request
+        # `matrix` encodes categories by the bundle's levels; the boosters must read the same codes
+        levels = [
+            self.categories[n] for n in self.feature_names if meta["features"]["dtypes"][n] == "category"
+        ]
+        for booster in (churn_booster, next_product_booster):
+            if booster is not None and (booster.pandas_categorical or []) != levels:
+                raise ValueError("bundle: a booster's category levels differ from bundle.json's")
 
     # -- persistence --------------------------------------------------------------------------
     @classmethod
@@ -112,44 +120,100 @@ class ModelBundle:
     def prepare(self, features: pd.DataFrame) -> pd.DataFrame:
         """Check feature rows against the schema and return them in model order and dtypes.
 
+        Numeric columns convert in one step; only when that fails does a column-by-column pass
+        run, to name the column. A single API row and a million batch rows take the same path.
+
         Raises:
-            FeatureSchemaError: a missing column, or a category value the model never saw.
+            FeatureSchemaError: a missing column, a value that is not a number, or a category
+                value the model never saw.
         """
+        if self._is_prepared(features):  # e.g. rows the API keeps prepared in memory
+            return features
         missing = [name for name in self.feature_names if name not in features.columns]
         if missing:
             raise FeatureSchemaError(f"{missing[0]}: feature missing ({len(missing)} missing in all)")
-        frame = features[self.feature_names].copy()
-        for name, dtype in self.meta["features"]["dtypes"].items():
-            column = frame[name]
-            if dtype == "category":
-                levels = self.categories[name]
-                values = column.astype(object)
-                if self.meta["features"].get("normalise_text"):
-                    values = values.where(values.isna(), values.astype(str).str.strip().str.lower())
-                unknown = values.notna() & ~values.isin(levels)
-                if unknown.any():
-                    raise FeatureSchemaError(
-                        f"{name}: unknown category {values[unknown].iloc[0]!r} (expected one of {', '.join(levels)})"
-                    )
-                frame[name] = pd.Categorical(values, categories=levels)
-            else:
+        dtypes = self.meta["features"]["dtypes"]
+        numeric = [name for name in self.feature_names if dtypes[name] != "category"]
+        try:
+            values = features[numeric].to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            for name in numeric:
+                column = features[name]
                 numbers = pd.to_numeric(column, errors="coerce")
                 if (numbers.isna() & column.notna()).any():
-                    raise FeatureSchemaError(f"{name}: not a number")
-                frame[name] = numbers.astype(float)
-        return frame
+                    raise FeatureSchemaError(f"{name}: not a number") from None
+            values = features[numeric].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        frame = pd.DataFrame(values, index=features.index, columns=numeric)
+        for name in self.feature_names:
+            if dtypes[name] != "category":
+                continue
+            levels = self.categories[name]
+            column = features[name]
+            if isinstance(column.dtype, pd.CategoricalDtype) and list(column.cat.categories) == levels:
+                frame[name] = column
+                continue
+            values = column.to_numpy(dtype=object)
+            if self.meta["features"].get("normalise_text"):
+                values = np.array(
+                    [v.strip().lower() if isinstance(v, str) else v for v in values], dtype=object
+                )
+            categorical = pd.Categorical(values, categories=levels)
+            unknown = (categorical.codes == -1) & pd.notna(values)
+            if unknown.any():
+                raise FeatureSchemaError(
+                    f"{name}: unknown category {values[unknown][0]!r} (expected one of {', '.join(levels)})"
+                )
+            frame[name] = categorical
+        return frame[self.feature_names]
+
+    def _is_prepared(self, features: pd.DataFrame) -> bool:
+        if list(features.columns) != self.feature_names:
+            return False
+        for name, dtype in zip(self.feature_names, features.dtypes, strict=True):
+            if name in self.categories:
+                if (
+                    not isinstance(dtype, pd.CategoricalDtype)
+                    or list(dtype.categories) != self.categories[name]
+                ):
+                    return False
+            elif dtype != np.float64:
+                return False
+        return True
+
+    def matrix(self, prepared: pd.DataFrame) -> np.ndarray:
+        """Prepared rows as the float matrix the boosters read: categories as their integer codes
+        (NaN when missing), exactly what LightGBM does with a DataFrame, done once per call
+        instead of once per booster."""
+        categorical = [j for j, name in enumerate(self.feature_names) if name in self.categories]
+        numeric = [j for j, name in enumerate(self.feature_names) if name not in self.categories]
+        out = np.empty((len(prepared), len(self.feature_names)))
+        out[:, numeric] = prepared.iloc[:, numeric].to_numpy(dtype=float)
+        for j in categorical:
+            codes = prepared.iloc[:, j].cat.codes.to_numpy()
+            out[:, j] = np.where(codes < 0, np.nan, codes)
+        return out
+
+    def _x(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
+        return data if isinstance(data, np.ndarray) else self.matrix(data)
+
+    def _predict(self, booster: lgb.Booster, x: np.ndarray, **kwargs: Any) -> np.ndarray:
+        if self.predict_threads:
+            kwargs["num_threads"] = self.predict_threads
+        return booster.predict(x, **kwargs)
 
     # -- scores ----------------------------------------------------------------------------------
-    def raw_margin(self, prepared: pd.DataFrame) -> np.ndarray:
-        return self.churn_booster.predict(prepared, raw_score=True)
+    def raw_margin(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
+        return self._predict(self.churn_booster, self._x(data), raw_score=True)
 
-    def churn_probability(self, prepared: pd.DataFrame) -> np.ndarray:
-        margin = self.raw_margin(prepared)
+    def churn_probability(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Calibrated probabilities for prepared rows (or their `matrix`)."""
+        margin = self.raw_margin(data)
         return apply_calibrator(self.meta["calibrator"], 1.0 / (1.0 + np.exp(-margin)), margin)
 
-    def contributions(self, prepared: pd.DataFrame) -> pd.DataFrame:
-        """Exact TreeSHAP contributions in log-odds; columns are features plus `bias`."""
-        values = self.churn_booster.predict(prepared, pred_contrib=True)
+    def contributions(self, prepared: pd.DataFrame, x: np.ndarray | None = None) -> pd.DataFrame:
+        """Exact TreeSHAP contributions in log-odds; columns are features plus `bias`.
+        `x`: the rows' `matrix`, when the caller already has it."""
+        values = self._predict(self.churn_booster, self._x(prepared) if x is None else x, pred_contrib=True)
         return pd.DataFrame(values, index=prepared.index, columns=[*self.feature_names, "bias"])
 
     def reasons(
@@ -165,9 +229,10 @@ class ModelBundle:
         order = np.argsort(-by_family, axis=1, kind="stable")[:, :top]
         strength = np.take_along_axis(by_family, order, axis=1)
         texts = self.meta["reasons"]
-        values = prepared.to_dict("records")
+        columns = _Columns(prepared)
         result: list[list[Reason]] = []
         for row, (ranked, amounts) in enumerate(zip(order, strength, strict=True)):
+            values = _RowView(columns, row)
             reasons = []
             for k, amount in zip(ranked, amounts, strict=True):
                 if amount <= 0:
@@ -176,20 +241,23 @@ class ModelBundle:
                 reasons.append(
                     Reason(
                         family.upper(),
-                        _reason_text(texts.get(family, []), values[row], family),
+                        _reason_text(texts.get(family, []), values, family),
                         float(amount),
                     )
                 )
             result.append(reasons)
         return result
 
-    def next_product_arrays(self, prepared: pd.DataFrame, top: int = 3) -> tuple[np.ndarray, np.ndarray]:
-        """Top products not already held: codes (n, top; None when fewer) and propensities (NaN)."""
+    def next_product_arrays(
+        self, prepared: pd.DataFrame, top: int = 3, x: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top products not already held: codes (n, top; None when fewer) and propensities (NaN).
+        `x`: the rows' `matrix`, when the caller already has it."""
         n = len(prepared)
         if self.next_product_booster is None:
             return np.full((n, top), None, dtype=object), np.full((n, top), np.nan)
         classes = np.array(self.meta["next_product"]["classes"], dtype=object)
-        probabilities = self.next_product_booster.predict(prepared)
+        probabilities = self._predict(self.next_product_booster, self._x(prepared) if x is None else x)
         for k, product in enumerate(classes):
             if product == NO_PRODUCT:
                 probabilities[:, k] = -1.0
@@ -218,12 +286,48 @@ class ModelBundle:
         return customer_value(prepared, self.meta["products"], v["years"], v["discount_rate"])
 
 
+class _Columns(dict):
+    """Columns of a frame as lists, each converted the first time a reason text needs it."""
+
+    def __init__(self, frame: pd.DataFrame):
+        super().__init__()
+        self._frame = frame
+
+    def __missing__(self, key: str) -> list[Any]:
+        values = self._frame[key].tolist()
+        self[key] = values
+        return values
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._frame.columns
+
+
+class _RowView(dict):
+    """One row of a frame as a mapping, built only when a reason text asks for a value."""
+
+    def __init__(self, columns: _Columns, row: int):
+        super().__init__()
+        self._columns = columns
+        self._row = row
+
+    def __missing__(self, key: str) -> Any:
+        value = self._columns[key][self._row]  # KeyError for an unknown placeholder, as before
+        self[key] = value
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self._columns else default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._columns
+
+
 def _reason_text(options: list[dict[str, str | None]], values: dict[str, Any], family: str) -> str:
     for option in options:
         when = option.get("when")
         if when is None or (values.get(when) is not None and float(values[when]) > 0):
             try:
-                return str(option["text"]).format(**values)
+                return str(option["text"]).format_map(values)
             except (KeyError, ValueError, TypeError):
                 break
     if family in values:  # a family that is one column, e.g. a bank's own table

@@ -93,52 +93,66 @@ def contact_decisions(
         `contact` (bool), `contact_rule` (why), and `list_rank` (1 = contact first; NaN if not
         contacted), indexed like `candidates`. The first rule that applies decides.
     """
-    c = candidates
-    rule = pd.Series(CONTACT, index=c.index, dtype=object)
-    undecided = pd.Series(True, index=c.index)
+    c = {column: candidates[column].to_numpy() for column in candidates.columns}
+    n = len(candidates)
+    rule = np.full(n, CONTACT, dtype=object)
+    undecided = np.ones(n, dtype=bool)
 
-    def apply(mask: pd.Series, text: str | pd.Series) -> None:
-        hit = undecided & mask.fillna(False).astype(bool)
+    def apply(mask: np.ndarray, text: str | np.ndarray) -> None:
+        hit = undecided & mask
         rule[hit] = text if isinstance(text, str) else text[hit]
         undecided[hit] = False
 
-    apply(~c["reportable"], "low risk: below the reporting threshold")
-    apply(c["do_not_contact"], "do-not-contact flag")
-    apply(c["control_group"], "control group: scored, never contacted")
-    days = c["days_since_last_contact"]
-    apply(
-        days < policy.min_days_between_contacts,
-        "contacted "
-        + days.fillna(0).astype(int).astype(str)
-        + f" days ago (minimum gap {policy.min_days_between_contacts})",
-    )
+    apply(~c["reportable"].astype(bool), "low risk: below the reporting threshold")
+    apply(c["do_not_contact"].astype(bool), "do-not-contact flag")
+    apply(c["control_group"].astype(bool), "control group: scored, never contacted")
+    days = c["days_since_last_contact"].astype(float)
+    too_soon = days < policy.min_days_between_contacts  # NaN (never contacted) compares False
+    if too_soon.any():
+        apply(
+            too_soon,
+            np.array(
+                [
+                    f"contacted {int(d) if d == d else 0} days ago (minimum gap {policy.min_days_between_contacts})"
+                    for d in days
+                ],
+                dtype=object,
+            ),
+        )
     apply(
         c["contacts_last_quarter"] >= policy.max_contacts_per_quarter,
         f"reached the limit of {policy.max_contacts_per_quarter} contacts per quarter",
     )
-    apply(c["expected_saving"] <= 0, "expected saving does not cover the contact cost")
+    saving = c["expected_saving"].astype(float)
+    apply(saving <= 0, "expected saving does not cover the contact cost")
 
     # capacity: the best expected savings first, within each team (and branch, for branch teams)
-    open_rows = c[undecided].sort_values("expected_saving", ascending=False, kind="stable")
-    per_branch = open_rows["owner"].isin(list(playbook.per_branch))
-    group = np.where(
-        per_branch, open_rows["owner"] + "@" + open_rows["branch_id"].astype(str), open_rows["owner"]
+    open_rows = np.flatnonzero(undecided)
+    open_rows = open_rows[np.argsort(-saving[open_rows], kind="stable")]
+    owner = c["owner"][open_rows].astype(str)
+    branch = c["branch_id"][open_rows].astype(str)
+    per_branch = np.isin(owner, list(playbook.per_branch))
+    group = np.where(per_branch, np.char.add(np.char.add(owner, "@"), branch), owner)
+    position = pd.Series(group).groupby(group, sort=False).cumcount().to_numpy()
+    limit = np.array(
+        [playbook.per_branch.get(team, playbook.capacity.get(team, 0)) for team in owner], dtype=float
     )
-    position = open_rows.groupby(group, sort=False).cumcount()
-    limit = open_rows["owner"].map(lambda team: playbook.per_branch.get(team, playbook.capacity.get(team, 0)))
     over = position >= limit
-    over_text = (
-        "over the daily capacity of "
-        + open_rows["owner"]
-        + np.where(per_branch, " in branch " + open_rows["branch_id"].astype(str), "")
-    )
-    apply(over.reindex(c.index, fill_value=False), over_text.reindex(c.index))
+    if over.any():
+        texts = np.full(n, None, dtype=object)
+        texts[open_rows] = [
+            f"over the daily capacity of {team}" + (f" in branch {b}" if by_branch else "")
+            for team, b, by_branch in zip(owner, branch, per_branch, strict=True)
+        ]
+        mask = np.zeros(n, dtype=bool)
+        mask[open_rows[over]] = True
+        apply(mask, texts)
 
     contact = rule == CONTACT
-    rank = pd.Series(np.nan, index=c.index)
-    ordered = c.loc[contact].sort_values("expected_saving", ascending=False, kind="stable").index
-    rank[ordered] = np.arange(1, len(ordered) + 1)
-    return pd.DataFrame({"contact": contact, "contact_rule": rule, "list_rank": rank})
+    rank = np.full(n, np.nan)
+    chosen = np.flatnonzero(contact)
+    rank[chosen[np.argsort(-saving[chosen], kind="stable")]] = np.arange(1, len(chosen) + 1)
+    return pd.DataFrame({"contact": contact, "contact_rule": rule, "list_rank": rank}, index=candidates.index)
 
 
 def contact_history(contacts: pd.DataFrame, customer_ids: pd.Index, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -146,13 +160,23 @@ def contact_history(contacts: pd.DataFrame, customer_ids: pd.Index, as_of: pd.Ti
 
     Control-group records are not contacts.
     """
-    made = contacts[(contacts["ts"] < as_of) & ~contacts["control_group"].astype(bool)]
-    last = made.groupby("customer_id")["ts"].max()
-    recent = made[made["ts"] >= as_of - pd.Timedelta(days=91)].groupby("customer_id").size()
+    ts = pd.to_datetime(contacts["ts"]).to_numpy(dtype="datetime64[ns]")
+    made = (ts < as_of.to_datetime64()) & ~contacts["control_group"].to_numpy(dtype=bool)
+    ids = contacts["customer_id"].to_numpy()[made]
+    ts = ts[made]
+    if not len(ids):
+        return pd.DataFrame(
+            {"days_since_last_contact": np.nan, "contacts_last_quarter": 0}, index=customer_ids
+        )
+    last = pd.Series(ts).groupby(ids).max()
+    recent_since = (as_of - pd.Timedelta(days=91)).to_datetime64()
+    recent = pd.Series(ts >= recent_since).groupby(ids).sum()
     return pd.DataFrame(
         {
-            "days_since_last_contact": ((as_of - last).dt.total_seconds() / 86400).reindex(customer_ids),
-            "contacts_last_quarter": recent.reindex(customer_ids, fill_value=0),
+            "days_since_last_contact": ((as_of - last).dt.total_seconds() / 86400)
+            .reindex(customer_ids)
+            .to_numpy(),
+            "contacts_last_quarter": recent.reindex(customer_ids, fill_value=0).to_numpy(dtype=int),
         },
         index=customer_ids,
     )

@@ -20,10 +20,8 @@ import sqlalchemy as sa
 
 from churn.config import AppConfig
 from serving.model_bundle import categoricals_as_text
-
-LIST_TABLE = "risk_list"
-RUNS_TABLE = "risk_list_runs"
-FEATURES_TABLE = "customer_features"
+from serving.registry import load_champion
+from serving.store import LIST_TABLE, RUNS_TABLE, api_contacts, make_engine, replace_daily_tables
 
 
 @dataclass(frozen=True)
@@ -40,31 +38,18 @@ def default_as_of(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
     return (tables["balances"]["month_end"].max() + pd.Timedelta(days=1)).normalize()
 
 
-def load_champion(config: AppConfig):
-    """The champion bundle and its registry version, resolved through the `champion` alias.
-
-    Raises:
-        ValueError: no model version has the alias (train and promote first).
-    """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
-    name = config.mlflow.model_name
-    try:
-        version = str(mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version)
-    except MlflowException:
-        raise ValueError(
-            f"no version of model {name!r} has the alias 'champion': run `churn train` and `churn promote`"
-        ) from None
-    bundle = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().bundle
-    return bundle, version
-
-
 def build_risk_list(
-    tables: dict[str, pd.DataFrame], bundle, model_version: str, as_of: pd.Timestamp, config: AppConfig
+    tables: dict[str, pd.DataFrame],
+    bundle,
+    model_version: str,
+    as_of: pd.Timestamp,
+    config: AppConfig,
+    recorded_contacts: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score the customers active at `as_of` and list everyone else with the reason they are not scored.
+
+    `recorded_contacts` (customer_id, ts, control_group): contacts recorded through the API since
+    the bank's extract; the contact policy counts them with the bank's own.
 
     Returns:
         (rows for every customer: scored and excluded, the feature rows that were scored).
@@ -78,7 +63,11 @@ def build_risk_list(
     features = build_features(tables, as_of, config.features, products)
     drained = drained_before(tables, as_of, config.labels).reindex(features.index, fill_value=False)
     to_score = features[~drained.to_numpy()]
-    context = ScoringContext(as_of, customers, tables["contacts"])
+    contacts = tables["contacts"][["customer_id", "ts", "control_group"]]
+    if recorded_contacts is not None and len(recorded_contacts):
+        contacts = pd.concat([contacts, recorded_contacts[contacts.columns]], ignore_index=True)
+        contacts = contacts.drop_duplicates(["customer_id", "ts"])
+    context = ScoringContext(as_of, customers, contacts)
     scored = score_customers(bundle, to_score, context, config)
     scored.insert(0, "status", "scored")
 
@@ -120,11 +109,16 @@ def write_files(rows: pd.DataFrame, table: pd.DataFrame, meta: dict[str, Any], o
     return final
 
 
-def write_database(table: pd.DataFrame, features: pd.DataFrame, meta: dict[str, Any], url: str) -> None:
-    """Replace this date's list and run record, and the latest feature rows, in one transaction."""
-    engine = sa.create_engine(url)
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+def write_database(
+    table: pd.DataFrame,
+    features: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
+    meta: dict[str, Any],
+    url: str,
+) -> None:
+    """Replace this date's list and run record, the latest feature rows and customer context, and
+    the bank's contacts in the contact history, in one transaction."""
+    engine = make_engine(url)
     as_of = meta["as_of"]
     try:
         with engine.begin() as connection:
@@ -144,9 +138,10 @@ def write_database(table: pd.DataFrame, features: pd.DataFrame, meta: dict[str, 
                 ]
             )
             run.to_sql(RUNS_TABLE, connection, if_exists="append", index=False)
-            latest = categoricals_as_text(features).reset_index()
-            latest.insert(1, "as_of", as_of)
-            latest.to_sql(FEATURES_TABLE, connection, if_exists="replace", index=False, chunksize=20_000)
+            context = tables["customers"].set_index("customer_id").loc[features.index]
+            replace_daily_tables(
+                connection, features, context, tables["contacts"], as_of, pd.Timestamp(meta["created_at"])
+            )
     finally:
         engine.dispose()
 
@@ -254,7 +249,9 @@ def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tupl
     as_of = pd.Timestamp(as_of) if as_of is not None else default_as_of(tables)
     steps.update()
     bundle, version = load_champion(config)
-    rows, features = build_risk_list(tables, bundle, version, as_of, config)
+    rows, features = build_risk_list(
+        tables, bundle, version, as_of, config, recorded_contacts=api_contacts(config.database_url)
+    )
     steps.update()
     excluded = rows[rows["status"] == "excluded"]
     meta = {
@@ -278,7 +275,7 @@ def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tupl
     out_dir = write_files(rows, table, meta, config.output_path / "risk_lists")
     steps.update()
     meta["seconds"] = round(time.perf_counter() - started, 2)
-    write_database(table, features, meta, config.database_url)
+    write_database(table, features, tables, meta, config.database_url)
     steps.update()
     steps.close()
     lines = summary_lines(rows, meta) + [

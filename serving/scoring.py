@@ -58,57 +58,54 @@ def score_customers(
         )
     customers = context.customers.loc[ids]
     prepared = bundle.prepare(features)
-    probability = bundle.churn_probability(prepared)
+    x = bundle.matrix(prepared)
+    probability = bundle.churn_probability(x)
     value = bundle.value(prepared)
     scoring = config.scoring
     risk_tier = tiers(probability, scoring.tiers)
     value_tier = tiers(np.nan_to_num(value, nan=0.0), scoring.value_tiers)
     reportable = probability >= scoring.reporting_threshold
+    n = len(ids)
+    segment = customers["segment"].to_numpy()
+    branch_id = customers["branch_id"].to_numpy()
+    out: dict[str, np.ndarray] = {
+        "churn_probability": probability,
+        "risk_tier": risk_tier,
+        "value": value,
+        "value_at_risk": probability * value,
+        "value_tier": value_tier,
+        "segment": segment,
+        "region": customers["region"].to_numpy(),
+        "branch_id": branch_id,
+    }
 
-    out = pd.DataFrame(
-        {
-            "churn_probability": probability,
-            "risk_tier": risk_tier,
-            "value": value,
-            "value_at_risk": probability * value,
-            "value_tier": value_tier,
-            "segment": customers["segment"].to_numpy(),
-            "region": customers["region"].to_numpy(),
-            "branch_id": customers["branch_id"].to_numpy(),
-        },
-        index=ids,
-    )
     # exact SHAP is the expensive step: explain only who can make the list or is reported on
-    reason_codes: list[list[str]] = [[] for _ in range(len(ids))]
-    for k in range(1, TOP + 1):
-        out[f"reason_{k}_code"] = None
-        out[f"reason_{k}_text"] = None
-        out[f"reason_{k}_contribution"] = np.nan
+    reason_codes: list[list[str]] = [[] for _ in range(n)]
+    code = [np.full(n, None, dtype=object) for _ in range(TOP)]
+    text = [np.full(n, None, dtype=object) for _ in range(TOP)]
+    contribution = [np.full(n, np.nan) for _ in range(TOP)]
     explain = np.flatnonzero(reportable)
     if explain.size:
         subset = prepared.iloc[explain]
-        reasons = bundle.reasons(subset, bundle.contributions(subset), top=TOP)
+        reasons = bundle.reasons(subset, bundle.contributions(subset, x[explain]), top=TOP)
         for row, customer_reasons in zip(explain, reasons, strict=True):
             reason_codes[row] = [r.code for r in customer_reasons]
-        for k in range(TOP):
-            column = out.columns.get_loc
-            out.iloc[explain, column(f"reason_{k + 1}_code")] = [
-                r[k].code if len(r) > k else None for r in reasons
-            ]
-            out.iloc[explain, column(f"reason_{k + 1}_text")] = [
-                r[k].text if len(r) > k else None for r in reasons
-            ]
-            out.iloc[explain, column(f"reason_{k + 1}_contribution")] = [
-                r[k].contribution if len(r) > k else np.nan for r in reasons
-            ]
+            for k, reason in enumerate(customer_reasons):
+                code[k][row] = reason.code
+                text[k][row] = reason.text
+                contribution[k][row] = reason.contribution
+    for k in range(TOP):
+        out[f"reason_{k + 1}_code"] = code[k]
+        out[f"reason_{k + 1}_text"] = text[k]
+        out[f"reason_{k + 1}_contribution"] = contribution[k]
 
-    codes, propensities = bundle.next_product_arrays(prepared, top=TOP)
+    codes, propensities = bundle.next_product_arrays(prepared, top=TOP, x=x)
     for k in range(TOP):
         out[f"next_product_{k + 1}"] = codes[:, k]
         out[f"next_product_{k + 1}_propensity"] = propensities[:, k]
 
     playbook = config.playbook
-    action = choose_actions(risk_tier, value_tier, customers["segment"].to_numpy(), reason_codes, playbook)
+    action = choose_actions(risk_tier, value_tier, segment, reason_codes, playbook)
     action = np.where(reportable, action, None)
     attribute = {
         name: np.array([getattr(playbook.actions[a], name) if a else None for a in action], dtype=object)
@@ -121,24 +118,27 @@ def score_customers(
     effect = attribute["effect"].astype(float)
     cost = attribute["cost"].astype(float)
     # value unknown (a bank's own table without balances): no saving can be claimed
-    out["expected_saving"] = np.where(
-        reportable, np.nan_to_num(probability * value * effect, nan=0.0) - cost, np.nan
-    )
+    saving = np.where(reportable, np.nan_to_num(probability * value * effect, nan=0.0) - cost, np.nan)
+    out["expected_saving"] = saving
 
     policy = config.contact_policy
     history = contact_history(context.contacts, ids, context.as_of)
-    out["control_group"] = in_control_group(ids, policy.control_group_key, policy.control_group_share)
+    control = in_control_group(ids, policy.control_group_key, policy.control_group_share)
+    out["control_group"] = control
     candidates = pd.DataFrame(
         {
             "reportable": reportable,
             "do_not_contact": customers["do_not_contact"].to_numpy(dtype=bool),
-            "control_group": out["control_group"].to_numpy(),
+            "control_group": control,
             "days_since_last_contact": history["days_since_last_contact"].to_numpy(),
             "contacts_last_quarter": history["contacts_last_quarter"].to_numpy(),
-            "expected_saving": out["expected_saving"].fillna(0.0).to_numpy(),
-            "owner": out["action_owner"].fillna("").to_numpy(),
-            "branch_id": out["branch_id"].to_numpy(),
+            "expected_saving": np.nan_to_num(saving, nan=0.0),
+            "owner": np.where(attribute["owner"] == None, "", attribute["owner"]),  # noqa: E711
+            "branch_id": branch_id,
         },
         index=ids,
     )
-    return out.join(contact_decisions(candidates, policy, playbook))
+    decisions = contact_decisions(candidates, policy, playbook)
+    for column in decisions.columns:
+        out[column] = decisions[column].to_numpy()
+    return pd.DataFrame(out, index=ids)

@@ -1,0 +1,202 @@
+"""Request and response models of the scoring API (pydantic; the OpenAPI document is built from them).
+
+Every request model forbids unknown fields and NaN or infinity, so a malformed request is a 400
+that names the field, never a 500.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+CustomerId = Annotated[int, Field(ge=1, le=2**62, description="The bank's customer id")]
+FeatureValue = Annotated[
+    float | Annotated[str, StringConstraints(max_length=64)] | None,
+    Field(description="A number, a category, or null for missing"),
+]
+CHANNELS = ("phone", "branch", "email", "sms", "app")
+RiskTier = Literal["high", "medium", "low"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class FeatureRow(_Request):
+    """Feature values computed by the caller (or changed for a what-if question)."""
+
+    features: dict[Annotated[str, StringConstraints(max_length=64)], FeatureValue] = Field(
+        max_length=1000, description="Feature name -> value; every feature of the model is needed"
+    )
+    customer_id: CustomerId | None = Field(
+        None, description="When given, the customer's stored context and contact history are used"
+    )
+    segment: Annotated[str, StringConstraints(max_length=32)] | None = Field(
+        None, description="Context for a row without a known customer"
+    )
+    region: Annotated[str, StringConstraints(max_length=32)] | None = None
+    branch_id: Annotated[str, StringConstraints(max_length=32)] | None = None
+    do_not_contact: bool = False
+
+
+class ScoreRequest(_Request):
+    """Either customer ids (looked up in the latest feature table) or feature rows, not both."""
+
+    customer_ids: list[CustomerId] | None = Field(None, max_length=10_000)
+    rows: list[FeatureRow] | None = Field(None, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ScoreRequest:
+        if (self.customer_ids is None) == (self.rows is None):
+            raise ValueError("send either customer_ids or rows")
+        if not (self.customer_ids or self.rows):
+            raise ValueError("customer_ids or rows: empty list")
+        return self
+
+
+class ExplainRequest(_Request):
+    customer_id: CustomerId | None = None
+    row: FeatureRow | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ExplainRequest:
+        if (self.customer_id is None) == (self.row is None):
+            raise ValueError("send either customer_id or row")
+        return self
+
+
+class ContactOutcomeRequest(_Request):
+    """What happened after a retention contact. Sending the same event again is harmless."""
+
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+    customer_id: CustomerId
+    contacted_at: dt.datetime = Field(description="When the contact happened (ISO 8601; UTC if no offset)")
+    channel: Literal[CHANNELS]  # type: ignore[valid-type]
+    action: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="The playbook action taken, e.g. rate_offer"
+    )
+    reached: bool
+    offer_accepted: bool | None = None
+    customer_status: Literal["stayed", "left", "unknown"] = "unknown"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ContactOutcomeRequest:
+        if not self.reached and self.offer_accepted:
+            raise ValueError("offer_accepted: cannot be true when the customer was not reached")
+        return self
+
+
+# -- responses -----------------------------------------------------------------------------------
+class Reason(BaseModel):
+    code: str
+    text: str
+    contribution: float = Field(description="Summed SHAP contribution of the family, log-odds")
+
+
+class ProductPropensity(BaseModel):
+    product: str
+    propensity: float
+
+
+class Action(BaseModel):
+    code: str
+    channel: str
+    owner: str
+    description: str
+    expected_saving: float
+
+
+class CustomerScore(BaseModel):
+    index: int = Field(description="Position in the request")
+    customer_id: int | None
+    churn_probability: float
+    risk_tier: RiskTier
+    value: float | None
+    value_at_risk: float | None
+    value_tier: Literal["high", "medium", "low"]
+    reasons: list[Reason] = Field(description="Top reasons; empty below the reporting threshold")
+    next_best_products: list[ProductPropensity]
+    action: Action | None
+    control_group: bool
+    contact: bool
+    contact_rule: str
+
+
+class ItemError(BaseModel):
+    index: int
+    customer_id: int | None
+    error: str
+
+
+class ScoreResponse(BaseModel):
+    request_id: str
+    model_version: str
+    features_as_of: str | None = Field(description="Date of the stored features used for ids")
+    scores: list[CustomerScore]
+    errors: list[ItemError]
+
+
+class Contribution(BaseModel):
+    feature: str
+    family: str
+    value: float | str | None
+    contribution: float
+
+
+class Explanation(BaseModel):
+    request_id: str
+    model_version: str
+    customer_id: int | None
+    churn_probability: float
+    base_value: float = Field(description="The model's expected log-odds")
+    margin: float = Field(description="base_value + sum of contributions (raw log-odds)")
+    reasons: list[Reason]
+    contributions: list[Contribution] = Field(description="Every feature, largest |contribution| first")
+
+
+class OutcomeRecorded(BaseModel):
+    event_id: str
+    status: Literal["recorded", "duplicate"]
+
+
+class RiskListItem(BaseModel):
+    customer_id: int
+    list_rank: int | None
+    churn_probability: float
+    risk_tier: str
+    value: float | None
+    value_at_risk: float | None
+    expected_saving: float | None
+    action: str | None
+    action_channel: str | None
+    action_owner: str | None
+    branch_id: str | None
+    segment: str | None
+    region: str | None
+    reasons: list[Reason]
+    next_best_products: list[str]
+    contact: bool
+    contact_rule: str | None
+
+
+class RiskListPage(BaseModel):
+    as_of: str
+    model_version: str | None
+    total: int
+    limit: int
+    offset: int
+    items: list[RiskListItem]
+
+
+class ModelInfo(BaseModel):
+    model_name: str
+    version: str
+    alias: str
+    trained_at: str | None
+    training_split: dict[str, str]
+    metrics: dict[str, float]
+    feature_schema_hash: str
+    features: int
+    loaded_at: str

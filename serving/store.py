@@ -1,0 +1,294 @@
+"""The database tables the daily job and the API share (SQLite by default, PostgreSQL by URL).
+
+Written by the daily risk-list job (pandas, replaced whole in one transaction):
+    risk_list, risk_list_runs     the day's list and its run record, keyed by as-of date
+    customer_features             the latest feature rows per customer (what /score looks up)
+    customer_context              do-not-contact flag, branch, segment, region (what the policy needs)
+
+Written here, row by row:
+    contact_history               contacts: the bank's (copied by the daily job, source 'bank') and the
+                                  outcomes CRM systems record through the API (source 'api')
+    prediction_log                every scored request: model version, pseudonymised id, features,
+                                  outputs; read by monitoring
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+LIST_TABLE = "risk_list"
+RUNS_TABLE = "risk_list_runs"
+FEATURES_TABLE = "customer_features"
+CONTEXT_TABLE = "customer_context"
+CONTEXT_COLUMNS = ["do_not_contact", "branch_id", "segment", "region"]
+
+metadata = sa.MetaData()
+contact_history = sa.Table(
+    "contact_history",
+    metadata,
+    sa.Column("event_id", sa.String(128), primary_key=True),
+    sa.Column("customer_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("contacted_at", sa.DateTime, nullable=False),
+    sa.Column("source", sa.String(8), nullable=False),  # 'bank' or 'api'
+    sa.Column("channel", sa.String(32)),
+    sa.Column("action", sa.String(64)),
+    sa.Column("control_group", sa.Boolean, nullable=False),
+    sa.Column("reached", sa.Boolean),
+    sa.Column("offer_accepted", sa.Boolean),
+    sa.Column("customer_status", sa.String(16)),  # stayed, left, unknown
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
+    sa.Column("payload_hash", sa.String(64)),
+)
+prediction_log = sa.Table(
+    "prediction_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("logged_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("endpoint", sa.String(32), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("customer_key", sa.String(64)),  # keyed hash of the customer id, never the id
+    sa.Column("churn_probability", sa.Float, nullable=False),
+    sa.Column("risk_tier", sa.String(8), nullable=False),
+    sa.Column("features", sa.Text, nullable=False),  # JSON
+    sa.Column("outputs", sa.Text, nullable=False),  # JSON
+    sa.Column("latency_ms", sa.Float),
+)
+
+
+def make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class OutcomeConflict(ValueError):
+    """The event id was already recorded with different content."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    event_id: str
+    customer_id: int
+    contacted_at: pd.Timestamp  # naive UTC
+    channel: str | None
+    action: str | None
+    reached: bool
+    offer_accepted: bool | None
+    customer_status: str
+
+    def payload_hash(self) -> str:
+        fields = {k: (str(v) if v is not None else None) for k, v in self.__dict__.items()}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+class ServingStore:
+    """Reads and writes the shared tables; one engine (connection pool) per process."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        metadata.create_all(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+
+    def has_features(self) -> bool:
+        return sa.inspect(self.engine).has_table(FEATURES_TABLE)
+
+    def feature_columns(self) -> list[str]:
+        return [c["name"] for c in sa.inspect(self.engine).get_columns(FEATURES_TABLE)]
+
+    # -- lookups for /score --------------------------------------------------------------------
+    def all_customers(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Every stored feature row and context row, indexed by customer id."""
+        with self.engine.connect() as connection:
+            features = pd.read_sql(sa.text(f"SELECT * FROM {FEATURES_TABLE}"), connection)
+            context = pd.read_sql(sa.text(f"SELECT * FROM {CONTEXT_TABLE}"), connection)
+        features = features.set_index("customer_id").drop(columns=["as_of"], errors="ignore")
+        context = context.set_index("customer_id").reindex(features.index)
+        context["do_not_contact"] = context["do_not_contact"].fillna(False).astype(bool)
+        return features, context
+
+    def contacts(self, ids: Sequence[int]) -> pd.DataFrame:
+        """Contacts (bank's and recorded through the API) of these customers: customer_id, ts, control_group."""
+        with self.engine.connect() as connection:
+            result = connection.execute(
+                sa.select(
+                    contact_history.c.customer_id,
+                    contact_history.c.contacted_at.label("ts"),
+                    contact_history.c.control_group,
+                ).where(contact_history.c.customer_id.in_([int(i) for i in ids]))
+            )
+            contacts = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        contacts["ts"] = pd.to_datetime(contacts["ts"])
+        contacts["control_group"] = contacts["control_group"].astype(bool)
+        return contacts
+
+    def daily_run_marker(self) -> str | None:
+        """Changes whenever the daily job writes new feature rows (its run's creation time)."""
+        if not sa.inspect(self.engine).has_table(RUNS_TABLE):
+            return None
+        with self.engine.connect() as connection:
+            return connection.execute(sa.text(f"SELECT MAX(created_at) FROM {RUNS_TABLE}")).scalar()
+
+    def features_as_of(self) -> str | None:
+        with self.engine.connect() as connection:
+            return connection.execute(sa.text(f"SELECT MAX(as_of) FROM {FEATURES_TABLE}")).scalar()
+
+    # -- contact outcomes ----------------------------------------------------------------------
+    def record_outcome(self, outcome: Outcome, now: pd.Timestamp) -> bool:
+        """Insert the outcome; True if new, False if this event id was already recorded the same way.
+
+        Raises:
+            OutcomeConflict: the event id exists with different content.
+        """
+        digest = outcome.payload_hash()
+        row = {
+            "event_id": outcome.event_id,
+            "customer_id": outcome.customer_id,
+            "contacted_at": outcome.contacted_at.to_pydatetime(),
+            "source": "api",
+            "channel": outcome.channel,
+            "action": outcome.action,
+            "control_group": False,
+            "reached": outcome.reached,
+            "offer_accepted": outcome.offer_accepted,
+            "customer_status": outcome.customer_status,
+            "recorded_at": now.to_pydatetime(),
+            "payload_hash": digest,
+        }
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(contact_history.insert().values(**row))
+            return True
+        except sa.exc.IntegrityError:
+            with self.engine.connect() as connection:
+                existing = connection.execute(
+                    sa.select(contact_history.c.payload_hash).where(
+                        contact_history.c.event_id == outcome.event_id
+                    )
+                ).scalar()
+            if existing != digest:
+                raise OutcomeConflict(
+                    f"event_id: {outcome.event_id!r} was already recorded with different content"
+                ) from None
+            return False
+
+    # -- the stored daily list -----------------------------------------------------------------
+    def latest_list_date(self) -> str | None:
+        if not sa.inspect(self.engine).has_table(RUNS_TABLE):
+            return None
+        with self.engine.connect() as connection:
+            return connection.execute(sa.text(f"SELECT MAX(as_of) FROM {RUNS_TABLE}")).scalar()
+
+    def risk_list(
+        self, as_of: str, filters: dict[str, Any], contacted_only: bool, limit: int, offset: int
+    ) -> tuple[int, pd.DataFrame, dict[str, Any] | None]:
+        """(matching rows in all, this page, the run record) for one date's list."""
+        if not sa.inspect(self.engine).has_table(LIST_TABLE):
+            return 0, pd.DataFrame(), None
+        table = sa.Table(LIST_TABLE, sa.MetaData(), autoload_with=self.engine)
+        where = [table.c.as_of == as_of, table.c.status == "scored"]
+        if contacted_only:
+            where.append(table.c.contact == sa.true())
+        for column, value in filters.items():
+            if value is not None:
+                where.append(table.c[column] == value)
+        order = (
+            [table.c.list_rank]
+            if contacted_only
+            else [table.c.expected_saving.desc().nulls_last(), table.c.customer_id]
+        )
+        with self.engine.connect() as connection:
+            total = connection.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar()
+            page = pd.read_sql(
+                sa.select(table).where(*where).order_by(*order).limit(limit).offset(offset), connection
+            )
+            run = connection.execute(
+                sa.text(f"SELECT meta FROM {RUNS_TABLE} WHERE as_of = :as_of"), {"as_of": as_of}
+            ).scalar()
+        return int(total or 0), page, json.loads(run) if run else None
+
+    # -- the prediction log --------------------------------------------------------------------
+    def append_predictions(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            with self.engine.begin() as connection:
+                connection.execute(prediction_log.insert(), rows)
+
+
+def replace_daily_tables(
+    connection: sa.Connection,
+    features: pd.DataFrame,
+    context: pd.DataFrame,
+    contacts: pd.DataFrame,
+    as_of: str,
+    recorded_at: pd.Timestamp,
+) -> None:
+    """Inside the daily job's transaction: the latest features and context per customer, and the
+    bank's own contacts in the contact history (the API's recorded outcomes are kept)."""
+    from serving.model_bundle import categoricals_as_text
+
+    metadata.create_all(connection)
+    latest = categoricals_as_text(features).reset_index()
+    latest.insert(1, "as_of", as_of)
+    latest.to_sql(FEATURES_TABLE, connection, if_exists="replace", index=False, chunksize=20_000)
+    connection.execute(sa.text(f"CREATE INDEX ix_{FEATURES_TABLE}_id ON {FEATURES_TABLE} (customer_id)"))
+    plain = categoricals_as_text(context[CONTEXT_COLUMNS]).reset_index()
+    plain["do_not_contact"] = plain["do_not_contact"].astype(bool)
+    plain.to_sql(CONTEXT_TABLE, connection, if_exists="replace", index=False, chunksize=20_000)
+    connection.execute(sa.text(f"CREATE INDEX ix_{CONTEXT_TABLE}_id ON {CONTEXT_TABLE} (customer_id)"))
+    connection.execute(contact_history.delete().where(contact_history.c.source == "bank"))
+    if len(contacts):
+        bank = pd.DataFrame(
+            {
+                "event_id": "bank:" + contacts["contact_id"].astype(str),
+                "customer_id": contacts["customer_id"].astype("int64"),
+                "contacted_at": pd.to_datetime(contacts["ts"]),
+                "source": "bank",
+                "channel": contacts["channel"].astype(object),
+                "action": None,
+                "control_group": contacts["control_group"].astype(bool),
+                "reached": (contacts["outcome"].astype(object) != "not_reached")
+                & ~contacts["control_group"].astype(bool),
+                "offer_accepted": contacts["outcome"].astype(object) == "accepted",
+                "customer_status": "unknown",
+                "recorded_at": recorded_at.to_pydatetime(),
+                "payload_hash": None,
+            }
+        )
+        connection.execute(contact_history.insert(), bank.to_dict("records"))
+
+
+def api_contacts(url: str) -> pd.DataFrame:
+    """Contacts recorded through the API (for the daily job's contact policy); empty if none."""
+    engine = make_engine(url)
+    try:
+        if not sa.inspect(engine).has_table(contact_history.name):
+            return pd.DataFrame({"customer_id": [], "ts": [], "control_group": []})
+        with engine.connect() as connection:
+            frame = pd.read_sql(
+                sa.select(
+                    contact_history.c.customer_id,
+                    contact_history.c.contacted_at.label("ts"),
+                    contact_history.c.control_group,
+                ).where(contact_history.c.source == "api"),
+                connection,
+            )
+    finally:
+        engine.dispose()
+    frame["ts"] = pd.to_datetime(frame["ts"])
+    frame["control_group"] = frame["control_group"].astype(bool)
+    return frame
