@@ -39,6 +39,7 @@ KEY = "bench-" + "k" * 26
 def _env() -> dict[str, str]:
     return dict(
         os.environ,
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # mlflow starts `uvicorn` from PATH
         MLFLOW_TRACKING_URI=f"sqlite:///{CACHE / 'mlflow.db'}",
         CHURN_OUTPUT_DIR=str(CACHE / "out"),
         CHURN_DATABASE_URL=f"sqlite:///{CACHE / 'out' / 'churn.db'}",
