@@ -35,6 +35,7 @@ from churn.config import AppConfig, load_config
 from serving import api_models as m
 from serving.auth import ApiGuard, KeyRing, Secrets, load_secrets, pseudonymise
 from serving.model_bundle import FeatureSchemaError, ModelBundle
+from serving.policy import tiers
 from serving.prediction_log import PredictionLogWriter
 from serving.scoring import TOP, ScoringContext, score_customers
 from serving.store import Outcome, OutcomeConflict, ServingStore
@@ -345,7 +346,9 @@ class ChurnService:
                     features.iloc[0],
                     {
                         "churn_probability": explanation.churn_probability,
-                        "risk_tier": _tier(self.config, explanation.churn_probability),
+                        "risk_tier": str(
+                            tiers(np.array([explanation.churn_probability]), self.config.scoring.tiers)[0]
+                        ),
                     },
                     started,
                 )
@@ -492,11 +495,6 @@ def _plain(value: Any) -> float | str | None:
 
 def _number(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
-
-
-def _tier(config: AppConfig, probability: float) -> str:
-    tiers = config.scoring.tiers
-    return "high" if probability >= tiers["high"] else "medium" if probability >= tiers["medium"] else "low"
 
 
 def _first_bad_row(bundle: ModelBundle, features: pd.DataFrame, column: str) -> int:
