@@ -265,8 +265,7 @@ class ChurnService:
         try:
             bundle.prepare(features)
         except FeatureSchemaError as exc:
-            column = str(exc).split(":")[0]
-            bad = _first_bad_row(bundle, features, column)
+            bad = _first_bad_row(bundle, features)
             raise ApiError(400, f"rows[{bad}].features.{exc}") from None
         context_rows = []
         for key, row in zip(keys, rows, strict=True):
@@ -497,7 +496,7 @@ def _number(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def _first_bad_row(bundle: ModelBundle, features: pd.DataFrame, column: str) -> int:
+def _first_bad_row(bundle: ModelBundle, features: pd.DataFrame) -> int:
     for i in range(len(features)):
         try:
             bundle.prepare(features.iloc[[i]])

@@ -125,17 +125,7 @@ class ServingStore:
     def contacts(self, ids: Sequence[int]) -> pd.DataFrame:
         """Contacts (bank's and recorded through the API) of these customers: customer_id, ts, control_group."""
         with self.engine.connect() as connection:
-            result = connection.execute(
-                sa.select(
-                    contact_history.c.customer_id,
-                    contact_history.c.contacted_at.label("ts"),
-                    contact_history.c.control_group,
-                ).where(contact_history.c.customer_id.in_([int(i) for i in ids]))
-            )
-            contacts = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-        contacts["ts"] = pd.to_datetime(contacts["ts"])
-        contacts["control_group"] = contacts["control_group"].astype(bool)
-        return contacts
+            return _read_contacts(connection, contact_history.c.customer_id.in_([int(i) for i in ids]))
 
     def daily_run_marker(self) -> str | None:
         """Changes whenever the daily job writes new feature rows (its run's creation time)."""
@@ -279,16 +269,21 @@ def api_contacts(url: str) -> pd.DataFrame:
         if not sa.inspect(engine).has_table(contact_history.name):
             return pd.DataFrame({"customer_id": [], "ts": [], "control_group": []})
         with engine.connect() as connection:
-            frame = pd.read_sql(
-                sa.select(
-                    contact_history.c.customer_id,
-                    contact_history.c.contacted_at.label("ts"),
-                    contact_history.c.control_group,
-                ).where(contact_history.c.source == "api"),
-                connection,
-            )
+            return _read_contacts(connection, contact_history.c.source == "api")
     finally:
         engine.dispose()
-    frame["ts"] = pd.to_datetime(frame["ts"])
-    frame["control_group"] = frame["control_group"].astype(bool)
-    return frame
+
+
+def _read_contacts(connection: sa.Connection, condition: Any) -> pd.DataFrame:
+    """Contact-history rows matching `condition` as the contact policy reads them."""
+    result = connection.execute(
+        sa.select(
+            contact_history.c.customer_id,
+            contact_history.c.contacted_at.label("ts"),
+            contact_history.c.control_group,
+        ).where(condition)
+    )
+    contacts = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    contacts["ts"] = pd.to_datetime(contacts["ts"])
+    contacts["control_group"] = contacts["control_group"].astype(bool)
+    return contacts
