@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-import pandas as pd
+from numpy.typing import ArrayLike
 
 _BALANCE_OF_KIND = {"deposit": "deposits_latest", "investment": "investments_latest", "loan": "loans_latest"}
 
 
-def annual_margin(features: pd.DataFrame, products: Mapping[str, Mapping[str, float | str]]) -> np.ndarray:
+def annual_margin(
+    features: Mapping[str, ArrayLike], n: int, products: Mapping[str, Mapping[str, float | str]]
+) -> np.ndarray:
     """Expected annual margin per customer.
 
     Each balance (deposits, investments, loans at the last month-end) earns the average balance
@@ -19,27 +21,29 @@ def annual_margin(features: pd.DataFrame, products: Mapping[str, Mapping[str, fl
     annual fee margin. Missing balances count as zero.
 
     Args:
-        features: rows from `build_features` (needs `has_<product>` and the `*_latest` balances).
+        features: columns of `build_features` rows by name, a frame or a mapping of arrays (needs
+            `has_<product>` and the `*_latest` balances).
+        n: the number of rows.
         products: catalogue code -> {"kind", "balance_margin", "annual_fee_margin"}.
     """
-    n = len(features)
     margin = np.zeros(n)
     for kind, balance_column in _BALANCE_OF_KIND.items():
         codes = [code for code, p in products.items() if p["kind"] == kind]
         if not codes:
             continue
-        held = np.column_stack([features[f"has_{c}"].to_numpy(dtype=float) for c in codes])
+        held = np.column_stack([np.asarray(features[f"has_{c}"], dtype=float) for c in codes])
         rates = np.array([float(products[c]["balance_margin"]) for c in codes])
         count = held.sum(axis=1)
         mean_rate = np.divide(held @ rates, count, out=np.zeros(n), where=count > 0)
-        margin += np.nan_to_num(features[balance_column].to_numpy(dtype=float), nan=0.0) * mean_rate
+        margin += np.nan_to_num(np.asarray(features[balance_column], dtype=float), nan=0.0) * mean_rate
     for code, p in products.items():
-        margin += features[f"has_{code}"].to_numpy(dtype=float) * float(p["annual_fee_margin"])
+        margin += np.asarray(features[f"has_{code}"], dtype=float) * float(p["annual_fee_margin"])
     return margin
 
 
 def customer_value(
-    features: pd.DataFrame,
+    features: Mapping[str, ArrayLike],
+    n: int,
     products: Mapping[str, Mapping[str, float | str]],
     years: float,
     discount_rate: float,
@@ -52,4 +56,4 @@ def customer_value(
     whole = int(np.floor(years))
     factor = sum((1 + discount_rate) ** -t for t in range(1, whole + 1))
     factor += (years - whole) * (1 + discount_rate) ** -(whole + 1)
-    return annual_margin(features, products) * factor
+    return annual_margin(features, n, products) * factor

@@ -196,6 +196,23 @@ class ModelBundle:
     def _x(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
         return data if isinstance(data, np.ndarray) else self.matrix(data)
 
+    def columns(self, data: pd.DataFrame | np.ndarray) -> _Columns:
+        """Feature columns of prepared rows or of their `matrix`, by name, each converted on
+        first use: numeric as floats, categorical as their labels (NaN when missing)."""
+        return _Columns(self, data)
+
+    def row_values(self, x_row: np.ndarray) -> dict[str, float | str | None]:
+        """One `matrix` row as {feature: value}: numbers, category labels, None when missing."""
+        out: dict[str, float | str | None] = {}
+        for name, value in zip(self.feature_names, x_row.tolist(), strict=True):
+            if value != value:  # NaN
+                out[name] = None
+            elif name in self.categories:
+                out[name] = self.categories[name][int(value)]
+            else:
+                out[name] = value
+        return out
+
     def _predict(self, booster: lgb.Booster, x: np.ndarray, **kwargs: Any) -> np.ndarray:
         if self.predict_threads:
             kwargs["num_threads"] = self.predict_threads
@@ -210,26 +227,40 @@ class ModelBundle:
         margin = self.raw_margin(data)
         return apply_calibrator(self.meta["calibrator"], 1.0 / (1.0 + np.exp(-margin)), margin)
 
-    def contributions(self, prepared: pd.DataFrame, x: np.ndarray | None = None) -> pd.DataFrame:
-        """Exact TreeSHAP contributions in log-odds; columns are features plus `bias`.
-        `x`: the rows' `matrix`, when the caller already has it."""
-        values = self._predict(self.churn_booster, self._x(prepared) if x is None else x, pred_contrib=True)
+    def contributions(self, prepared: pd.DataFrame) -> pd.DataFrame:
+        """Exact TreeSHAP contributions in log-odds; columns are features plus `bias`."""
+        values = self.contributions_array(prepared)
         return pd.DataFrame(values, index=prepared.index, columns=[*self.feature_names, "bias"])
 
+    def contributions_array(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """`contributions` as an array (features, then bias), for prepared rows or their `matrix`."""
+        return self._predict(self.churn_booster, self._x(data), pred_contrib=True)
+
     def reasons(
-        self, prepared: pd.DataFrame, contributions: pd.DataFrame, top: int = 3
+        self,
+        prepared: pd.DataFrame | np.ndarray,
+        contributions: pd.DataFrame | np.ndarray,
+        top: int = 3,
     ) -> list[list[Reason]]:
-        """Top reason families per customer: families ranked by their summed positive contribution."""
+        """Top reason families per customer: families ranked by their summed positive contribution.
+
+        `prepared`: prepared rows or their `matrix`; `contributions`: from `contributions` (or
+        LightGBM's raw `pred_contrib` array, features then bias)."""
         families = sorted(set(self.families.values()))
         family_of_feature = np.array([families.index(self.families[name]) for name in self.feature_names])
-        positive = np.clip(contributions[self.feature_names].to_numpy(), 0.0, None)
+        values = (
+            contributions[self.feature_names].to_numpy()
+            if isinstance(contributions, pd.DataFrame)
+            else contributions[:, : len(self.feature_names)]
+        )
+        positive = np.clip(values, 0.0, None)
         by_family = np.zeros((len(positive), len(families)))
         for k in range(len(families)):
             by_family[:, k] = positive[:, family_of_feature == k].sum(axis=1)
         order = np.argsort(-by_family, axis=1, kind="stable")[:, :top]
         strength = np.take_along_axis(by_family, order, axis=1)
         texts = self.meta["reasons"]
-        columns = _Columns(prepared)
+        columns = self.columns(prepared)
         result: list[list[Reason]] = []
         for row, (ranked, amounts) in enumerate(zip(order, strength, strict=True)):
             values = _RowView(columns, row)
@@ -249,28 +280,29 @@ class ModelBundle:
         return result
 
     def next_product_arrays(
-        self, prepared: pd.DataFrame, top: int = 3, x: np.ndarray | None = None
+        self, prepared: pd.DataFrame | np.ndarray, top: int = 3
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top products not already held: codes (n, top; None when fewer) and propensities (NaN).
-        `x`: the rows' `matrix`, when the caller already has it."""
+        `prepared`: prepared rows or their `matrix`."""
         n = len(prepared)
         if self.next_product_booster is None:
             return np.full((n, top), None, dtype=object), np.full((n, top), np.nan)
         classes = np.array(self.meta["next_product"]["classes"], dtype=object)
-        probabilities = self._predict(self.next_product_booster, self._x(prepared) if x is None else x)
+        probabilities = self._predict(self.next_product_booster, self._x(prepared))
+        columns = self.columns(prepared)
         for k, product in enumerate(classes):
             if product == NO_PRODUCT:
                 probabilities[:, k] = -1.0
             else:
-                probabilities[:, k] = np.where(
-                    prepared[f"has_{product}"].to_numpy() > 0, -1.0, probabilities[:, k]
-                )
+                probabilities[:, k] = np.where(columns[f"has_{product}"] > 0, -1.0, probabilities[:, k])
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
         chosen = np.take_along_axis(probabilities, order, axis=1)
         codes = np.where(chosen >= 0, classes[order], None)
         return codes, np.where(chosen >= 0, chosen, np.nan)
 
-    def next_products(self, prepared: pd.DataFrame, top: int = 3) -> list[list[tuple[str, float]]]:
+    def next_products(
+        self, prepared: pd.DataFrame | np.ndarray, top: int = 3
+    ) -> list[list[tuple[str, float]]]:
         """Top products not already held, with the probability of opening each within the horizon."""
         codes, propensities = self.next_product_arrays(prepared, top)
         return [
@@ -278,28 +310,48 @@ class ModelBundle:
             for row_codes, row_p in zip(codes, propensities, strict=True)
         ]
 
-    def value(self, prepared: pd.DataFrame) -> np.ndarray:
-        """Customer value; NaN when the bundle has no value parameters (a table brought by the bank)."""
+    def value(self, prepared: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Customer value; NaN when the bundle has no value parameters (a table brought by the bank).
+        `prepared`: prepared rows or their `matrix`."""
         v = self.meta["value"]
         if v is None:
             return np.full(len(prepared), np.nan)
-        return customer_value(prepared, self.meta["products"], v["years"], v["discount_rate"])
+        columns = self.columns(prepared)
+        return customer_value(columns, len(prepared), self.meta["products"], v["years"], v["discount_rate"])
 
 
 class _Columns(dict):
-    """Columns of a frame as lists, each converted the first time a reason text needs it."""
+    """Feature columns of prepared rows (a frame) or of their matrix, as NumPy arrays, each
+    converted the first time it is asked for: numeric as floats, categorical as labels."""
 
-    def __init__(self, frame: pd.DataFrame):
+    def __init__(self, bundle: ModelBundle, data: pd.DataFrame | np.ndarray):
         super().__init__()
-        self._frame = frame
+        self._bundle = bundle
+        self._data = data
+        self._position = {name: j for j, name in enumerate(bundle.feature_names)}
 
-    def __missing__(self, key: str) -> list[Any]:
-        values = self._frame[key].tolist()
+    def __missing__(self, key: str) -> np.ndarray:
+        data = self._data
+        if isinstance(data, pd.DataFrame):
+            column = data[key]
+            values = (
+                column.to_numpy(dtype=object)
+                if isinstance(column.dtype, pd.CategoricalDtype)
+                else column.to_numpy(dtype=float)
+            )
+        else:
+            values = data[:, self._position[key]]
+            levels = self._bundle.categories.get(key)
+            if levels is not None:
+                labels = np.array([*levels, np.nan], dtype=object)
+                values = labels[np.where(np.isnan(values), len(levels), values).astype(int)]
         self[key] = values
         return values
 
     def __contains__(self, key: object) -> bool:
-        return key in self._frame.columns
+        if isinstance(self._data, pd.DataFrame):
+            return key in self._data.columns
+        return key in self._position
 
 
 class _RowView(dict):
@@ -312,6 +364,7 @@ class _RowView(dict):
 
     def __missing__(self, key: str) -> Any:
         value = self._columns[key][self._row]  # KeyError for an unknown placeholder, as before
+        value = value.item() if isinstance(value, np.generic) else value
         self[key] = value
         return value
 

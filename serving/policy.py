@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -78,7 +78,9 @@ def choose_actions(
 
 
 def contact_decisions(
-    candidates: pd.DataFrame, policy: ContactPolicyConfig, playbook: PlaybookConfig
+    candidates: pd.DataFrame | Mapping[str, np.ndarray],
+    policy: ContactPolicyConfig,
+    playbook: PlaybookConfig,
 ) -> pd.DataFrame:
     """Decide who is contacted today, and say which rule decided for everyone else.
 
@@ -93,8 +95,15 @@ def contact_decisions(
         `contact` (bool), `contact_rule` (why), and `list_rank` (1 = contact first; NaN if not
         contacted), indexed like `candidates`. The first rule that applies decides.
     """
-    c = {column: candidates[column].to_numpy() for column in candidates.columns}
-    n = len(candidates)
+    columns = {column: np.asarray(candidates[column]) for column in candidates}
+    return pd.DataFrame(decide_contacts(columns, policy, playbook), index=candidates.index)
+
+
+def decide_contacts(
+    c: Mapping[str, np.ndarray], policy: ContactPolicyConfig, playbook: PlaybookConfig
+) -> dict[str, np.ndarray]:
+    """`contact_decisions` on plain arrays (the columns named there); returns the same columns."""
+    n = len(c["reportable"])
     rule = np.full(n, CONTACT, dtype=object)
     undecided = np.ones(n, dtype=bool)
 
@@ -128,31 +137,44 @@ def contact_decisions(
 
     # capacity: the best expected savings first, within each team (and branch, for branch teams)
     open_rows = np.flatnonzero(undecided)
-    open_rows = open_rows[np.argsort(-saving[open_rows], kind="stable")]
-    owner = c["owner"][open_rows].astype(str)
-    branch = c["branch_id"][open_rows].astype(str)
-    per_branch = np.isin(owner, list(playbook.per_branch))
-    group = np.where(per_branch, np.char.add(np.char.add(owner, "@"), branch), owner)
-    position = pd.Series(group).groupby(group, sort=False).cumcount().to_numpy()
-    limit = np.array(
-        [playbook.per_branch.get(team, playbook.capacity.get(team, 0)) for team in owner], dtype=float
-    )
-    over = position >= limit
-    if over.any():
-        texts = np.full(n, None, dtype=object)
-        texts[open_rows] = [
-            f"over the daily capacity of {team}" + (f" in branch {b}" if by_branch else "")
-            for team, b, by_branch in zip(owner, branch, per_branch, strict=True)
-        ]
-        mask = np.zeros(n, dtype=bool)
-        mask[open_rows[over]] = True
-        apply(mask, texts)
+    if open_rows.size:
+        open_rows = open_rows[np.argsort(-saving[open_rows], kind="stable")]
+        owner = c["owner"][open_rows].astype(str)
+        branch = c["branch_id"][open_rows].astype(str)
+        per_branch = np.isin(owner, list(playbook.per_branch))
+        group = np.where(per_branch, np.char.add(np.char.add(owner, "@"), branch), owner)
+        position = _position_in_group(group)
+        limit = np.array(
+            [playbook.per_branch.get(team, playbook.capacity.get(team, 0)) for team in owner], dtype=float
+        )
+        over = position >= limit
+        if over.any():
+            texts = np.full(n, None, dtype=object)
+            texts[open_rows] = [
+                f"over the daily capacity of {team}" + (f" in branch {b}" if by_branch else "")
+                for team, b, by_branch in zip(owner, branch, per_branch, strict=True)
+            ]
+            mask = np.zeros(n, dtype=bool)
+            mask[open_rows[over]] = True
+            apply(mask, texts)
 
     contact = rule == CONTACT
     rank = np.full(n, np.nan)
     chosen = np.flatnonzero(contact)
     rank[chosen[np.argsort(-saving[chosen], kind="stable")]] = np.arange(1, len(chosen) + 1)
-    return pd.DataFrame({"contact": contact, "contact_rule": rule, "list_rank": rank}, index=candidates.index)
+    return {"contact": contact, "contact_rule": rule, "list_rank": rank}
+
+
+def _position_in_group(group: np.ndarray) -> np.ndarray:
+    """For each element, how many earlier elements share its group (0 for the first)."""
+    _, inverse = np.unique(group, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    sorted_groups = inverse[order]
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    first = np.repeat(starts, np.diff(np.r_[starts, len(group)]))
+    position = np.empty(len(group), dtype=int)
+    position[order] = np.arange(len(group)) - first
+    return position
 
 
 def contact_history(contacts: pd.DataFrame, customer_ids: pd.Index, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -160,23 +182,42 @@ def contact_history(contacts: pd.DataFrame, customer_ids: pd.Index, as_of: pd.Ti
 
     Control-group records are not contacts.
     """
-    ts = pd.to_datetime(contacts["ts"]).to_numpy(dtype="datetime64[ns]")
-    made = (ts < as_of.to_datetime64()) & ~contacts["control_group"].to_numpy(dtype=bool)
-    ids = contacts["customer_id"].to_numpy()[made]
-    ts = ts[made]
-    if not len(ids):
-        return pd.DataFrame(
-            {"days_since_last_contact": np.nan, "contacts_last_quarter": 0}, index=customer_ids
-        )
-    last = pd.Series(ts).groupby(ids).max()
-    recent_since = (as_of - pd.Timedelta(days=91)).to_datetime64()
-    recent = pd.Series(ts >= recent_since).groupby(ids).sum()
-    return pd.DataFrame(
-        {
-            "days_since_last_contact": ((as_of - last).dt.total_seconds() / 86400)
-            .reindex(customer_ids)
-            .to_numpy(),
-            "contacts_last_quarter": recent.reindex(customer_ids, fill_value=0).to_numpy(dtype=int),
-        },
-        index=customer_ids,
+    history = contact_history_arrays(
+        contacts["customer_id"].to_numpy(),
+        pd.to_datetime(contacts["ts"]).to_numpy(dtype="datetime64[ns]"),
+        contacts["control_group"].to_numpy(dtype=bool),
+        customer_ids,
+        as_of,
     )
+    return pd.DataFrame(history, index=customer_ids)
+
+
+def contact_history_arrays(
+    contact_ids: np.ndarray,
+    ts: np.ndarray,
+    control_group: np.ndarray,
+    customer_ids: pd.Index | np.ndarray,
+    as_of: pd.Timestamp,
+) -> dict[str, np.ndarray]:
+    """`contact_history` on plain arrays: contacts as (customer id, datetime64[ns], control
+    record) arrays; `customer_ids` unique. Returns `days_since_last_contact` (NaN if never) and
+    `contacts_last_quarter`, one per customer id."""
+    n = len(customer_ids)
+    days = np.full(n, np.nan)
+    recent = np.zeros(n, dtype=int)
+    ts = np.asarray(ts, dtype="datetime64[ns]").view("int64")
+    now = as_of.to_datetime64().astype("datetime64[ns]").view("int64")
+    made = (ts < now) & ~np.asarray(control_group, dtype=bool)
+    if not made.any():
+        return {"days_since_last_contact": days, "contacts_last_quarter": recent}
+    position = pd.Index(customer_ids).get_indexer(np.asarray(contact_ids)[made])
+    ts = ts[made]
+    known = position >= 0
+    position, ts = position[known], ts[known]
+    last = np.full(n, np.iinfo(np.int64).min)
+    np.maximum.at(last, position, ts)
+    seen = last > np.iinfo(np.int64).min
+    days[seen] = (now - last[seen]) / 1e9 / 86400
+    since = now - 91 * 86400 * 10**9
+    np.add.at(recent, position[ts >= since], 1)
+    return {"days_since_last_contact": days, "contacts_last_quarter": recent}

@@ -6,6 +6,7 @@ same numbers from both.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 
 from churn.config import AppConfig
 from serving.model_bundle import ModelBundle
-from serving.policy import choose_actions, contact_decisions, contact_history, in_control_group, tiers
+from serving.policy import choose_actions, contact_history, decide_contacts, in_control_group, tiers
 
 TOP = 3
 
@@ -48,8 +49,6 @@ def score_customers(
         FeatureSchemaError: the rows do not match the bundle's feature schema.
         ValueError: a customer id missing from `context.customers`.
     """
-    if config.playbook is None:
-        raise ValueError("playbook: no retention playbook configured")
     ids = features.index
     missing = ids.difference(context.customers.index)
     if len(missing):
@@ -57,17 +56,49 @@ def score_customers(
             f"customer_id: {len(missing)} scored customer(s) missing from the customer table, e.g. {missing[0]}"
         )
     customers = context.customers.loc[ids]
-    prepared = bundle.prepare(features)
-    x = bundle.matrix(prepared)
+    x = bundle.matrix(bundle.prepare(features))
+    history = contact_history(context.contacts, ids, context.as_of)
+    out = decide(
+        bundle,
+        x,
+        ids.to_numpy(),
+        {column: customers[column].to_numpy() for column in CUSTOMER_COLUMNS},
+        {column: history[column].to_numpy() for column in history.columns},
+        config,
+    )
+    return pd.DataFrame(out, index=ids)
+
+
+CUSTOMER_COLUMNS = ("do_not_contact", "branch_id", "segment", "region")
+
+
+def decide(
+    bundle: ModelBundle,
+    x: np.ndarray,
+    ids: np.ndarray,
+    customers: Mapping[str, np.ndarray],
+    history: Mapping[str, np.ndarray],
+    config: AppConfig,
+) -> dict[str, np.ndarray]:
+    """The scoring core on arrays: what `score_customers` returns, as columns.
+
+    Args:
+        x: the rows' feature matrix (`bundle.matrix` of prepared rows).
+        ids: customer ids, one per row (for the control group).
+        customers: `CUSTOMER_COLUMNS`, one value per row.
+        history: `days_since_last_contact` and `contacts_last_quarter` per row (`contact_history`).
+    """
+    if config.playbook is None:
+        raise ValueError("playbook: no retention playbook configured")
     probability = bundle.churn_probability(x)
-    value = bundle.value(prepared)
+    value = bundle.value(x)
     scoring = config.scoring
     risk_tier = tiers(probability, scoring.tiers)
     value_tier = tiers(np.nan_to_num(value, nan=0.0), scoring.value_tiers)
     reportable = probability >= scoring.reporting_threshold
     n = len(ids)
-    segment = customers["segment"].to_numpy()
-    branch_id = customers["branch_id"].to_numpy()
+    segment = customers["segment"]
+    branch_id = customers["branch_id"]
     out: dict[str, np.ndarray] = {
         "churn_probability": probability,
         "risk_tier": risk_tier,
@@ -75,7 +106,7 @@ def score_customers(
         "value_at_risk": probability * value,
         "value_tier": value_tier,
         "segment": segment,
-        "region": customers["region"].to_numpy(),
+        "region": customers["region"],
         "branch_id": branch_id,
     }
 
@@ -86,8 +117,8 @@ def score_customers(
     contribution = [np.full(n, np.nan) for _ in range(TOP)]
     explain = np.flatnonzero(reportable)
     if explain.size:
-        subset = prepared.iloc[explain]
-        reasons = bundle.reasons(subset, bundle.contributions(subset, x[explain]), top=TOP)
+        subset = x[explain]
+        reasons = bundle.reasons(subset, bundle.contributions_array(subset), top=TOP)
         for row, customer_reasons in zip(explain, reasons, strict=True):
             reason_codes[row] = [r.code for r in customer_reasons]
             for k, reason in enumerate(customer_reasons):
@@ -99,7 +130,7 @@ def score_customers(
         out[f"reason_{k + 1}_text"] = text[k]
         out[f"reason_{k + 1}_contribution"] = contribution[k]
 
-    codes, propensities = bundle.next_product_arrays(prepared, top=TOP, x=x)
+    codes, propensities = bundle.next_product_arrays(x, top=TOP)
     for k in range(TOP):
         out[f"next_product_{k + 1}"] = codes[:, k]
         out[f"next_product_{k + 1}_propensity"] = propensities[:, k]
@@ -122,23 +153,17 @@ def score_customers(
     out["expected_saving"] = saving
 
     policy = config.contact_policy
-    history = contact_history(context.contacts, ids, context.as_of)
     control = in_control_group(ids, policy.control_group_key, policy.control_group_share)
     out["control_group"] = control
-    candidates = pd.DataFrame(
-        {
-            "reportable": reportable,
-            "do_not_contact": customers["do_not_contact"].to_numpy(dtype=bool),
-            "control_group": control,
-            "days_since_last_contact": history["days_since_last_contact"].to_numpy(),
-            "contacts_last_quarter": history["contacts_last_quarter"].to_numpy(),
-            "expected_saving": np.nan_to_num(saving, nan=0.0),
-            "owner": np.where(attribute["owner"] == None, "", attribute["owner"]),  # noqa: E711
-            "branch_id": branch_id,
-        },
-        index=ids,
-    )
-    decisions = contact_decisions(candidates, policy, playbook)
-    for column in decisions.columns:
-        out[column] = decisions[column].to_numpy()
-    return pd.DataFrame(out, index=ids)
+    candidates = {
+        "reportable": reportable,
+        "do_not_contact": np.asarray(customers["do_not_contact"], dtype=bool),
+        "control_group": control,
+        "days_since_last_contact": history["days_since_last_contact"],
+        "contacts_last_quarter": history["contacts_last_quarter"],
+        "expected_saving": np.nan_to_num(saving, nan=0.0),
+        "owner": np.where(attribute["owner"] == None, "", attribute["owner"]),  # noqa: E711
+        "branch_id": branch_id,
+    }
+    out |= decide_contacts(candidates, policy, playbook)
+    return out

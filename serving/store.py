@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -65,9 +66,21 @@ prediction_log = sa.Table(
 
 
 def make_engine(url: str) -> sa.Engine:
-    if url.startswith("sqlite:///"):
+    """An engine for the shared tables. SQLite files run in WAL mode: readers (the API's lookups)
+    never wait for a writer's commit (the prediction log, the daily job), and commits do not
+    fsync every time."""
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite" and url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return sa.create_engine(url, pool_pre_ping=True)
+        sa.event.listen(engine, "connect", _sqlite_wal)
+    return engine
+
+
+def _sqlite_wal(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 class OutcomeConflict(ValueError):
@@ -122,10 +135,28 @@ class ServingStore:
         context["do_not_contact"] = context["do_not_contact"].fillna(False).astype(bool)
         return features, context
 
-    def contacts(self, ids: Sequence[int]) -> pd.DataFrame:
-        """Contacts (bank's and recorded through the API) of these customers: customer_id, ts, control_group."""
+    def contacts(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Contacts (bank's and recorded through the API) of these customers, as the arrays
+        `policy.contact_history_arrays` reads: customer ids, times (datetime64), control records."""
+        if not ids:
+            return (
+                np.array([], dtype=np.int64),
+                np.array([], dtype="datetime64[ns]"),
+                np.array([], dtype=bool),
+            )
         with self.engine.connect() as connection:
-            return _read_contacts(connection, contact_history.c.customer_id.in_([int(i) for i in ids]))
+            found = connection.execute(
+                sa.select(
+                    contact_history.c.customer_id,
+                    contact_history.c.contacted_at,
+                    contact_history.c.control_group,
+                ).where(contact_history.c.customer_id.in_(ids))
+            ).all()
+        return (
+            np.array([r[0] for r in found], dtype=np.int64),
+            np.array([r[1] for r in found], dtype="datetime64[ns]"),
+            np.array([bool(r[2]) for r in found], dtype=bool),
+        )
 
     def daily_run_marker(self) -> str | None:
         """Changes whenever the daily job writes new feature rows (its run's creation time)."""

@@ -113,7 +113,9 @@ def test_customer_value__margins_by_kind_fees_and_discounting():
         }
     )
     margin = 10_000 * 0.015 + 60  # deposits earn the mean of the two deposit products held; no mortgage held
-    assert customer_value(features, products, years=1, discount_rate=0.0)[0] == pytest.approx(margin)
-    assert customer_value(features, products, years=2, discount_rate=0.1)[0] == pytest.approx(
+    assert customer_value(features, len(features), products, years=1, discount_rate=0.0)[0] == pytest.approx(
+        margin
+    )
+    assert customer_value(features, len(features), products, years=2, discount_rate=0.1)[0] == pytest.approx(
         margin * (1 / 1.1 + 1 / 1.21)
     )
