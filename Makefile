@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint serve bench-features bench-train bench-score bench-serve sample clean
+.PHONY: run test lint serve bench-features bench-train bench-lr bench-score bench-serve sample clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench-features: $(STAMP)
 
 bench-train: $(STAMP)
 	$(BIN)/python -m benchmarks.train
+
+bench-lr: $(STAMP)
+	$(BIN)/python -m benchmarks.learning_rate
 
 bench-score: $(STAMP)
 	$(BIN)/python -m benchmarks.score

@@ -57,14 +57,18 @@ def choose_actions(
     risk_tier: np.ndarray,
     value_tier: np.ndarray,
     segment: np.ndarray,
-    reason_codes: Sequence[Sequence[str]],
+    reason_codes: Sequence[np.ndarray],
     playbook: PlaybookConfig,
 ) -> np.ndarray:
-    """The first playbook rule whose conditions all hold, per customer."""
+    """The first playbook rule whose conditions all hold, per customer.
+
+    `reason_codes`: one array per reason rank, the k-th holding each customer's k-th reason code
+    (None where the customer has fewer reasons); a rule's `reason` matches any rank."""
     n = len(risk_tier)
     chosen = np.full(n, None, dtype=object)
+    undecided = np.ones(n, dtype=bool)
     for rule in playbook.rules:
-        match = np.array([c is None for c in chosen])
+        match = undecided.copy()
         if rule.risk_tier is not None:
             match &= risk_tier == rule.risk_tier
         if rule.value_tier is not None:
@@ -72,9 +76,27 @@ def choose_actions(
         if rule.segment is not None:
             match &= segment == rule.segment
         if rule.reason is not None:
-            match &= np.array([rule.reason in codes for codes in reason_codes], dtype=bool)
+            held = np.zeros(n, dtype=bool)
+            for codes in reason_codes:
+                held |= codes == rule.reason
+            match &= held
         chosen[match] = rule.action
+        undecided &= ~match
     return chosen
+
+
+def action_attributes(action: np.ndarray, playbook: PlaybookConfig) -> dict[str, np.ndarray]:
+    """Each customer's action's channel, owner, cost, effect and description (None without one)."""
+    names = list(playbook.actions)
+    which = np.full(len(action), len(names))  # the last slot: no action
+    for j, name in enumerate(names):
+        which[action == name] = j
+    return {
+        field: np.array([getattr(playbook.actions[name], field) for name in names] + [None], dtype=object)[
+            which
+        ]
+        for field in ("channel", "owner", "cost", "effect", "description")
+    }
 
 
 def contact_decisions(
@@ -139,20 +161,20 @@ def decide_contacts(
     open_rows = np.flatnonzero(undecided)
     if open_rows.size:
         open_rows = open_rows[np.argsort(-saving[open_rows], kind="stable")]
-        owner = c["owner"][open_rows].astype(str)
-        branch = c["branch_id"][open_rows].astype(str)
-        per_branch = np.isin(owner, list(playbook.per_branch))
-        group = np.where(per_branch, np.char.add(np.char.add(owner, "@"), branch), owner)
-        position = _position_in_group(group)
+        owner, teams = pd.factorize(c["owner"][open_rows].astype(str))
+        branch, branches = pd.factorize(c["branch_id"][open_rows].astype(str))
+        by_branch_team = np.isin(teams, list(playbook.per_branch))
+        per_branch = by_branch_team[owner]
+        group = owner.astype(np.int64) * (len(branches) + 1) + np.where(per_branch, branch + 1, 0)
         limit = np.array(
-            [playbook.per_branch.get(team, playbook.capacity.get(team, 0)) for team in owner], dtype=float
-        )
-        over = position >= limit
+            [playbook.per_branch.get(team, playbook.capacity.get(team, 0)) for team in teams], dtype=float
+        )[owner]
+        over = _position_in_group(group) >= limit
         if over.any():
             texts = np.full(n, None, dtype=object)
-            texts[open_rows] = [
-                f"over the daily capacity of {team}" + (f" in branch {b}" if by_branch else "")
-                for team, b, by_branch in zip(owner, branch, per_branch, strict=True)
+            texts[open_rows[over]] = [
+                f"over the daily capacity of {teams[t]}" + (f" in branch {branches[b]}" if by_branch else "")
+                for t, b, by_branch in zip(owner[over], branch[over], per_branch[over], strict=True)
             ]
             mask = np.zeros(n, dtype=bool)
             mask[open_rows[over]] = True

@@ -14,7 +14,14 @@ import pandas as pd
 
 from churn.config import AppConfig
 from serving.model_bundle import ModelBundle
-from serving.policy import choose_actions, contact_history, decide_contacts, in_control_group, tiers
+from serving.policy import (
+    action_attributes,
+    choose_actions,
+    contact_history,
+    decide_contacts,
+    in_control_group,
+    tiers,
+)
 
 TOP = 3
 
@@ -111,7 +118,6 @@ def decide(
     }
 
     # exact SHAP is the expensive step: explain only who can make the list or is reported on
-    reason_codes: list[list[str]] = [[] for _ in range(n)]
     code = [np.full(n, None, dtype=object) for _ in range(TOP)]
     text = [np.full(n, None, dtype=object) for _ in range(TOP)]
     contribution = [np.full(n, np.nan) for _ in range(TOP)]
@@ -120,7 +126,6 @@ def decide(
         subset = x[explain]
         reasons = bundle.reasons(subset, bundle.contributions_array(subset), top=TOP)
         for row, customer_reasons in zip(explain, reasons, strict=True):
-            reason_codes[row] = [r.code for r in customer_reasons]
             for k, reason in enumerate(customer_reasons):
                 code[k][row] = reason.code
                 text[k][row] = reason.text
@@ -136,12 +141,9 @@ def decide(
         out[f"next_product_{k + 1}_propensity"] = propensities[:, k]
 
     playbook = config.playbook
-    action = choose_actions(risk_tier, value_tier, segment, reason_codes, playbook)
+    action = choose_actions(risk_tier, value_tier, segment, code, playbook)
     action = np.where(reportable, action, None)
-    attribute = {
-        name: np.array([getattr(playbook.actions[a], name) if a else None for a in action], dtype=object)
-        for name in ("channel", "owner", "cost", "effect", "description")
-    }
+    attribute = action_attributes(action, playbook)
     out["action"] = action
     out["action_channel"] = attribute["channel"]
     out["action_owner"] = attribute["owner"]

@@ -43,9 +43,8 @@ def test_in_control_group__stable_keyed_and_about_the_configured_share():
     ],
 )
 def test_choose_actions__first_matching_playbook_rule(risk, value, reasons, expected):
-    action = choose_actions(
-        np.array([risk]), np.array([value]), np.array(["mass"]), [reasons], CONFIG.playbook
-    )
+    by_rank = [np.array([code], dtype=object) for code in [*reasons, None, None, None][:3]]
+    action = choose_actions(np.array([risk]), np.array([value]), np.array(["mass"]), by_rank, CONFIG.playbook)
     assert action[0] == expected
 
 
