@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint serve bench-features bench-train bench-lr bench-score bench-serve sample clean
+.PHONY: run test lint serve demo-drift bench-features bench-train bench-lr bench-score bench-serve sample clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,19 @@ run: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/churn secrets-init
 	$(BIN)/churn serve
+
+# A drift scenario end to end in outputs/demo-drift: train on the sample, then score a copy of the
+# bank in which a competitor's rate campaign hits one region, and monitor: exits 0 when the
+# monitor raised its alert (churn monitor exits 3), 1 if it did not.
+DEMO := outputs/demo-drift
+demo-drift: $(STAMP)
+	rm -rf $(DEMO)
+	export CHURN_OUTPUT_DIR=$(DEMO) CHURN_DATABASE_URL=sqlite:///$(DEMO)/churn.db \
+		MLFLOW_TRACKING_URI=sqlite:///$(DEMO)/mlflow.db; \
+	$(BIN)/churn train > $(DEMO).train.log && $(BIN)/churn promote > /dev/null && \
+	$(BIN)/churn generate --out $(DEMO)/bank --scenario rate_campaign --drift-region North && \
+	$(BIN)/churn score --data $(DEMO)/bank > /dev/null && \
+	{ $(BIN)/churn monitor --data $(DEMO)/bank; test $$? -eq 3; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,7 +19,7 @@ from benchmarks.features import bank_path
 from churn.config import load_config
 from features.io import read_tables
 
-PAIRS = [(0.05, 0.05), (0.1, 0.15), (0.15, 0.25)]  # (churn, next product)
+PAIRS = [(0.05, 0.05), (0.075, 0.15), (0.1, 0.15), (0.15, 0.25)]  # (churn, next product)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -63,6 +64,12 @@ def generate(
         dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day of the first month.")
     ] = None,
     activity: Annotated[float | None, typer.Option(help="Multiplier of transaction and login rates.")] = None,
+    scenario: Annotated[
+        str | None,
+        typer.Option(help="A drift in the last months: rate_campaign, app_outage or channel_recode."),
+    ] = None,
+    drift_months: Annotated[int, typer.Option(help="Months the scenario covers, at the end.", min=1)] = 2,
+    drift_region: Annotated[str, typer.Option(help="Region of the rate_campaign scenario.")] = "North",
     config: ConfigOption = None,
 ) -> None:
     """Generate a synthetic bank (six Parquet tables plus the generator's ground truth)."""
@@ -80,13 +87,19 @@ def generate(
         checked = type(defaults).model_validate(values)
     except Exception as exc:
         raise UserError(str(exc)) from None
-    bank = generate_bank(
-        customers=checked.customers,
-        months=checked.months,
-        seed=checked.seed,
-        start=str(checked.start),
-        activity=checked.activity,
-    )
+    try:
+        bank = generate_bank(
+            customers=checked.customers,
+            months=checked.months,
+            seed=checked.seed,
+            start=str(checked.start),
+            activity=checked.activity,
+            scenario=scenario,
+            drift_months=drift_months,
+            drift_region=drift_region,
+        )
+    except ValueError as exc:  # an unknown scenario or region, too many drift months
+        raise UserError(str(exc)) from None
     write_bank(bank, out)
     rows = ", ".join(f"{name} {len(frame):,}" for name, frame in bank.tables.items())
     typer.echo(f"wrote {out}: {rows}")
@@ -201,6 +214,57 @@ def score(
         typer.echo(line)
 
 
+ALERT_EXIT_CODE = 3
+
+
+def _window(value: str) -> int:
+    match = re.fullmatch(r"\s*(\d+)\s*d?\s*", value)
+    if not match or int(match.group(1)) < 1:
+        raise typer.BadParameter(f"{value!r}: expected a number of days such as 30d")
+    return int(match.group(1))
+
+
+@app.command()
+def monitor(
+    as_of: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"], help="Last day of the window; the latest daily list when omitted."
+        ),
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(help="Days before --as-of to check, e.g. 30d [config: monitoring.window_days]."),
+    ] = None,
+    retrain_on_breach: Annotated[
+        bool, typer.Option(help="On a breached threshold, train a challenger and run the promotion.")
+    ] = False,
+    config: ConfigOption = None,
+    data: DataOption = None,
+) -> None:
+    """Drift and data quality of what was scored, against the model's training reference.
+
+    Exit code 0: no threshold breached; 3: an alert was raised (recorded in `monitoring_alerts`).
+    """
+    from monitoring.monitor import run_monitor
+
+    cfg = _config(config, data)
+    result = run_monitor(cfg, as_of, _window(window) if window else None)
+    for line in result.lines:
+        typer.echo(line)
+    if not result.alerts:
+        return
+    if retrain_on_breach:
+        from training.jobs import run_promotion, run_training
+
+        typer.echo("== retraining (threshold breached)")
+        for line in run_training(cfg).lines:
+            typer.echo(line)
+        for line in run_promotion(cfg):
+            typer.echo(line)
+    raise typer.Exit(ALERT_EXIT_CODE)
+
+
 @app.command("secrets-init")
 def secrets_init(config: ConfigOption = None) -> None:
     """Write the secrets file (a read key, a read+write key, the pseudonymisation key) if missing."""
@@ -247,7 +311,7 @@ def serve(
 
 @app.command()
 def run(config: ConfigOption = None, data: DataOption = None) -> None:
-    """The main job: features and labels, train, register, promote, then the day's risk list."""
+    """The main job: features and labels, train, register, promote, the day's risk list, monitoring."""
     from features.jobs import run_features
     from training.jobs import run_promotion, run_training
 
@@ -266,6 +330,11 @@ def run(config: ConfigOption = None, data: DataOption = None) -> None:
     from serving.risk_list import run_daily_list
 
     for line in run_daily_list(cfg)[1]:
+        typer.echo(line)
+    typer.echo("== monitoring")
+    from monitoring.monitor import run_monitor
+
+    for line in run_monitor(cfg).lines:  # an alert is reported and recorded; `churn monitor` exits 3
         typer.echo(line)
 
 

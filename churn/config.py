@@ -171,6 +171,33 @@ class ServingConfig(_Frozen):
     log_batch_size: int = Field(500, ge=1)
 
 
+class MonitoringConfig(_Frozen):
+    """Drift and data-quality checks of the scored data against the model's training reference."""
+
+    window_days: int = Field(30, ge=1)
+    # Population stability index per column: under 0.1 stable, 0.1-0.2 moderate, over 0.2 drifted.
+    psi_threshold: float = Field(0.2, gt=0.0)
+    # Alert when this share of the model's features drift...
+    max_drifted_share: float = Field(0.3, gt=0.0, le=1.0)
+    # ...or when this many of the 10 features that matter most (mean |SHAP| in training) drift.
+    max_top_features_drifted: int = Field(1, ge=1, le=10)
+    # Alert when any one feature drifts this much over the whole population...
+    severe_psi: float = Field(0.5, gt=0.0)
+    # ...or one of the 10 most important features this much within one segment or region (small
+    # groups and regional competitor campaigns move PSI more than the whole population does).
+    segment_severe_psi: float = Field(4.0, gt=0.0)
+    # Alert when the predicted churn probability itself drifts (PSI over the threshold).
+    alert_on_prediction_drift: bool = True
+    # Alert when a feature's share of missing values rises by more than this (absolute).
+    max_missing_increase: float = Field(0.1, gt=0.0, le=1.0)
+    # Alert when more than this share of a feature's values fall outside the reference range.
+    max_out_of_range_share: float = Field(0.05, gt=0.0, le=1.0)
+    # Segment and region views need at least this many scored rows to be judged.
+    min_segment_rows: int = Field(200, ge=10)
+    experiment: str = "churn-monitoring"
+    workspace_dir: str | None = None  # the Evidently workspace; <output_dir>/evidently when unset
+
+
 class PlaybookAction(_Frozen):
     channel: str
     owner: str
@@ -271,6 +298,7 @@ class AppConfig(_Frozen):
     contact_policy: ContactPolicyConfig = ContactPolicyConfig()
     playbook: PlaybookConfig | None = None
     serving: ServingConfig = ServingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     reasons: dict[str, tuple[ReasonText, ...]] = Field(default_factory=dict)
     generator: GeneratorConfig = GeneratorConfig()
     source: SourceTableConfig | None = None

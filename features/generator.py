@@ -78,6 +78,14 @@ HAZARD_WEIGHTS = {
 }
 
 
+# Drift scenarios `generate_bank` can play in its last months (what monitoring must find).
+DRIFT_SCENARIOS = {
+    "rate_campaign": "a competitor's rate campaign in one region: money moves out to other banks",
+    "app_outage": "the mobile app mostly down: logins fall to a tenth",
+    "channel_recode": "a source system starts coding mobile-app transactions as branch ones",
+}
+
+
 @dataclass(frozen=True)
 class GeneratedBank:
     """The six raw tables and the generator's ground truth."""
@@ -196,6 +204,9 @@ def generate_bank(
     seed: int = 20261122,
     start: str | pd.Timestamp = "2024-11-01",
     activity: float = 1.0,
+    scenario: str | None = None,
+    drift_months: int = 2,
+    drift_region: str = "North",
 ) -> GeneratedBank:
     """Simulate a retail bank and return its raw tables and ground truth.
 
@@ -205,10 +216,21 @@ def generate_bank(
         seed: seed of the random generator; the same arguments give the same bank.
         start: first day of the first simulated month.
         activity: multiplies transaction and login rates (1.0 is about 11 transactions a month).
+        scenario: a drift in the last `drift_months` months, for monitoring to find (see
+            `DRIFT_SCENARIOS`); None for none. The months before are the same bank either way.
+        drift_months: how many of the last months the scenario covers.
+        drift_region: the region of the `rate_campaign` scenario.
 
     Returns:
         The tables keyed by name, and the generator's ground truth.
     """
+    if scenario is not None and scenario not in DRIFT_SCENARIOS:
+        raise ValueError(f"scenario: {scenario!r} is not one of {', '.join(DRIFT_SCENARIOS)}")
+    if drift_region not in REGIONS:
+        raise ValueError(f"drift_region: {drift_region!r} is not one of {', '.join(REGIONS)}")
+    if not 1 <= drift_months < months:
+        raise ValueError(f"drift_months: {drift_months} is not between 1 and {months - 1}")
+    drift_from = months - drift_months  # the first month of the scenario
     start = pd.Timestamp(start)
     sim = _Simulation(customers, months, seed, start, activity)
     rng, n = sim.rng, customers
@@ -246,6 +268,8 @@ def generate_bank(
     for _ in range(max(2, months // 8)):
         r, m0, length = rng.integers(0, len(REGIONS)), rng.integers(2, months - 2), rng.integers(3, 7)
         gap[m0 : m0 + length, r] += rng.uniform(0.8, 1.8)
+    if scenario == "rate_campaign":  # a competitor's aggressive rate offer in one region
+        gap[drift_from:, REGIONS.index(drift_region)] += 3.0
 
     # -- initial products and balances ---------------------------------------------------------
     already = join_month < 0
@@ -473,6 +497,8 @@ def generate_bank(
 
         # interactions: logins, service calls, branch visits, complaints, applications
         login_rate = base_logins * engagement * live * np.where(silent, 0.05, 1.0)
+        if scenario == "app_outage" and m >= drift_from:  # the app mostly down: few logins get through
+            login_rate = login_rate * 0.1
         _emit_interactions(sim, m, "login", rng.poisson(login_rate), digital)
         _emit_interactions(
             sim, m, "service_call", rng.poisson(0.08 * present + 0.3 * (recent > 0) * present), digital
@@ -680,10 +706,22 @@ def generate_bank(
         "end": str(sim.month_starts[-1].date() - pd.Timedelta(days=1)),
         "activity": activity,
         "rows": {name: len(frame) for name, frame in tables.items()},
+        "scenario": None
+        if scenario is None
+        else {
+            "name": scenario,
+            "from": str(sim.month_starts[drift_from].date()),
+            "region": drift_region if scenario == "rate_campaign" else None,
+            "description": DRIFT_SCENARIOS[scenario],
+        },
         "competitor_gap_by_region": {
             REGIONS[r]: [round(float(g), 3) for g in gap[:, r]] for r in range(len(REGIONS))
         },
     }
+    if scenario == "channel_recode":  # a core-system upgrade codes mobile-app payments as branch ones
+        transactions = tables["transactions"]
+        recoded = (transactions["ts"] >= sim.month_starts[drift_from]) & (transactions["channel"] == "mobile")
+        transactions.loc[recoded, "channel"] = "branch"
     return GeneratedBank(tables, truth_customers, truth_hazard, manifest)
 
 

@@ -93,15 +93,19 @@ def build_risk_list(
     return rows, to_score
 
 
-def write_files(rows: pd.DataFrame, table: pd.DataFrame, meta: dict[str, Any], out_dir: Path) -> Path:
-    """Write Parquet and CSV (`table`), metadata and the HTML page (from `rows`) for one date;
-    replaces that date's folder whole."""
+def write_files(
+    rows: pd.DataFrame, table: pd.DataFrame, features: pd.DataFrame, meta: dict[str, Any], out_dir: Path
+) -> Path:
+    """Write Parquet and CSV (`table`), the scored feature rows (`features.parquet`, which
+    monitoring compares with the model's training reference), metadata and the HTML page (from
+    `rows`) for one date; replaces that date's folder whole."""
     final = out_dir / f"{meta['as_of']}"
     staging = out_dir / f".{meta['as_of']}.writing"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     table.to_parquet(staging / "risk_list.parquet", index=False)
     table.to_csv(staging / "risk_list.csv", index=False)
+    categoricals_as_text(features).to_parquet(staging / "features.parquet")
     (staging / "run.json").write_text(json.dumps(meta, indent=2, default=str))
     (staging / "summary.html").write_text(summary_html(rows, meta))
     shutil.rmtree(final, ignore_errors=True)
@@ -272,7 +276,7 @@ def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tupl
     }
     # the rows as files and databases store them: plain text, customer id as a column
     table = categoricals_as_text(rows).reset_index()
-    out_dir = write_files(rows, table, meta, config.output_path / "risk_lists")
+    out_dir = write_files(rows, table, features, meta, config.output_path / "risk_lists")
     steps.update()
     meta["seconds"] = round(time.perf_counter() - started, 2)
     write_database(table, features, tables, meta, config.database_url)

@@ -89,6 +89,20 @@ def _signature_frames(result: TrainingResult) -> tuple[pd.DataFrame, pd.DataFram
     return example, output
 
 
+def reference_sample(result: TrainingResult, rows: int, seed: int) -> pd.DataFrame:
+    """What monitoring compares later data with: a random sample of training rows (features,
+    labels) with the model's scores; no customer ids, since monitoring compares distributions."""
+    train = result.extra["train_frame"]
+    reference = train.sample(min(rows, len(train)), random_state=seed)
+    scored = result.bundle.prepare(reference[result.bundle.feature_names])
+    id_column = (result.bundle.meta.get("source") or {}).get("id_column", "customer_id")
+    reference = reference.reset_index().drop(
+        columns=[id_column, "customer_id", "churn_date"], errors="ignore"
+    )
+    reference["churn_probability"] = result.bundle.churn_probability(scored)
+    return reference
+
+
 def log_training_run(
     result: TrainingResult, config: AppConfig, tables: Mapping[str, pd.DataFrame], reference_rows: int = 2000
 ) -> tuple[str, str]:
@@ -159,16 +173,7 @@ def log_training_run(
             mlflow.log_artifact(str(doc), "features")
 
         with tempfile.TemporaryDirectory() as tmp:
-            # a random sample of training rows with the model's scores; no customer ids, since
-            # monitoring compares distributions only
-            train = result.extra["train_frame"]
-            reference = train.sample(min(reference_rows, len(train)), random_state=config.training.seed)
-            scored = result.bundle.prepare(reference[result.bundle.feature_names])
-            id_column = (result.bundle.meta.get("source") or {}).get("id_column", "customer_id")
-            reference = reference.reset_index().drop(
-                columns=[id_column, "customer_id", "churn_date"], errors="ignore"
-            )
-            reference["churn_probability"] = result.bundle.churn_probability(scored)
+            reference = reference_sample(result, reference_rows, config.training.seed)
             path = Path(tmp) / "reference_sample.parquet"
             reference.to_parquet(path, index=False)
             mlflow.log_artifact(str(path), "reference")

@@ -1,0 +1,84 @@
+"""`churn monitor` end to end: real MLflow registry and tracking, the database, files, exit codes."""
+
+import json
+
+import mlflow
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from churn.cli import ALERT_EXIT_CODE, main
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("monitoring")
+    environment = {
+        "CHURN_OUTPUT_DIR": str(tmp / "out"),
+        "CHURN_DATABASE_URL": f"sqlite:///{tmp / 'out' / 'churn.db'}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        patch.delenv("CHURN_DATA_SOURCE", raising=False)
+        patch.chdir(ROOT)
+        assert main(["train"]) == 0 and main(["promote"]) == 0
+        yield tmp
+    mlflow.set_tracking_uri(None)
+
+
+def _alerts(tmp) -> pd.DataFrame:
+    engine = sa.create_engine(f"sqlite:///{tmp / 'out' / 'churn.db'}")
+    try:
+        return pd.read_sql("SELECT * FROM monitoring_alerts", engine)
+    finally:
+        engine.dispose()
+
+
+def test_monitor__quiet_on_the_sample_writes_report_figures_and_mlflow_run(workspace, capsys):
+    assert main(["score", "--as-of", "2026-11-01"]) == 0
+    assert main(["monitor", "--as-of", "2026-11-01", "--window", "30d"]) == 0
+    out = capsys.readouterr().out
+    assert "alerts                none" in out
+    folder = workspace / "out" / "monitoring" / "2026-11-01"
+    figures = json.loads((folder / "figures.json").read_text())
+    version = figures["versions"]["1"]
+    assert figures["alert"] is False and version["rows"] > 2000
+    assert version["prediction_psi"] < 0.2
+    assert "<html" in (folder / "report.html").read_text()[:2000].lower()
+    assert _alerts(workspace).empty
+    runs = mlflow.search_runs(experiment_names=["churn-monitoring"])
+    assert len(runs) == 1 and runs["metrics.drifted_share"].iloc[0] == pytest.approx(version["drifted_share"])
+    from evidently.ui.workspace import Workspace
+
+    projects = Workspace(str(workspace / "out" / "evidently")).search_project("bank-churn monitoring")
+    assert len(projects) == 1, "the snapshot went to the Evidently workspace"
+
+
+def test_monitor__app_outage_exits_3_records_alerts_and_retrains(workspace, capsys):
+    bank = workspace / "outage"
+    assert main(["generate", "--out", str(bank), "--scenario", "app_outage"]) == 0
+    assert main(["score", "--data", str(bank), "--as-of", "2026-11-01"]) == 0  # replaces that date's list
+    capsys.readouterr()
+    code = main(["monitor", "--data", str(bank), "--as-of", "2026-11-01", "--retrain-on-breach"])
+    out = capsys.readouterr().out
+    assert code == ALERT_EXIT_CODE
+    assert "ALERT" in out and "recommendation        retrain" in out and "== retraining" in out
+    alerts = _alerts(workspace)
+    named = {f for features in alerts["features"] for f in json.loads(features)}
+    assert {"logins_30d", "logins_90d"} & named
+    assert set(alerts["model_version"]) == {"1"} and set(alerts["as_of"]) == {"2026-11-01"}
+    versions = mlflow.MlflowClient().search_model_versions("name='bank-churn'")
+    assert len(versions) == 2, "the breach trained a challenger"
+
+
+def test_monitor__nothing_scored_in_the_window_exits_2(workspace, capsys):
+    assert main(["monitor", "--as-of", "2025-01-01"]) == 2
+    assert "nothing was scored in the 30 days up to 2025-01-01" in capsys.readouterr().err
+
+
+def test_monitor__bad_window_exits_2(workspace, capsys):
+    assert main(["monitor", "--window", "a month"]) == 2
+    assert "expected a number of days" in capsys.readouterr().err
