@@ -192,6 +192,10 @@ class MonitoringConfig(_Frozen):
     max_missing_increase: float = Field(0.1, gt=0.0, le=1.0)
     # Alert when more than this share of a feature's values fall outside the reference range.
     max_out_of_range_share: float = Field(0.05, gt=0.0, le=1.0)
+    # Realised performance (lists whose churn horizon has passed): alert when ROC-AUC falls more
+    # than this below the training test AUC, or the calibration error exceeds this.
+    max_auc_drop: float = Field(0.05, gt=0.0, le=1.0)
+    max_calibration_error: float = Field(0.05, gt=0.0, le=1.0)
     # Segment and region views need at least this many scored rows to be judged.
     min_segment_rows: int = Field(200, ge=10)
     experiment: str = "churn-monitoring"

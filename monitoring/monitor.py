@@ -60,6 +60,7 @@ class Reference:
     version: str
     frame: pd.DataFrame
     features: list[str]  # most important first
+    metrics: dict[str, float] = field(default_factory=dict)  # the training run's test metrics
 
 
 @dataclass(frozen=True)
@@ -101,16 +102,35 @@ class VersionCheck:
 
 
 @dataclass
+class Performance:
+    """Realised performance of one model version's lists whose churn horizon has passed."""
+
+    version: str
+    lists: list[str]  # as-of dates judged
+    figures: dict[str, float]
+    training: dict[str, float]
+    alerts: list[Alert]
+
+
+@dataclass
 class MonitorRun:
     as_of: pd.Timestamp
     window_days: int
     checks: list[VersionCheck]
+    performance: list[Performance] = field(default_factory=list)
     out_dir: Path | None = None
     lines: list[str] = field(default_factory=list)
 
     @property
     def alerts(self) -> list[Alert]:
-        return [a for check in self.checks for a in check.alerts]
+        return [a for check in self.checks for a in check.alerts] + [
+            a for result in self.performance for a in result.alerts
+        ]
+
+    def alerts_by_version(self) -> list[tuple[str, Alert]]:
+        return [(c.version, a) for c in self.checks for a in c.alerts] + [
+            (r.version, a) for r in self.performance for a in r.alerts
+        ]
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -125,7 +145,8 @@ def load_reference(config: AppConfig, version: str) -> Reference:
     )
     importance = mlflow.artifacts.load_dict(f"runs:/{run_id}/shap/global_mean_abs_shap.json")
     features = sorted(importance, key=lambda name: -importance[name])
-    return Reference(version, pd.read_parquet(path), features)
+    metrics = mlflow.MlflowClient().get_run(run_id).data.metrics
+    return Reference(version, pd.read_parquet(path), features, metrics)
 
 
 def current_rows(config: AppConfig, as_of: pd.Timestamp, window_days: int) -> pd.DataFrame:
@@ -413,6 +434,99 @@ def check_version(
     )
 
 
+# -- realised performance --------------------------------------------------------------------------
+def judged_lists(config: AppConfig, as_of: pd.Timestamp, window_days: int) -> list[Path]:
+    """The daily lists whose churn horizon ended in the window: their outcomes are known now."""
+    horizon = pd.Timedelta(days=config.labels.horizon_days)
+    start = as_of - pd.Timedelta(days=window_days)
+    return [
+        folder
+        for folder in sorted((config.output_path / "risk_lists").glob("????-??-??"))
+        if start < pd.Timestamp(folder.name) + horizon <= as_of
+    ]
+
+
+def performance_figures(
+    y: np.ndarray, p: np.ndarray, training: dict[str, float], config: AppConfig
+) -> tuple[dict[str, float], list[Alert]]:
+    """ROC-AUC, calibration error and precision at capacity of realised outcomes (the training
+    pipeline's own metric functions), against the training test metrics; and the alerts."""
+    from training.metrics import churn_metrics
+
+    evaluation, m = config.evaluation, config.monitoring
+    figures = churn_metrics(
+        y, p, capacity=evaluation.contact_capacity, top_shares=tuple(evaluation.top_shares)
+    )
+    figures = {
+        k: float(figures[k])
+        for k in ("roc_auc", "pr_auc", "ece", "brier", "precision_at_capacity", "base_rate")
+    }
+    figures["customers"] = float(len(y))
+    alerts = []
+    trained_auc = training.get("roc_auc")
+    if trained_auc is not None and trained_auc - figures["roc_auc"] > m.max_auc_drop:
+        drop = trained_auc - figures["roc_auc"]
+        alerts.append(
+            Alert(
+                "auc_drop",
+                "roc_auc",
+                drop,
+                m.max_auc_drop,
+                [],
+                f"realised ROC-AUC {figures['roc_auc']:.3f}, {drop:.3f} below training ({trained_auc:.3f})",
+            )
+        )
+    if figures["ece"] > m.max_calibration_error:
+        alerts.append(
+            Alert(
+                "calibration",
+                "ece",
+                figures["ece"],
+                m.max_calibration_error,
+                [],
+                f"realised calibration error {figures['ece']:.3f} (training {training.get('ece', float('nan')):.3f})",
+            )
+        )
+    return figures, alerts
+
+
+def realised_performance(
+    config: AppConfig, folders: list[Path], references: dict[str, Reference]
+) -> list[Performance]:
+    """Outcomes of the judged lists from the bank data, per model version. Customers who were
+    contacted are left out: the contact was meant to change their outcome."""
+    from features.jobs import load_validated
+    from features.labels import build_labels, churn_dates
+
+    tables = load_validated(config).tables
+    churned = churn_dates(tables, config.labels)
+    rows = []
+    for folder in folders:
+        scored = pd.read_parquet(
+            folder / "risk_list.parquet",
+            columns=["customer_id", "status", "contact", PREDICTION, "model_version"],
+        )
+        scored = scored[(scored["status"] == "scored") & ~scored["contact"].fillna(False).astype(bool)]
+        labels = build_labels(tables, folder.name, config.labels, tuple(config.products), churned)
+        judged = scored.join(labels["churn"], on="customer_id", how="inner")
+        rows.append(judged.assign(list_date=folder.name))
+    frame = pd.concat(rows, ignore_index=True)
+    frame["model_version"] = frame["model_version"].astype(str)
+    results = []
+    for version, part in frame.groupby("model_version", sort=True):
+        reference = references.get(version) or load_reference(config, version)
+        figures, alerts = performance_figures(
+            part["churn"].to_numpy(), part[PREDICTION].to_numpy(), reference.metrics, config
+        )
+        training = {
+            k: reference.metrics[k]
+            for k in ("roc_auc", "ece", "precision_at_capacity")
+            if k in reference.metrics
+        }
+        results.append(Performance(version, sorted(part["list_date"].unique()), figures, training, alerts))
+    return results
+
+
 # -- the job ---------------------------------------------------------------------------------------
 def run_monitor(
     config: AppConfig, as_of: pd.Timestamp | None = None, window_days: int | None = None
@@ -421,16 +535,19 @@ def run_monitor(
     window_days = window_days or config.monitoring.window_days
     as_of = pd.Timestamp(as_of) if as_of is not None else _latest_list_date(config)
     current = current_rows(config, as_of, window_days)
-    if current.empty:
+    judged = judged_lists(config, as_of, window_days)
+    if current.empty and not judged:
         raise ValueError(
-            f"as_of: nothing was scored in the {window_days} days up to {as_of:%Y-%m-%d} "
-            "(run `churn score` first, or widen --window)"
+            f"as_of: nothing was scored in the {window_days} days up to {as_of:%Y-%m-%d}, and no list's "
+            "churn horizon ended in them (run `churn score` first, or widen --window)"
         )
-    checks = [
-        check_version(load_reference(config, version), rows, config)
-        for version, rows in current.groupby("model_version", sort=True)
-    ]
-    run = MonitorRun(as_of, window_days, checks)
+    references: dict[str, Reference] = {}
+    checks = []
+    for version, rows in current.groupby("model_version", sort=True) if len(current) else []:
+        references[version] = load_reference(config, version)
+        checks.append(check_version(references[version], rows, config))
+    performance = realised_performance(config, judged, references) if judged else []
+    run = MonitorRun(as_of, window_days, checks, performance)
     run.out_dir = _write(run, config)
     _record_alerts(run, config)
     _log_to_mlflow(run, config)
@@ -454,10 +571,19 @@ def _write(run: MonitorRun, config: AppConfig) -> Path:
         "window_days": run.window_days,
         "alert": bool(run.alerts),
         "versions": {check.version: check.figures(config) for check in run.checks},
+        "realised_performance": {
+            r.version: {
+                "lists": r.lists,
+                "realised": r.figures,
+                "training": r.training,
+                "alerts": [a.__dict__ for a in r.alerts],
+            }
+            for r in run.performance
+        },
     }
     (out / "figures.json").write_text(json.dumps(figures, indent=2, default=str))
     for check in run.checks:
-        name = "report.html" if len(run.checks) == 1 else f"report_v{check.version}.html"
+        name = "report.html" if len(run.checks) <= 1 else f"report_v{check.version}.html"
         check.snapshot.save_html(str(out / name))
     return out
 
@@ -480,7 +606,7 @@ def _record_alerts(run: MonitorRun, config: AppConfig) -> None:
                     "created_at": now,
                     "as_of": as_of,
                     "window_days": run.window_days,
-                    "model_version": check.version,
+                    "model_version": version,
                     "kind": a.kind,
                     "subject": a.subject,
                     "value": float(a.value),
@@ -488,8 +614,7 @@ def _record_alerts(run: MonitorRun, config: AppConfig) -> None:
                     "features": json.dumps(a.features),
                     "message": a.message,
                 }
-                for check in run.checks
-                for a in check.alerts
+                for version, a in run.alerts_by_version()
             ]
             if rows:
                 connection.execute(monitoring_alerts.insert(), rows)
@@ -527,6 +652,16 @@ def _log_to_mlflow(run: MonitorRun, config: AppConfig) -> None:
             mlflow.log_metrics(metrics)
             if run.out_dir is not None:
                 mlflow.log_artifacts(str(run.out_dir), "monitoring")
+    for result in run.performance:
+        with mlflow.start_run(run_name=f"monitor-{run.as_of:%Y-%m-%d}-v{result.version}-realised"):
+            mlflow.set_tags(
+                {
+                    "as_of": f"{run.as_of:%Y-%m-%d}",
+                    "model_version": result.version,
+                    "alert": str(bool(result.alerts)),
+                }
+            )
+            mlflow.log_metrics({f"realised.{k}": v for k, v in result.figures.items() if v == v})
 
 
 def _add_to_workspace(run: MonitorRun, config: AppConfig) -> None:
@@ -541,6 +676,8 @@ def _add_to_workspace(run: MonitorRun, config: AppConfig) -> None:
         found[0] if found else workspace.create_project(name, description="Feature and prediction drift")
     )
     for check in run.checks:
+        if check.snapshot is None:
+            continue
         workspace.add_run(project.id, check.snapshot, name=f"{run.as_of:%Y-%m-%d} v{check.version}")
 
 
@@ -561,6 +698,13 @@ def summary_lines(run: MonitorRun, config: AppConfig) -> list[str]:
                 else ", none drifted"
             ),
         ]
+    for result in run.performance:
+        f, t = result.figures, result.training
+        lines.append(
+            f"realised (v{result.version})        lists {', '.join(result.lists)}: {int(f['customers']):,} customers not contacted, "
+            f"ROC-AUC {f['roc_auc']:.3f} (training {t.get('roc_auc', float('nan')):.3f}), "
+            f"ECE {f['ece']:.3f}, precision at capacity {f['precision_at_capacity']:.2f}"
+        )
     if run.alerts:
         lines.append(f"ALERT                 {len(run.alerts)} threshold(s) breached:")
         lines += [f"  - {a.message}" for a in run.alerts]
@@ -569,7 +713,8 @@ def summary_lines(run: MonitorRun, config: AppConfig) -> list[str]:
         )
     else:
         lines.append("alerts                none")
-    lines.append(f"written to            {run.out_dir} (report.html, figures.json)")
+    files = ", ".join(sorted(f.name for f in run.out_dir.iterdir())) if run.out_dir else ""
+    lines.append(f"written to            {run.out_dir} ({files})")
     return lines
 
 

@@ -57,6 +57,23 @@ def test_monitor__quiet_on_the_sample_writes_report_figures_and_mlflow_run(works
     assert len(projects) == 1, "the snapshot went to the Evidently workspace"
 
 
+def test_monitor__realised_performance_of_a_list_whose_horizon_has_passed(workspace, capsys):
+    assert main(["score", "--as-of", "2026-06-01"]) == 0
+    capsys.readouterr()
+    assert main(["monitor", "--as-of", "2026-09-15", "--window", "30d"]) == 0  # 2026-06-01 + 90 days
+    assert "realised (v1)        lists 2026-06-01" in capsys.readouterr().out
+    figures = json.loads((workspace / "out" / "monitoring" / "2026-09-15" / "figures.json").read_text())
+    realised = figures["realised_performance"]["1"]
+    assert realised["lists"] == ["2026-06-01"] and figures["versions"] == {}
+    listed = pd.read_parquet(workspace / "out" / "risk_lists" / "2026-06-01" / "risk_list.parquet")
+    not_contacted = ((listed["status"] == "scored") & ~listed["contact"].fillna(False)).sum()
+    assert 0.9 * not_contacted <= realised["realised"]["customers"] <= not_contacted
+    assert 0.6 < realised["realised"]["roc_auc"] <= 1.0
+    assert realised["training"]["roc_auc"] == pytest.approx(
+        mlflow.search_runs(experiment_names=["bank-churn"])["metrics.roc_auc"].iloc[0]
+    )
+
+
 def test_monitor__app_outage_exits_3_records_alerts_and_retrains(workspace, capsys):
     bank = workspace / "outage"
     assert main(["generate", "--out", str(bank), "--scenario", "app_outage"]) == 0

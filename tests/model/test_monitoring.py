@@ -11,7 +11,7 @@ import pytest
 from features.build import build_features
 from features.generator import generate_bank
 from features.validation import validate_tables
-from monitoring.monitor import PREDICTION, Reference, check_version, judge, psi_table
+from monitoring.monitor import PREDICTION, Reference, check_version, judge, performance_figures, psi_table
 from serving.risk_list import default_as_of
 from training.tracking import reference_sample
 
@@ -121,3 +121,19 @@ def test_judge__thresholds_decide_which_alerts_fire(config):
     assert alerts["feature_drift"].subject == "f0"
     assert alerts["top_feature_drift"].features == ["f1", "f0"]
     assert alerts["missing_values"].subject == "f0" and alerts["out_of_range"].subject == "f9"
+
+
+def test_performance_figures__hand_checked_example_and_the_auc_drop_alert(config):
+    capacity = config.model_copy(
+        update={"evaluation": config.evaluation.model_copy(update={"contact_capacity": 2})}
+    )
+    y = np.array([0, 0, 1, 1, 0, 0])
+    p = np.array([0.10, 0.40, 0.35, 0.80, 0.05, 0.20])
+    # pairs (churner, stayer) ranked right: 0.35 beats 0.10, 0.05, 0.20 (3 of 4); 0.80 beats all 4
+    figures, alerts = performance_figures(y, p, {"roc_auc": 0.80}, capacity)
+    assert figures["roc_auc"] == pytest.approx(7 / 8)
+    assert figures["precision_at_capacity"] == pytest.approx(0.5)  # top 2: 0.80 (churned), 0.40 (stayed)
+    assert figures["customers"] == 6 and figures["base_rate"] == pytest.approx(1 / 3)
+    assert [a.kind for a in alerts if a.kind == "auc_drop"] == []
+    _, alerts = performance_figures(y, p, {"roc_auc": 0.95}, capacity)
+    assert "auc_drop" in [a.kind for a in alerts]  # 0.875 is 0.075 below 0.95
