@@ -99,3 +99,36 @@ def test_monitor__nothing_scored_in_the_window_exits_2(workspace, capsys):
 def test_monitor__bad_window_exits_2(workspace, capsys):
     assert main(["monitor", "--window", "a month"]) == 2
     assert "expected a number of days" in capsys.readouterr().err
+
+
+def test_current_rows__api_predictions_in_the_window_join_the_batch_rows(tmp_path):
+    import datetime as dt
+
+    from churn.config import load_config
+    from monitoring.monitor import current_rows
+    from serving.store import ServingStore
+
+    url = f"sqlite:///{tmp_path / 'churn.db'}"
+    config = load_config(environ={"CHURN_OUTPUT_DIR": str(tmp_path / "out"), "CHURN_DATABASE_URL": url})
+    store = ServingStore(url)
+
+    def logged(day: int, endpoint: str = "score") -> dict:
+        return {
+            "logged_at": dt.datetime(2026, 10, day, 12),
+            "request_id": f"r{day}{endpoint}",
+            "endpoint": endpoint,
+            "model_version": "3",
+            "customer_key": "k" * 64,
+            "churn_probability": 0.2,
+            "risk_tier": "high",
+            "features": json.dumps({"logins_30d": 4.0, "segment": "mass"}),
+            "outputs": "{}",
+            "latency_ms": 5.0,
+        }
+
+    store.append_predictions([logged(1), logged(20), logged(21, "explain"), logged(31)])
+    store.dispose()
+    rows = current_rows(config, pd.Timestamp("2026-10-31"), 15)
+    assert len(rows) == 2, "the score calls of 16-31 October; explanations are not scores"
+    assert set(rows["source"]) == {"api"} and set(rows["model_version"]) == {"3"}
+    assert rows["logins_30d"].tolist() == [4.0, 4.0] and "customer_key" not in rows.columns

@@ -11,7 +11,15 @@ import pytest
 from features.build import build_features
 from features.generator import generate_bank
 from features.validation import validate_tables
-from monitoring.monitor import PREDICTION, Reference, check_version, judge, performance_figures, psi_table
+from monitoring.monitor import (
+    PREDICTION,
+    Reference,
+    check_version,
+    judge,
+    performance_figures,
+    psi_table,
+    quality_table,
+)
 from serving.risk_list import default_as_of
 from training.tracking import reference_sample
 
@@ -137,3 +145,13 @@ def test_performance_figures__hand_checked_example_and_the_auc_drop_alert(config
     assert [a.kind for a in alerts if a.kind == "auc_drop"] == []
     _, alerts = performance_figures(y, p, {"roc_auc": 0.95}, capacity)
     assert "auc_drop" in [a.kind for a in alerts]  # 0.875 is 0.075 below 0.95
+
+
+def test_quality_table__missing_out_of_range_and_new_categories():
+    reference = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "c": ["a", "b", "a", None]})
+    current = pd.DataFrame({"x": [2.0, 9.0, np.nan, np.nan], "c": ["a", "c", "C", None]})
+    quality = quality_table(reference, current, ["x", "c"])
+    assert quality.loc["x", "missing_increase"] == pytest.approx(0.5)
+    assert quality.loc["x", "out_of_range_share"] == pytest.approx(0.5)  # 9.0 of [2.0, 9.0]
+    assert quality.loc["c", "new_categories"] == ["C", "c"]
+    assert quality.loc["c", "missing_increase"] == pytest.approx(0.0)
