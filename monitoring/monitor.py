@@ -209,14 +209,13 @@ def evidently_report(
     reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], threshold: float
 ) -> Any:
     """Evidently's data-drift report (PSI per column, the same test as `psi_table`) as a snapshot,
-    for the HTML page and the Evidently workspace. Building it renders a chart per column, about
+    for the HTML page and the Evidently workspace; `columns`: those `psi_table` judged. Building it renders a chart per column, about
     8 s for the default model, so it is built once per monitoring run."""
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
-    usable = [c for c in columns if reference[c].notna().any() and current[c].notna().any()]
-    report = Report([DataDriftPreset(columns=usable, method="psi", threshold=threshold)])
-    return report.run(current_data=current[usable], reference_data=reference[usable])
+    report = Report([DataDriftPreset(columns=columns, method="psi", threshold=threshold)])
+    return report.run(current_data=current[columns], reference_data=reference[columns])
 
 
 def psi_table(
@@ -428,7 +427,8 @@ def check_version(
     alerts = judge(drift, quality, reference.features, config)
     batch = cur[cur["source"] == "batch"] if "source" in cur.columns else cur
     segments, segment_alerts = segment_views(ref, batch, features, reference.features, config)
-    snapshot = evidently_report(ref, cur, columns, config.monitoring.psi_threshold) if with_report else None
+    judged = drift.index.tolist()  # the columns with values on both sides
+    snapshot = evidently_report(ref, cur, judged, config.monitoring.psi_threshold) if with_report else None
     return VersionCheck(
         reference.version, len(cur), drift, quality, segments, alerts + segment_alerts, snapshot
     )
