@@ -255,9 +255,8 @@ class ChurnService:
         )
 
     def _by_id(self, customers: Customers, ids: list[int]) -> tuple[_Batch, list[m.ItemError]]:
-        if len(set(ids)) < len(ids):
-            first = next(c for i, c in enumerate(ids) if c in ids[:i])
-            raise ApiError(400, f"customer_ids: {first} appears more than once")
+        if (repeated := _first_repeated(ids)) is not None:
+            raise ApiError(400, f"customer_ids: {repeated} appears more than once")
         found = [(i, c, customers.position.get(c)) for i, c in enumerate(ids)]
         positions = [p for _, _, p in found if p is not None]
         keys, x, context = customers.rows(positions)
@@ -271,9 +270,8 @@ class ChurnService:
 
     def _by_row(self, customers: Customers, rows: list[m.FeatureRow], bundle: ModelBundle) -> _Batch:
         given = [r.customer_id for r in rows if r.customer_id is not None]
-        if len(set(given)) < len(given):
-            first = next(c for i, c in enumerate(given) if c in given[:i])
-            raise ApiError(400, f"rows: customer_id {first} appears more than once")
+        if (repeated := _first_repeated(given)) is not None:
+            raise ApiError(400, f"rows: customer_id {repeated} appears more than once")
         keys = [r.customer_id if r.customer_id is not None else -(i + 1) for i, r in enumerate(rows)]
         names = set(bundle.feature_names)
         for i, row in enumerate(rows):
@@ -505,6 +503,16 @@ def _settle_memory() -> None:
     stalls every request for about 250 ms; frozen objects are still freed by reference counting."""
     gc.collect()
     gc.freeze()
+
+
+def _first_repeated(ids: list[int]) -> int | None:
+    """The first id that appears a second time, or None."""
+    seen: set[int] = set()
+    for customer_id in ids:
+        if customer_id in seen:
+            return customer_id
+        seen.add(customer_id)
+    return None
 
 
 def _item(value: Any) -> Any:

@@ -188,6 +188,7 @@ def test_auth__health_is_open_everything_else_needs_a_key_with_the_scope(client,
         (b"{}", 400, "send either customer_ids or rows"),
         (b'{"customer_ids": [1], "rows": []}', 400, "send either customer_ids or rows"),
         (b'{"customer_ids": [1], "extra": 1}', 400, "Extra inputs"),
+        (b'{"customer_ids": [7, 5, 7, 5]}', 400, "customer_ids: 7 appears more than once"),
         (b'{"rows": [{"features": {"tenure_days": Infinity}}]}', 400, "finite number"),
     ],
 )
