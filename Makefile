@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint serve demo-drift bench-features bench-train bench-lr bench-score bench-serve sample clean
+.PHONY: run test lint serve demo-drift bench-features bench-train bench-lr bench-score bench-serve bench-scale sample clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ bench-lr: $(STAMP)
 
 bench-score: $(STAMP)
 	$(BIN)/python -m benchmarks.score
+
+# Generates 1M customers x 24 months once (about 10 minutes), then times the local and dask engines.
+bench-scale: $(STAMP)
+	$(BIN)/python -m benchmarks.scale
 
 # Needs wrk (apt-get install wrk).
 bench-serve: $(STAMP)

@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import re
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -39,14 +40,43 @@ DataOption = Annotated[
 ]
 
 
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="local (pandas in this process) or dask (one task per customer partition) [config: engine.kind].",
+        show_default=False,
+    ),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786; implies --engine dask "
+        "[config: engine.scheduler; a LocalCluster when unset].",
+        show_default=False,
+    ),
+]
+
+
 class UserError(Exception):
     """An error the user can fix; printed as one message, exit code 2."""
 
 
-def _config(path: Path | None, data: str | None = None) -> AppConfig:
+def _config(
+    path: Path | None, data: str | None = None, engine: str | None = None, scheduler: str | None = None
+) -> AppConfig:
     config = load_config(path)
     if data is not None:
         config = config.model_copy(update={"data": config.data.model_copy(update={"source": data})})
+    if engine is not None and engine not in ("local", "dask"):
+        raise UserError(f"--engine: {engine!r} is not one of local, dask")
+    if engine == "local" and scheduler:
+        raise UserError("--scheduler: a Dask scheduler needs --engine dask")
+    updates = {"kind": "dask" if scheduler else engine, "scheduler": scheduler}
+    updates = {k: v for k, v in updates.items() if v is not None}
+    if updates:
+        config = config.model_copy(update={"engine": config.engine.model_copy(update=updates)})
     return config
 
 
@@ -128,9 +158,11 @@ def features(
     ] = None,
     config: ConfigOption = None,
     data: DataOption = None,
+    engine: EngineOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Build point-in-time features and labels for one as-of date."""
-    cfg = _config(config, data)
+    cfg = _config(config, data, engine, scheduler)
     if doc is not None:
         from features.catalog import catalog_markdown
 
@@ -169,6 +201,8 @@ def train(
         int,
         typer.Option(help="Add K-fold cross-validated metrics (a table brought with `source:` only).", min=0),
     ] = 0,
+    engine: EngineOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Train, log the run to MLflow and register the model as `challenger`.
 
@@ -176,7 +210,8 @@ def train(
     """
     from training.jobs import run_training
 
-    for line in run_training(_config(config, data), metrics_json=metrics_json, cv_folds=cv).lines:
+    cfg = _config(config, data, engine, scheduler)
+    for line in run_training(cfg, metrics_json=metrics_json, cv_folds=cv).lines:
         typer.echo(line)
 
 
@@ -187,11 +222,13 @@ def promote(
     ] = False,
     config: ConfigOption = None,
     data: DataOption = None,
+    engine: EngineOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Compare `challenger` with `champion` on the latest labelled snapshot; move `champion` if better."""
     from training.jobs import run_promotion
 
-    for line in run_promotion(_config(config, data), force=force):
+    for line in run_promotion(_config(config, data, engine, scheduler), force=force):
         typer.echo(line)
 
 
@@ -205,11 +242,13 @@ def score(
     ] = None,
     config: ConfigOption = None,
     data: DataOption = None,
+    engine: EngineOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Score every customer with the champion model and write the day's risk list (files, database, HTML)."""
     from serving.risk_list import run_daily_list
 
-    _, lines = run_daily_list(_config(config, data), as_of)
+    _, lines = run_daily_list(_config(config, data, engine, scheduler), as_of)
     for line in lines:
         typer.echo(line)
 
@@ -310,13 +349,56 @@ def serve(
 
 
 @app.command()
-def run(config: ConfigOption = None, data: DataOption = None) -> None:
+def partition(
+    out: Annotated[Path, typer.Option(help="Directory to write the customer-partitioned dataset into.")],
+    customers_per_partition: Annotated[
+        int | None,
+        typer.Option(min=1, help="Customers per partition [config: engine.partition_customers]."),
+    ] = None,
+    config: ConfigOption = None,
+    data: DataOption = None,
+    scheduler: SchedulerOption = None,
+) -> None:
+    """Partition a directory of flat tables by customer, with Dask: the layout the dask engine reads."""
+    from churn.cluster import dask_client
+    from features.partitioned import partition_count, partition_tables
+
+    cfg = _config(config, data, "dask", scheduler)
+    per_partition = customers_per_partition or cfg.engine.partition_customers
+    with dask_client(cfg.engine):
+        rows = partition_tables(cfg.data.source, out, per_partition)
+    typer.echo(
+        f"wrote {out}: {partition_count(out)} partitions of up to {per_partition:,} customers; "
+        + ", ".join(f"{name} {n:,}" for name, n in rows.items())
+    )
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    data: DataOption = None,
+    engine: EngineOption = None,
+    scheduler: SchedulerOption = None,
+) -> None:
     """The main job: features and labels, train, register, promote, the day's risk list, monitoring."""
+    cfg = _config(config, data, engine, scheduler)
+    typer.echo(f"data source           {cfg.data.source}")
+    typer.echo(
+        f"engine                {cfg.engine.kind}"
+        + (f" ({cfg.engine.scheduler})" if cfg.engine.scheduler else "")
+    )
+    with ExitStack() as stack:
+        if cfg.engine.kind == "dask":
+            from churn.cluster import dask_client
+
+            stack.enter_context(dask_client(cfg.engine))  # one cluster for every step
+        _run_steps(cfg)
+
+
+def _run_steps(cfg: AppConfig) -> None:
     from features.jobs import run_features
     from training.jobs import run_promotion, run_training
 
-    cfg = _config(config, data)
-    typer.echo(f"data source           {cfg.data.source}")
     typer.echo("== features and labels")
     for line in run_features(cfg).lines():
         typer.echo(line)

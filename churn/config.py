@@ -19,6 +19,8 @@ ENV_OVERRIDES: tuple[tuple[str, str], ...] = (
     ("CHURN_DATABASE_URL", "database_url"),
     ("MLFLOW_TRACKING_URI", "mlflow.tracking_uri"),
     ("CHURN_SECRETS_FILE", "serving.secrets_file"),
+    ("CHURN_ENGINE", "engine.kind"),
+    ("CHURN_DASK_SCHEDULER", "engine.scheduler"),
 )
 
 
@@ -202,6 +204,29 @@ class MonitoringConfig(_Frozen):
     workspace_dir: str | None = None  # the Evidently workspace; <output_dir>/evidently when unset
 
 
+class EngineConfig(_Frozen):
+    """Where features, training and the daily list run: in this process on pandas (`local`), or
+    on a Dask cluster (`dask`), one customer partition per task."""
+
+    kind: Literal["local", "dask"] = "local"
+    # An existing cluster's scheduler (tcp://host:8786); None starts a LocalCluster on this machine.
+    scheduler: str | None = None
+    # The LocalCluster: worker processes, threads per worker, memory limit per worker ("4GiB", "auto").
+    workers: int = Field(2, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    memory_limit: str = "auto"
+    # Customers per partition when a flat source is partitioned (`churn partition`, or the dask
+    # engine given a flat directory); each task holds one partition's raw rows in memory.
+    partition_customers: int = Field(50_000, ge=1)
+    # Where the dask engine writes a flat source partitioned by customer; <output_dir>/partitioned when unset.
+    partitioned_dir: str | None = None
+    # Rows per database insert batch when the dask engine writes the daily list.
+    db_batch_rows: int = Field(50_000, ge=1)
+    # Training on the dask engine gathers samples of at most this many rows to the client (the
+    # logistic baseline, SHAP summaries, plots, the monitoring reference).
+    client_sample_rows: int = Field(200_000, ge=1000)
+
+
 class PlaybookAction(_Frozen):
     channel: str
     owner: str
@@ -303,6 +328,7 @@ class AppConfig(_Frozen):
     playbook: PlaybookConfig | None = None
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    engine: EngineConfig = EngineConfig()
     reasons: dict[str, tuple[ReasonText, ...]] = Field(default_factory=dict)
     generator: GeneratorConfig = GeneratorConfig()
     source: SourceTableConfig | None = None

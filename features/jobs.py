@@ -72,9 +72,15 @@ def run_features(config: AppConfig, as_of: pd.Timestamp | None = None) -> Featur
     """Validate the source, then build and write features and labels for one as-of date.
 
     Args:
-        config: the validated configuration.
+        config: the validated configuration (`engine.kind` picks pandas here or a Dask cluster).
         as_of: the snapshot date; the latest month whose labels the data can confirm when None.
     """
+    if config.engine.kind == "dask":
+        from churn.cluster import dask_client
+        from features.distributed import run_features_dask
+
+        with dask_client(config.engine) as client:
+            return run_features_dask(config, client, as_of)
     from features.build import build_features
     from features.labels import build_labels, last_confirmable_as_of
 
@@ -104,10 +110,16 @@ def run_features(config: AppConfig, as_of: pd.Timestamp | None = None) -> Featur
         features_path=features_path,
         labels_path=labels_path,
     )
-    (out / f"summary_{as_of:%Y-%m-%d}.json").write_text(
+    write_summary(summary, out)
+    return summary
+
+
+def write_summary(summary: FeatureRunSummary, out: Path) -> None:
+    """The run's figures as `summary_<date>.json` beside the features."""
+    (out / f"summary_{summary.as_of:%Y-%m-%d}.json").write_text(
         json.dumps(
             {
-                "as_of": f"{as_of:%Y-%m-%d}",
+                "as_of": f"{summary.as_of:%Y-%m-%d}",
                 "customers": summary.customers,
                 "labelled": summary.labelled,
                 "churn_rate": summary.churn_rate,
@@ -117,4 +129,3 @@ def run_features(config: AppConfig, as_of: pd.Timestamp | None = None) -> Featur
             indent=2,
         )
     )
-    return summary

@@ -17,7 +17,11 @@ def _month_index(dates: pd.Series) -> np.ndarray:
     return (dates.dt.year * 12 + dates.dt.month - 1).to_numpy()
 
 
-def churn_dates(tables: Mapping[str, pd.DataFrame], rule: LabelConfig) -> pd.Series:
+def churn_dates(
+    tables: Mapping[str, pd.DataFrame],
+    rule: LabelConfig,
+    months: tuple[pd.Timestamp, pd.Timestamp] | None = None,
+) -> pd.Series:
     """The date each customer churned, by either rule, over the whole history (NaT if never).
 
     A customer churns on the earlier of:
@@ -26,6 +30,9 @@ def churn_dates(tables: Mapping[str, pd.DataFrame], rule: LabelConfig) -> pd.Ser
       `drain_ratio` of the average of the three month-ends before, and stayed below that level for
       the next `stay_months` month-ends (a month-end without a balance row, after closing, counts
       as zero). Customers whose reference average is below `min_reference_assets` cannot drain.
+
+    `months` (first and last month-end of the whole bank's balances) is given when `tables` hold
+    one partition of the customers, so every partition reads the same calendar as the whole bank.
     """
     customers = tables["customers"]["customer_id"]
     holdings = tables["holdings"]
@@ -39,7 +46,10 @@ def churn_dates(tables: Mapping[str, pd.DataFrame], rule: LabelConfig) -> pd.Ser
     if balances.empty:
         return closed_date.rename("churn_date").rename_axis("customer_id")
     month = _month_index(balances["month_end"])
-    first, last = month.min(), month.max()
+    if months is not None:
+        first, last = _month_index(pd.Series(pd.to_datetime(list(months))))
+    else:
+        first, last = month.min(), month.max()
     width = last - first + 1
     assets = np.full((len(ids), width), np.nan)
     rows = ids.get_indexer(balances["customer_id"].to_numpy())
@@ -84,7 +94,12 @@ def last_confirmable_as_of(tables: Mapping[str, pd.DataFrame], rule: LabelConfig
     A drain in the horizon's last month shows at that month's end and needs `stay_months`
     further month-ends in the data to be confirmed.
     """
-    data_end = tables["balances"]["month_end"].max()
+    return confirmable_as_of(tables["balances"]["month_end"].max(), rule)
+
+
+def confirmable_as_of(data_end: pd.Timestamp, rule: LabelConfig) -> pd.Timestamp:
+    """`last_confirmable_as_of` from the data's last month-end alone."""
+    data_end = pd.Timestamp(data_end)
     candidate = data_end.normalize().replace(day=1)
     while True:
         last_horizon_day = candidate + pd.Timedelta(days=rule.horizon_days - 1)

@@ -8,7 +8,7 @@ import pandas as pd
 
 from churn.config import FeatureConfig, LabelConfig
 from features.build import build_features
-from features.labels import build_labels, churn_dates, last_confirmable_as_of
+from features.labels import build_labels, churn_dates, confirmable_as_of
 
 # Features look back up to six month-ends and 365 days; earlier snapshots would see truncated history.
 MIN_HISTORY_MONTHS = 6
@@ -20,14 +20,22 @@ def snapshot_dates(tables: Mapping[str, pd.DataFrame], rule: LabelConfig, count:
     Raises:
         ValueError: when the data is too short for even one labelled snapshot with enough history.
     """
-    latest = last_confirmable_as_of(tables, rule)
-    earliest = (tables["balances"]["month_end"].min() + pd.offsets.MonthBegin(MIN_HISTORY_MONTHS)).normalize()
+    month_end = tables["balances"]["month_end"]
+    return snapshot_dates_between(month_end.min(), month_end.max(), rule, count)
+
+
+def snapshot_dates_between(
+    data_start: pd.Timestamp, data_end: pd.Timestamp, rule: LabelConfig, count: int
+) -> list[pd.Timestamp]:
+    """`snapshot_dates` from the first and last month-end of the data alone."""
+    latest = confirmable_as_of(data_end, rule)
+    earliest = (pd.Timestamp(data_start) + pd.offsets.MonthBegin(MIN_HISTORY_MONTHS)).normalize()
     dates = [latest - pd.offsets.MonthBegin(k) if k else latest for k in range(count)]
     dates = sorted(d for d in dates if d >= earliest)
     if not dates:
         raise ValueError(
             f"data from {earliest - pd.offsets.MonthBegin(MIN_HISTORY_MONTHS):%Y-%m} to "
-            f"{tables['balances']['month_end'].max():%Y-%m-%d} is too short: a snapshot needs "
+            f"{pd.Timestamp(data_end):%Y-%m-%d} is too short: a snapshot needs "
             f"{MIN_HISTORY_MONTHS} months of history and a confirmed {rule.horizon_days}-day horizon"
         )
     return dates
@@ -39,15 +47,16 @@ def build_training_set(
     features: FeatureConfig,
     rule: LabelConfig,
     products: tuple[str, ...],
+    months: tuple[pd.Timestamp, pd.Timestamp] | None = None,
 ) -> pd.DataFrame:
-    """Stack features and labels for each as-of date.
+    """Stack features and labels for each as-of date (`months`: see `churn_dates`).
 
     Returns:
         One row per (as_of, customer_id) for customers active and not yet churned at that date,
         with the feature columns followed by `churn`, `churn_date` and `next_product`; indexed by
         (`as_of`, `customer_id`) so later work can split out of time on the first level.
     """
-    dates = churn_dates(tables, rule)
+    dates = churn_dates(tables, rule, months)
     frames = []
     for as_of in as_of_dates:
         feature_rows = build_features(tables, as_of, features, products)

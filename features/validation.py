@@ -262,13 +262,22 @@ def validate_tables(
         total = len(tables[name])
         if rejects[name].shape[0]:
             log.warning("%s: %d of %d rows rejected", name, len(rejects[name]), total)
-        if total and len(rejects[name]) / total > max_reject_share:
-            top = rejects[name]["reason"].str.split("; ").explode().value_counts().head(3)
-            raise TableValidationError(
-                name,
-                None,
-                f"{len(rejects[name])} of {total} rows rejected, above the allowed share {max_reject_share:.0%} "
-                f"(most common: {'; '.join(f'{r} ({c})' for r, c in top.items())})",
-                rejects[name],
-            )
+        check_reject_share(name, rejects[name], total, max_reject_share)
     return ValidatedTables(valid, rejects)
+
+
+def check_reject_share(name: str, rejects: pd.DataFrame, total: int, max_reject_share: float) -> None:
+    """Stop when more than `max_reject_share` of a table's `total` rows were rejected.
+
+    Raises:
+        TableValidationError: naming the table, the share and the most common reasons.
+    """
+    if total and len(rejects) / total > max_reject_share:
+        top = rejects["reason"].str.split("; ").explode().value_counts().head(3)
+        raise TableValidationError(
+            name,
+            None,
+            f"{len(rejects)} of {total} rows rejected, above the allowed share {max_reject_share:.0%} "
+            f"(most common: {'; '.join(f'{r} ({c})' for r, c in top.items())})",
+            rejects,
+        )

@@ -30,11 +30,23 @@ def champion_version(config: AppConfig) -> str:
 
 
 def load_bundle(config: AppConfig, version: str) -> ModelBundle:
+    """The version's bundle, read straight from its registered artifacts with this checkout's code.
+
+    Not through `mlflow.pyfunc.load_model`: that puts the model's own copy of the code first on
+    the import path of the whole process, so every later import (and every Dask worker this
+    process starts) would run the code as it was when the model was trained. The pyfunc stays
+    for MLflow's own tools (`mlflow models serve`, `mlflow.pyfunc.load_model` by a client).
+    """
+    import tempfile
+
     import mlflow
 
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
-    model = mlflow.pyfunc.load_model(f"models:/{config.mlflow.model_name}/{version}")
-    return model.unwrap_python_model().bundle
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{config.mlflow.model_name}/{version}/artifacts/bundle", dst_path=tmp
+        )
+        return ModelBundle.load(path)
 
 
 def version_metrics(config: AppConfig, version: str) -> dict[str, Any]:

@@ -260,18 +260,36 @@ def replace_daily_tables(
 ) -> None:
     """Inside the daily job's transaction: the latest features and context per customer, and the
     bank's own contacts in the contact history (the API's recorded outcomes are kept)."""
+    clear_daily_tables(connection)
+    append_daily_tables(connection, features, context, contacts, as_of, recorded_at)
+    index_daily_tables(connection)
+
+
+def clear_daily_tables(connection: sa.Connection) -> None:
+    """Drop the latest features and context, and the bank's contacts from the contact history."""
+    metadata.create_all(connection)
+    for name in (FEATURES_TABLE, CONTEXT_TABLE):
+        connection.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+    connection.execute(contact_history.delete().where(contact_history.c.source == "bank"))
+
+
+def append_daily_tables(
+    connection: sa.Connection,
+    features: pd.DataFrame,
+    context: pd.DataFrame,
+    contacts: pd.DataFrame,
+    as_of: str,
+    recorded_at: pd.Timestamp,
+) -> None:
+    """Append one batch of customers' features and context, and their bank contacts."""
     from serving.model_bundle import categoricals_as_text
 
-    metadata.create_all(connection)
     latest = categoricals_as_text(features).reset_index()
     latest.insert(1, "as_of", as_of)
-    latest.to_sql(FEATURES_TABLE, connection, if_exists="replace", index=False, chunksize=20_000)
-    connection.execute(sa.text(f"CREATE INDEX ix_{FEATURES_TABLE}_id ON {FEATURES_TABLE} (customer_id)"))
+    latest.to_sql(FEATURES_TABLE, connection, if_exists="append", index=False, chunksize=20_000)
     plain = categoricals_as_text(context[CONTEXT_COLUMNS]).reset_index()
     plain["do_not_contact"] = plain["do_not_contact"].astype(bool)
-    plain.to_sql(CONTEXT_TABLE, connection, if_exists="replace", index=False, chunksize=20_000)
-    connection.execute(sa.text(f"CREATE INDEX ix_{CONTEXT_TABLE}_id ON {CONTEXT_TABLE} (customer_id)"))
-    connection.execute(contact_history.delete().where(contact_history.c.source == "bank"))
+    plain.to_sql(CONTEXT_TABLE, connection, if_exists="append", index=False, chunksize=20_000)
     if len(contacts):
         bank = pd.DataFrame(
             {
@@ -291,6 +309,12 @@ def replace_daily_tables(
             }
         )
         connection.execute(contact_history.insert(), bank.to_dict("records"))
+
+
+def index_daily_tables(connection: sa.Connection) -> None:
+    """Index the latest features and context by customer once every batch is in."""
+    for name in (FEATURES_TABLE, CONTEXT_TABLE):
+        connection.execute(sa.text(f"CREATE INDEX ix_{name}_id ON {name} (customer_id)"))
 
 
 def api_contacts(url: str) -> pd.DataFrame:

@@ -29,6 +29,7 @@ def run_training(config: AppConfig, metrics_json: Path | None = None, cv_folds: 
     from training.tracking import log_training_run
 
     started = time.perf_counter()
+    lineage = None
     if config.source is not None:
         from training.byo import table_summary_lines, train_from_table
 
@@ -40,11 +41,19 @@ def run_training(config: AppConfig, metrics_json: Path | None = None, cv_folds: 
             raise ValueError(
                 "--cv: cross-validation is for a table brought with `source:`; bank snapshots are split out of time"
             )
-        validated = load_validated(config)
-        tables = validated.tables
-        result = train_models(tables, config)
+        if config.engine.kind == "dask":
+            from churn.cluster import dask_client
+            from training.distributed import train_models_dask
+
+            with dask_client(config.engine) as client:
+                result, counts, digest = train_models_dask(config, client)
+            lineage = (counts, digest)
+            tables = None
+        else:
+            tables = load_validated(config).tables
+            result = train_models(tables, config)
         lines = summary_lines(result)
-    run_id, version = log_training_run(result, config, tables)
+    run_id, version = log_training_run(result, config, tables, lineage=lineage)
     if metrics_json is not None:
         payload = as_float_dict(result.metrics) | {"model_version": version, "run_id": run_id}
         if "data_report" in result.extra:
@@ -63,8 +72,16 @@ def run_promotion(config: AppConfig, force: bool = False) -> list[str]:
     """Compare challenger and champion and move the `champion` alias if the challenger is better."""
     from training.promote import promote
 
-    tables = None if config.source is not None else load_validated(config).tables
-    decision = promote(tables, config, force)
+    tables = evaluation = None
+    if config.source is None and config.engine.kind == "dask":
+        from churn.cluster import dask_client
+        from features.distributed import labelled_snapshot
+
+        with dask_client(config.engine) as client:
+            evaluation = labelled_snapshot(config, client)
+    elif config.source is None:
+        tables = load_validated(config).tables
+    decision = promote(tables, config, force, evaluation=evaluation)
     lines = [
         f"challenger            version {decision.challenger_version}",
         f"champion before       {'version ' + decision.champion_version if decision.champion_version else 'none'}",

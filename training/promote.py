@@ -99,10 +99,10 @@ def decide(
     return True, f"better than the champion ({gains}) and passes the sanity gates"
 
 
-def _load_bundle(name: str, version: str) -> ModelBundle:
-    import mlflow
+def _load_bundle(config: AppConfig, version: str) -> ModelBundle:
+    from serving.registry import load_bundle
 
-    return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().bundle
+    return load_bundle(config, version)
 
 
 def _alias_version(client, name: str, alias: str) -> str | None:
@@ -133,8 +133,16 @@ def evaluation_set(
     return features, labels, f"{as_of:%Y-%m-%d}"
 
 
-def promote(tables: Mapping[str, pd.DataFrame] | None, config: AppConfig, force: bool = False) -> Decision:
+def promote(
+    tables: Mapping[str, pd.DataFrame] | None,
+    config: AppConfig,
+    force: bool = False,
+    evaluation: tuple[pd.DataFrame, pd.DataFrame, str] | None = None,
+) -> Decision:
     """Compare the `challenger` with the `champion` on the latest labelled snapshot and decide.
+
+    `evaluation` (features, labels, its name) replaces `evaluation_set(tables, config)`: the dask
+    engine builds the snapshot on its cluster and gathers it here.
 
     The decision, both models' scores and the reason are logged as a run of the
     `<experiment>-promotion` experiment and as tags on the challenger's model version.
@@ -154,14 +162,14 @@ def promote(tables: Mapping[str, pd.DataFrame] | None, config: AppConfig, force:
     if challenger_version is None:
         raise ValueError(f"no model version of {name} has the alias 'challenger': run `churn train` first")
     champion_version = _alias_version(client, name, "champion")
-    features, labels, evaluated_on = evaluation_set(tables, config)
+    features, labels, evaluated_on = evaluation or evaluation_set(tables, config)
 
-    challenger_scores = score_bundle(_load_bundle(name, challenger_version), features, labels, config)
+    challenger_scores = score_bundle(_load_bundle(config, challenger_version), features, labels, config)
     champion_scores = None
     schema_note = ""
     if champion_version is not None:
         try:
-            champion_scores = score_bundle(_load_bundle(name, champion_version), features, labels, config)
+            champion_scores = score_bundle(_load_bundle(config, champion_version), features, labels, config)
         except FeatureSchemaError as exc:
             schema_note = f"the champion cannot score these rows ({exc})"
     if champion_version == challenger_version:

@@ -104,9 +104,16 @@ def reference_sample(result: TrainingResult, rows: int, seed: int) -> pd.DataFra
 
 
 def log_training_run(
-    result: TrainingResult, config: AppConfig, tables: Mapping[str, pd.DataFrame], reference_rows: int = 2000
+    result: TrainingResult,
+    config: AppConfig,
+    tables: Mapping[str, pd.DataFrame] | None,
+    reference_rows: int = 2000,
+    lineage: tuple[pd.DataFrame, str] | None = None,
 ) -> tuple[str, str]:
     """Log params, config, lineage, metrics, plots and artifacts; register the bundle.
+
+    Lineage is the tables' row counts and content digest; the dask engine, whose tables never
+    sit in one process, passes them in (`lineage`) instead of the tables.
 
     Returns:
         (run id, registered model version), with the version aliased `challenger`.
@@ -120,7 +127,14 @@ def log_training_run(
     client = mlflow.MlflowClient()
     model_name = config.mlflow.model_name
     with mlflow.start_run(run_name=f"train-{test_label(result)}") as run:
-        mlflow.set_tags({"git_commit": git_commit(), "data_source": config.data.source, "stage": "training"})
+        mlflow.set_tags(
+            {
+                "git_commit": git_commit(),
+                "data_source": config.data.source,
+                "stage": "training",
+                "engine": result.extra.get("engine", "local"),
+            }
+        )
         mlflow.log_params(
             {f"churn.{k}": v for k, v in config.training.churn.model_dump().items()}
             | {f"next_product.{k}": v for k, v in config.training.next_product.model_dump().items()}
@@ -133,11 +147,14 @@ def log_training_run(
             }
         )
         mlflow.log_dict(config.model_dump(mode="json"), "config/resolved_config.json")
-        digest = tables_digest(tables)
-        lineage = pd.DataFrame({"table": list(tables), "rows": [len(t) for t in tables.values()]})
+        if lineage is None:
+            digest = tables_digest(tables)
+            counts = pd.DataFrame({"table": list(tables), "rows": [len(t) for t in tables.values()]})
+        else:
+            counts, digest = lineage
         mlflow.log_input(
             mlflow.data.from_pandas(
-                lineage, source=config.data.source, name=f"bank-tables-{digest}", digest=digest
+                counts, source=config.data.source, name=f"bank-tables-{digest}", digest=digest
             ),
             context="training",
         )

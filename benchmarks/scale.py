@@ -1,0 +1,265 @@
+"""Benchmark the local and dask engines from 250k to 1M customers x 24 months (`make bench-scale`).
+
+The bank is generated once into benchmarks/.cache/ as a customer-partitioned dataset, 50,000
+customers a partition, each partition from its own seed and with its own id range (the generator
+holds a whole bank in memory, so 1M customers are generated partition by partition). The 250k and
+500k banks are the first 5 and 10 partitions of the same data.
+
+Each measured job (the feature job `churn features`, and the daily list `churn score`, which
+builds the features again, scores, explains, decides and writes files and the database) runs in a
+fresh process on the champion of a model trained once on the committed sample. Reported per run:
+wall time, the peak resident memory of the client process and of each Dask worker
+(getrusage ru_maxrss), and the ratio to the baseline, the local engine on 250k customers
+measured in the same run. The local engine is not run on 1M customers: its tables alone would not
+fit in this machine's memory (see the printed extrapolation); the dask runs get a memory limit
+per worker (`--worker-memory`), which a Dask nanny enforces by restarting a worker that crosses it,
+so a dask run that finishes stayed under it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from benchmarks.features import CACHE
+
+ROOT = Path(__file__).resolve().parent.parent
+PER_PARTITION = 50_000
+ID_COLUMNS = ("transaction_id", "interaction_id", "holding_id", "contact_id")
+TABLE_NAMES = ("customers", "holdings", "balances", "transactions", "interactions", "contacts")
+
+
+def _generate_partition(root: str, k: int, months: int, seed: int) -> int:
+    from features.generator import generate_bank
+    from features.partitioned import write_partition_table
+
+    bank = generate_bank(customers=PER_PARTITION, months=months, seed=seed + k)
+    for name, frame in bank.tables.items():
+        frame = frame.copy()
+        frame["customer_id"] += k * PER_PARTITION  # 100,001 + 50,000 k onwards: this partition's range
+        for column in ID_COLUMNS:
+            if column in frame.columns:
+                frame[column] += k * 10**9
+        write_partition_table(root, name, k, frame)
+    return len(bank.tables["transactions"])
+
+
+def bank(customers: int, months: int, seed: int, processes: int) -> Path:
+    """The cached partitioned bank of `customers` (generated when missing)."""
+    import numpy as np
+
+    from features.partitioned import MANIFEST, write_manifest
+
+    root = CACHE / f"scale_{customers}x{months}_seed{seed}"
+    if (root / MANIFEST).exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    count = customers // PER_PARTITION
+    started = time.perf_counter()
+    print(
+        f"generating {customers:,} customers x {months} months into {root} ({count} partitions) ...",
+        flush=True,
+    )
+    with ProcessPoolExecutor(processes) as pool:
+        rows = list(
+            pool.map(_generate_partition, [str(root)] * count, range(count), [months] * count, [seed] * count)
+        )
+    limits = 100_001 + PER_PARTITION * np.arange(count + 1)
+    write_manifest(
+        root, limits, per_partition=PER_PARTITION, generated_seconds=round(time.perf_counter() - started)
+    )
+    print(f"  {sum(rows):,} transactions, generated in {time.perf_counter() - started:.0f} s", flush=True)
+    return root
+
+
+def view(root: Path, customers: int) -> Path:
+    """The first `customers` of the bank as a dataset of its own (links to the same files)."""
+    from features.partitioned import bounds, write_manifest
+
+    count = customers // PER_PARTITION
+    target = root.parent / f"{root.name}_first{customers}"
+    if not target.exists():
+        target.mkdir()
+        for name in TABLE_NAMES:
+            (target / name).symlink_to(root / name)
+        write_manifest(target, bounds(root)[: count + 1], per_partition=PER_PARTITION)
+    return target
+
+
+def model(tracking: Path) -> None:
+    """Train on the committed sample and promote, once (the scoring jobs' champion)."""
+    if (tracking.parent / "trained").exists():
+        return
+    env = os.environ | {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tracking}",
+        "CHURN_OUTPUT_DIR": str(tracking.parent / "train"),
+        "CHURN_DATABASE_URL": f"sqlite:///{tracking.parent / 'train.db'}",
+        "CHURN_ENGINE": "local",
+    }
+    churn = str(Path(sys.executable).with_name("churn"))
+    for step in ("train", "promote"):
+        subprocess.run([churn, step], env=env, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+    (tracking.parent / "trained").touch()
+
+
+def measure(
+    job: str, engine: str, workers: int, memory: str, source: Path, out: Path, tracking: Path
+) -> dict:
+    """One job in a fresh process; its wall time and peak memory per process."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    command = [sys.executable, "-m", "benchmarks.scale", "--job", job, "--engine", engine]
+    command += [
+        "--workers",
+        str(workers),
+        "--worker-memory",
+        memory,
+        "--source",
+        str(source),
+        "--out",
+        str(out),
+    ]
+    command += ["--tracking", str(tracking)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        return {"failed": f"exit {done.returncode}: {' | '.join(tail)}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_job(args: argparse.Namespace) -> None:
+    """The child: run one job and print its figures as one JSON line."""
+    from churn.config import load_config
+
+    env = {
+        "CHURN_DATA_SOURCE": str(args.source),
+        "CHURN_OUTPUT_DIR": str(args.out),
+        "CHURN_DATABASE_URL": f"sqlite:///{args.out / 'churn.db'}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{args.tracking}",
+    }
+    config = load_config(environ=env)
+    config = config.model_copy(
+        update={
+            "engine": config.engine.model_copy(
+                update={
+                    "kind": args.engine,
+                    "workers": args.workers,
+                    "memory_limit": args.worker_memory,
+                    "partition_customers": PER_PARTITION,
+                }
+            )
+        }
+    )
+    from features.jobs import run_features
+    from serving.risk_list import run_daily_list
+
+    def job() -> None:
+        if args.job == "features":
+            run_features(config)
+        else:
+            run_daily_list(config)
+
+    workers_peak: list[float] = []
+    started = time.perf_counter()
+    if args.engine == "dask":
+        from churn.cluster import dask_client
+
+        with dask_client(config.engine) as client:
+            started = time.perf_counter()
+            job()
+            seconds = time.perf_counter() - started
+            peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+            workers_peak = sorted(round(v / 1024) for v in peaks.values())
+    else:
+        job()
+        seconds = time.perf_counter() - started
+    client_peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps({"seconds": round(seconds, 1), "client_mib": client_peak, "workers_mib": workers_peak}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, nargs="+", default=[250_000, 500_000, 1_000_000])
+    parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--local-up-to", type=int, default=500_000, help="largest bank run on the local engine"
+    )
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--worker-memory", default="4GiB")
+    parser.add_argument("--jobs", nargs="+", default=["features", "score"])
+    # the child process
+    parser.add_argument("--job", choices=["features", "score"])
+    parser.add_argument("--engine", choices=["local", "dask"])
+    parser.add_argument("--source", type=Path)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--tracking", type=Path)
+    args = parser.parse_args(argv)
+    if args.job:
+        run_job(args)
+        return 0
+
+    largest = max(args.customers)
+    root = bank(largest, args.months, args.seed, processes=min(2, os.cpu_count() or 1))
+    tracking = CACHE / "scale_model" / "mlflow.db"
+    tracking.parent.mkdir(parents=True, exist_ok=True)
+    model(tracking)
+    runs = CACHE / "scale_runs"
+    results = []
+    for customers in sorted(args.customers):
+        source = root if customers == largest else view(root, customers)
+        plans = [("local", 1)] if customers <= args.local_up_to else []
+        plans += [("dask", w) for w in args.workers]
+        for job in args.jobs:
+            for engine, workers in plans:
+                label = f"{job} {engine}" + (f" x{workers}" if engine == "dask" else "")
+                figures = measure(
+                    job,
+                    engine,
+                    workers,
+                    args.worker_memory,
+                    source,
+                    runs / f"{customers}_{job}_{engine}{workers}",
+                    tracking,
+                )
+                results.append(
+                    {"customers": customers, "job": job, "engine": engine, "workers": workers} | figures
+                )
+                print(f"{customers:>9,}  {label:<20} {json.dumps(figures)}", flush=True)
+
+    print(
+        "\nwall time (ratio to the local engine on the smallest bank, same job) and peak memory per process"
+    )
+    smallest = min(args.customers)
+    baseline = {
+        r["job"]: r["seconds"]
+        for r in results
+        if r["engine"] == "local" and r["customers"] == smallest and "seconds" in r
+    }
+    print(
+        f"{'customers':>10} {'job':<9} {'engine':<8} {'wall s':>8} {'ratio':>6} {'client MiB':>11}  workers MiB"
+    )
+    for r in results:
+        engine = r["engine"] + (f" x{r['workers']}" if r["engine"] == "dask" else "")
+        if "seconds" not in r:
+            print(f"{r['customers']:>10,} {r['job']:<9} {engine:<8} {r['failed']}")
+            continue
+        ratio = r["seconds"] / baseline[r["job"]] if r["job"] in baseline else float("nan")
+        print(
+            f"{r['customers']:>10,} {r['job']:<9} {engine:<8} {r['seconds']:>8.1f} {ratio:>6.2f} {r['client_mib']:>11,}  "
+            f"{', '.join(f'{m:,}' for m in r['workers_mib']) or '-'}"
+        )
+    (runs / "results.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The dask engine on a real LocalCluster of 2 worker processes, against the local engine.
+
+The sample is cut into 4 customer partitions (700 customers each), so every job really runs as
+several tasks on two workers.
+"""
+
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from churn.cli import main
+from churn.cluster import dask_client
+from churn.config import AppConfig, load_config
+from features.io import read_tables
+from features.partitioned import bounds, partition_tables, read_all, read_partition
+from tests.conftest import ROOT, SAMPLE
+from training.distributed import early_stopping_iteration, iteration_losses
+
+pytestmark = pytest.mark.slow
+
+PARTITION = 700
+
+
+def _config(tmp, name: str, engine: str, **playbook) -> AppConfig:
+    config = load_config(
+        environ={
+            "CHURN_DATA_SOURCE": str(SAMPLE),
+            "CHURN_OUTPUT_DIR": str(tmp / name),
+            "CHURN_DATABASE_URL": f"sqlite:///{tmp / name / 'churn.db'}",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
+        }
+    )
+    updates = {
+        "engine": config.engine.model_copy(
+            update={"kind": engine, "partition_customers": PARTITION, "partitioned_dir": str(tmp / "parts")}
+        )
+    }
+    if playbook:
+        updates["playbook"] = config.playbook.model_copy(update=playbook)
+    return config.model_copy(update=updates)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One LocalCluster of 2 workers for the module; every job inside reuses its client."""
+    tmp = tmp_path_factory.mktemp("dask")
+    with dask_client(_config(tmp, "cluster", "dask").engine) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        yield tmp
+    mlflow.set_tracking_uri(None)
+
+
+def test_partition_tables__every_row_lands_in_its_customers_partition(tmp_path, cluster):
+    rows = partition_tables(SAMPLE, tmp_path, PARTITION)
+    source = read_tables(SAMPLE)
+    assert rows == {name: len(frame) for name, frame in source.items()}
+    limits = bounds(tmp_path)
+    assert len(limits) == 5  # 2,500 customers in partitions of 700
+    for k in range(len(limits) - 1):
+        for name, frame in read_partition(tmp_path, k).items():
+            ids = frame["customer_id"]
+            assert ids.between(limits[k], limits[k + 1] - 1).all(), name
+    whole = read_all(tmp_path)
+    for name, frame in source.items():
+        key = list(frame.columns[:2])
+        expected = frame.sort_values(key, kind="stable").reset_index(drop=True)
+        actual = whole[name].sort_values(key, kind="stable").reset_index(drop=True)
+        pd.testing.assert_frame_equal(actual, expected, check_dtype=False, check_categorical=False)
+
+
+def test_features__dask_engine_gives_exactly_the_local_numbers(cluster):
+    from features.jobs import run_features
+
+    local = run_features(_config(cluster, "local", "local"))
+    distributed = run_features(_config(cluster, "dask", "dask"))
+    assert distributed.features_path.is_dir(), "a partitioned Parquet dataset"
+    assert len(list(distributed.features_path.glob("part-*.parquet"))) == 4
+    for local_path, dask_path in (
+        (local.features_path, distributed.features_path),
+        (local.labels_path, distributed.labels_path),
+    ):
+        expected, actual = pd.read_parquet(local_path), pd.read_parquet(dask_path)
+        pd.testing.assert_frame_equal(actual.sort_index(), expected, check_exact=True)
+    assert distributed.lines()[:6] == local.lines()[:6]
+
+
+def test_train__dask_engine_logs_and_registers_like_the_local_path(cluster):
+    from features.snapshots import build_training_set, snapshot_dates
+    from features.validation import validate_tables
+    from training.jobs import run_training
+    from training.split import out_of_time_split
+
+    config = _config(cluster, "dask", "dask")
+    summary = run_training(config)
+    client = mlflow.MlflowClient()
+    run = client.get_run(summary.run_id)
+    assert run.data.tags["engine"] == "dask"
+    version = client.get_model_version_by_alias(config.mlflow.model_name, "challenger")
+    assert str(version.version) == summary.version and version.run_id == summary.run_id
+    artifacts = {a.path for a in client.list_artifacts(summary.run_id, "reference")}
+    assert "reference/reference_sample.parquet" in artifacts
+    metrics = run.data.metrics
+    assert metrics["roc_auc"] > 0.72, "a working churn model (the local engine reaches 0.80 here)"
+    assert metrics["ece"] < 0.05
+
+    # the same training rows as the local engine builds
+    tables = validate_tables(
+        read_tables(SAMPLE), extract_date=pd.Timestamp.today().normalize(), products=tuple(config.products)
+    ).tables
+    split = out_of_time_split(
+        snapshot_dates(tables, config.labels, config.snapshots.count),
+        config.labels.horizon_days,
+        config.training.validation_snapshots,
+    )
+    dates = [*split.train, *split.validation, split.test]
+    stacked = build_training_set(tables, dates, config.features, config.labels, tuple(config.products))
+    assert metrics["train_rows"] + metrics["validation_rows"] + metrics["test_rows"] == len(stacked)
+    assert metrics["test_positives"] == stacked.loc[split.test, "churn"].sum()
+
+    # the registered bundle scores like any other: the API and the daily job can load it
+    from serving.registry import load_bundle
+
+    bundle = load_bundle(config, summary.version)
+    assert bundle.churn_booster.num_trees() == metrics["num_trees"]
+
+
+def _risk_list(config: AppConfig) -> pd.DataFrame:
+    from serving.risk_list import run_daily_list
+
+    run, _ = run_daily_list(config, pd.Timestamp("2026-11-01"))
+    folder = run.out_dir
+    table = pd.read_parquet(folder / "risk_list.parquet").set_index("customer_id").sort_index()
+    assert len(pd.read_csv(folder / "risk_list.csv")) == len(table)
+    return table
+
+
+def test_daily_list__dask_engine_matches_local_with_a_global_top_n(cluster):
+    """Small team capacities: a selection per partition would contact up to 4 times too many."""
+    capacity = {
+        "relationship_managers": 2,
+        "savings_desk": 2,
+        "retention_team": 3,
+        "digital_team": 3,
+        "call_centre": 3,
+    }
+    local_config = _config(
+        cluster, "list-local", "local", capacity=capacity, per_branch={"branch_managers": 1}
+    )
+    assert main_env(local_config, ["train"]) == 0 and main_env(local_config, ["promote", "--force"]) == 0
+    dask_config = local_config.model_copy(
+        update={
+            "output_dir": str(cluster / "list-dask"),
+            "database_url": f"sqlite:///{cluster / 'list-dask' / 'churn.db'}",
+            "engine": local_config.engine.model_copy(update={"kind": "dask", "db_batch_rows": 300}),
+        }
+    )
+    expected = _risk_list(local_config)
+    actual = _risk_list(dask_config)
+    pd.testing.assert_frame_equal(actual, expected, check_dtype=False)
+    contacted = actual[actual["contact"].fillna(False).astype(bool)]
+    assert 0 < len(contacted) <= sum(capacity.values()) + actual["branch_id"].nunique()
+    assert sorted(contacted["list_rank"]) == list(range(1, len(contacted) + 1))
+    over = actual["contact_rule"].fillna("").str.startswith("over the daily capacity")
+    assert over.sum() > 0, "the capacities bind, so the global selection is what is tested"
+
+    # the database holds the same rows, written in batches of 300
+    counts = {}
+    for name, config in (("local", local_config), ("dask", dask_config)):
+        with sa.create_engine(config.database_url).connect() as connection:
+            counts[name] = [
+                connection.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar()
+                for table in ("risk_list", "customer_features", "customer_context", "contact_history")
+            ]
+    assert counts["dask"] == counts["local"]
+    assert counts["dask"][:3] == [2500, *[int((expected["status"] == "scored").sum())] * 2]
+
+
+def main_env(config: AppConfig, argv: list[str]) -> int:
+    """The CLI with the config's locations in the environment (the cluster fixture stays active)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CHURN_OUTPUT_DIR", config.output_dir)
+    patch.setenv("CHURN_DATABASE_URL", config.database_url)
+    patch.setenv("MLFLOW_TRACKING_URI", config.mlflow.tracking_uri)
+    patch.chdir(ROOT)
+    try:
+        return main(argv)
+    finally:
+        patch.undo()
+
+
+def test_cli__engine_option_is_checked(capsys):
+    assert main(["features", "--engine", "spark"]) == 2
+    assert "--engine: 'spark' is not one of local, dask" in capsys.readouterr().err
+    assert main(["features", "--engine", "local", "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "--scheduler: a Dask scheduler needs --engine dask" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("objective", ["binary", "multiclass"])
+def test_iteration_losses__match_lightgbm_own_validation_curve_and_early_stop(objective):
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(3000, 5)), columns=list("abcde"))
+    classes = 2 if objective == "binary" else 4
+    logits = X.to_numpy() @ rng.normal(size=(5, classes))
+    y = (logits + rng.gumbel(size=logits.shape)).argmax(axis=1)
+    train, valid = slice(0, 2000), slice(2000, 3000)
+    params = {"objective": objective, "learning_rate": 0.3, "num_leaves": 7, "verbose": -1, "seed": 1}
+    if objective == "multiclass":
+        params["num_class"] = classes
+    history: dict = {}
+    booster = lgb.train(
+        params,
+        lgb.Dataset(X[train], y[train]),
+        num_boost_round=80,
+        valid_sets=[lgb.Dataset(X[valid], y[valid])],
+        callbacks=[lgb.record_evaluation(history)],
+    )
+    metric = "binary_logloss" if objective == "binary" else "multi_logloss"
+    expected = np.array(history["valid_0"][metric])
+    losses = iteration_losses(booster, X[valid], y[valid], 1 if objective == "binary" else classes)
+    np.testing.assert_allclose(losses / 1000, expected, rtol=1e-6)
+
+    stopped = lgb.train(
+        params,
+        lgb.Dataset(X[train], y[train]),
+        num_boost_round=80,
+        valid_sets=[lgb.Dataset(X[valid], y[valid])],
+        callbacks=[lgb.early_stopping(5, verbose=False)],
+    )
+    assert early_stopping_iteration(losses, 5) == stopped.best_iteration

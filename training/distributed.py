@@ -1,0 +1,351 @@
+"""Training on the `dask` engine: the snapshots stay on the cluster, LightGBM trains on it.
+
+The procedure is the local one (`training.pipeline.train_models`), moved to where the data is:
+
+- the stacked snapshots are built per customer partition (`build_training_set`, unchanged) and
+  kept in the workers' memory;
+- both boosters are fitted with `lightgbm.dask.DaskLGBMClassifier` (data-parallel: every worker
+  trains on its partitions);
+- early stopping is the local rule applied after the fact: the validation loss of every
+  iteration is summed over the validation partitions on the workers, and the model is cut at
+  the iteration where `lgb.early_stopping` would have stopped (lightgbm.dask has no early stopping);
+- the calibrator is chosen on the validation margins gathered to the client (two numbers a row);
+- test metrics use every test row (scores computed on the workers, gathered with the labels);
+- the logistic baseline, the next-product ranking metrics, the SHAP summaries, the plots and the
+  monitoring reference use samples of at most `engine.client_sample_rows` rows gathered to the client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from churn.config import AppConfig, BoosterParams
+from features.distributed import Partitions, features_meta, open_partitions, validated_partition
+from features.snapshots import build_training_set, snapshot_dates_between
+from serving.model_bundle import ModelBundle
+from training.metrics import churn_metrics, ranking_metrics
+from training.models import (
+    NO_PRODUCT,
+    _lgb_params,
+    choose_calibrator,
+    logistic_baseline,
+    one_rule_score,
+    popularity_ranking,
+)
+from training.pipeline import TrainingResult, _bundle_meta, feature_columns
+from training.split import out_of_time_split
+
+
+def training_partition(
+    k: int, parts: Partitions, dates: list[pd.Timestamp], config: AppConfig
+) -> pd.DataFrame:
+    """Partition k's stacked snapshots (`build_training_set`), indexed by customer id."""
+    tables = validated_partition(parts, k).tables
+    stacked = build_training_set(
+        tables, dates, config.features, config.labels, tuple(config.products), months=parts.months
+    )
+    return stacked.reset_index(level="as_of")
+
+
+def _training_meta(config: AppConfig) -> pd.DataFrame:
+    meta = features_meta(config)
+    meta.insert(0, "as_of", pd.Series([], dtype="datetime64[ns]"))
+    return meta.assign(
+        churn=pd.Series([], dtype=np.int64),
+        churn_date=pd.Series([], dtype="datetime64[ns]"),
+        next_product=pd.Series([], dtype=object),
+    )
+
+
+def _leaf_values(booster: lgb.Booster) -> np.ndarray:
+    """(trees, max leaves) leaf outputs: summed over a row's leaves they give its raw score."""
+    trees = booster.dump_model()["tree_info"]
+    values = np.zeros((len(trees), max(t["num_leaves"] for t in trees)))
+
+    def walk(node: dict, row: int) -> None:
+        if "leaf_index" in node:
+            values[row, node["leaf_index"]] = node["leaf_value"]
+        elif "left_child" in node:
+            walk(node["left_child"], row)
+            walk(node["right_child"], row)
+        else:  # a tree that is a single leaf
+            values[row, 0] = node.get("leaf_value", 0.0)
+
+    for row, tree in enumerate(trees):
+        walk(tree["tree_structure"], row)
+    return values
+
+
+def iteration_losses(booster: lgb.Booster, X: pd.DataFrame, y: np.ndarray, classes: int) -> np.ndarray:
+    """The summed log-loss of these rows after each boosting iteration (binary when classes == 1,
+    else multiclass with `classes` trees per iteration)."""
+    values = _leaf_values(booster)
+    iterations = values.shape[0] // classes
+    losses = np.zeros(iterations)
+    y = np.asarray(y, dtype=np.int64)
+    for start in range(0, len(X), 20_000):  # bounded memory: rows x trees leaf indices per chunk
+        leaves = booster.predict(X.iloc[start : start + 20_000], pred_leaf=True)
+        leaves = np.asarray(leaves, dtype=np.int64).reshape(len(leaves), -1)
+        outputs = values[np.arange(values.shape[0])[None, :], leaves]  # (rows, trees)
+        target = y[start : start + 20_000]
+        if classes == 1:
+            margin = np.cumsum(outputs, axis=1)
+            sign = np.where(target == 1, -1.0, 1.0)[:, None]
+            losses += np.logaddexp(0.0, sign * margin).sum(axis=0)
+        else:
+            margin = np.cumsum(outputs.reshape(len(target), iterations, classes), axis=1)
+            log_norm = np.logaddexp.reduce(margin, axis=2)
+            chosen = np.take_along_axis(margin, target[:, None, None].repeat(iterations, axis=1), axis=2)[
+                ..., 0
+            ]
+            losses += (log_norm - chosen).sum(axis=0)
+    return losses
+
+
+def early_stopping_iteration(losses: np.ndarray, rounds: int) -> int:
+    """The best iteration (1-based) `lgb.early_stopping(rounds)` picks from this loss curve."""
+    best, best_at = np.inf, 0
+    for i, loss in enumerate(losses):
+        if loss < best:
+            best, best_at = loss, i
+        elif i - best_at >= rounds:
+            break
+    return best_at + 1
+
+
+def _fit_dask(client, X, y, params: BoosterParams, seed: int, classes: int = 2, **extra: Any) -> lgb.Booster:
+    """Fit on the workers' partitions and return the booster.
+
+    The churn model is a `DaskLGBMClassifier`. The next-product model goes through
+    `DaskLGBMRegressor` with LightGBM's multiclass objective and an explicit `num_class`: the
+    classifier label-encodes the classes each worker happens to see, and a product that one worker
+    never sees opened would give the workers different class counts.
+    """
+    from lightgbm.dask import DaskLGBMClassifier, DaskLGBMRegressor
+
+    settings = _lgb_params(params, seed, **extra)
+    settings.pop("num_threads")  # each worker uses its own threads
+    if classes == 2:
+        model = DaskLGBMClassifier(client=client, n_estimators=params.num_boost_round, **settings)
+    else:
+        model = DaskLGBMRegressor(
+            client=client, n_estimators=params.num_boost_round, num_class=classes, **settings
+        )
+    model.fit(X, y)
+    return model.to_local().booster_
+
+
+def _summed_losses(frame, booster: lgb.Booster, columns: list[str], target, classes: int) -> np.ndarray:
+    """`iteration_losses` summed over the partitions of a Dask frame, on the workers."""
+    import dask
+
+    def partition(part: pd.DataFrame) -> np.ndarray:
+        return iteration_losses(booster, part[columns], target(part), classes)
+
+    return np.sum(dask.compute(*[dask.delayed(partition)(p) for p in frame.to_delayed()]), axis=0)
+
+
+def _cut(booster: lgb.Booster, iteration: int) -> lgb.Booster:
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=iteration))
+
+
+def _sample(frame, rows: int, total: int, seed: int) -> pd.DataFrame:
+    share = min(1.0, rows / max(total, 1))
+    return (frame if share >= 1.0 else frame.sample(frac=share, random_state=seed)).compute()
+
+
+def train_models_dask(config: AppConfig, client) -> tuple[TrainingResult, pd.DataFrame, str]:
+    """Train on the cluster. Returns the result (as `train_models` does), the row count per
+    validated table and a content digest of the partitioned source, for the run's lineage."""
+    import dask
+
+    parts = open_partitions(config, client)
+    products = tuple(config.products)
+    dates = snapshot_dates_between(*parts.months, config.labels, config.snapshots.count)
+    split = out_of_time_split(dates, config.labels.horizon_days, config.training.validation_snapshots)
+    import dask.dataframe as dd
+
+    stacked = dd.from_map(
+        training_partition,
+        range(parts.count),
+        parts=parts,
+        dates=[*split.train, *split.validation, split.test],
+        config=config,
+        meta=_training_meta(config),
+        divisions=parts.divisions,
+        label="training-rows",
+    ).persist()
+    columns = feature_columns(config)
+    frames = {
+        "train": stacked[stacked["as_of"].isin(list(split.train))],
+        "validation": stacked[stacked["as_of"].isin(list(split.validation))],
+        "test": stacked[stacked["as_of"] == split.test],
+    }
+    counts = dask.compute(
+        {
+            name: (f.shape[0], f["churn"].sum(), (f["next_product"] != NO_PRODUCT).sum())
+            for name, f in frames.items()
+        }
+    )[0]
+    seed, training = config.training.seed, config.training
+
+    # churn: fit on the workers, cut where early stopping would have, calibrate on the client
+    unknown = [name for name in training.monotone_increasing if name not in columns]
+    if unknown:
+        raise ValueError(f"training.monotone_increasing: unknown feature {unknown[0]!r}")
+    constraints = [1 if name in training.monotone_increasing else 0 for name in columns]
+    booster = _fit_dask(
+        client,
+        frames["train"][columns],
+        frames["train"]["churn"],
+        training.churn,
+        seed,
+        objective="binary",
+        monotone_constraints=constraints,
+        monotone_constraints_method="advanced",
+    )
+    losses = _summed_losses(frames["validation"], booster, columns, lambda p: p["churn"].to_numpy(), 1)
+    best = early_stopping_iteration(losses, training.churn.early_stopping_rounds)
+    booster = _cut(booster, best)
+    validation = (
+        frames["validation"]
+        .map_partitions(
+            lambda p: pd.DataFrame(
+                {"margin": booster.predict(p[columns], raw_score=True), "y": p["churn"].to_numpy()},
+                index=p.index,
+            ),
+            meta={"margin": "f8", "y": "i8"},
+        )
+        .compute()
+    )
+    calibrator, choice = choose_calibrator(validation["y"].to_numpy(), validation["margin"].to_numpy(), seed)
+
+    # next product: one multiclass booster, cut the same way
+    all_classes = [NO_PRODUCT, *products]
+    index = {c: k for k, c in enumerate(all_classes)}
+    target = frames["train"]["next_product"].map(index, meta=("next_product", "f8"))
+    np_booster = _fit_dask(
+        client,
+        frames["train"][columns],
+        target,
+        training.next_product,
+        seed,
+        classes=len(all_classes),
+        objective="multiclass",
+    )
+    np_losses = _summed_losses(
+        frames["validation"],
+        np_booster,
+        columns,
+        lambda p: p["next_product"].map(index).to_numpy(),
+        len(all_classes),
+    )
+    np_booster = _cut(
+        np_booster,
+        early_stopping_iteration(np_losses, training.next_product.early_stopping_rounds),
+    )
+
+    meta_frame = features_meta(config)
+    bundle = ModelBundle(
+        _bundle_meta(config, meta_frame, split, calibrator, all_classes), booster, np_booster
+    )
+
+    # every test row: scores on the workers, gathered with the labels
+    sample_rows = config.engine.client_sample_rows
+    train_sample = _sample(frames["train"], sample_rows, counts["train"][0], seed)
+    logistic = logistic_baseline(train_sample[columns], train_sample["churn"].to_numpy(), seed)
+
+    def test_scores(p: pd.DataFrame) -> pd.DataFrame:
+        prepared = bundle.prepare(p[columns])
+        return pd.DataFrame(
+            {
+                "y": p["churn"].to_numpy(),
+                "p": bundle.churn_probability(prepared),
+                "logistic": logistic.predict_proba(p[columns])[:, 1],
+                "one_rule": one_rule_score(p[columns]),
+            },
+            index=p.index,
+        )
+
+    scores = (
+        frames["test"]
+        .map_partitions(test_scores, meta={"y": "i8", "p": "f8", "logistic": "f8", "one_rule": "f8"})
+        .compute()
+    )
+    evaluation = config.evaluation
+    kwargs = {"capacity": evaluation.contact_capacity, "top_shares": evaluation.top_shares}
+    y_all = scores["y"].to_numpy()
+    metrics = churn_metrics(y_all, scores["p"].to_numpy(), **kwargs)
+    metrics |= {f"calibration_{k}": v for k, v in choice.items()}
+    metrics["num_trees"] = float(booster.num_trees())
+    baselines = {
+        "logistic": churn_metrics(y_all, scores["logistic"].to_numpy(), **kwargs),
+        "one_rule": churn_metrics(y_all, scores["one_rule"].to_numpy(), probabilities=False, **kwargs),
+    }
+
+    # the rest on a sample of the test snapshot gathered to the client
+    test = _sample(frames["test"], sample_rows, counts["test"][0], seed)
+    test.index.name = "customer_id"
+    X_test = test[columns]
+    prepared = bundle.prepare(X_test)
+    p_test = bundle.churn_probability(prepared)
+    opened = (test["next_product"] != NO_PRODUCT).to_numpy()
+    ranked = [[p for p, _ in row] for row in bundle.next_products(prepared[opened])]
+    actual = test.loc[opened, "next_product"].tolist()
+    np_metrics = ranking_metrics(ranked, actual) | {"customers_opening": float(counts["test"][2])}
+    popularity = ranking_metrics(
+        popularity_ranking(X_test[opened], train_sample["next_product"], products), actual
+    )
+    contributions = bundle.contributions(prepared)
+    global_shap = contributions[columns].abs().mean().sort_values(ascending=False)
+    test_frame = test.assign(churn_probability=p_test, value=bundle.value(prepared))
+    test_frame["value_at_risk"] = test_frame["churn_probability"] * test_frame["value"]
+    rows = {f"{name}_rows": int(c[0]) for name, c in counts.items()} | {
+        f"{name}_positives": int(c[1]) for name, c in counts.items()
+    }
+    result = TrainingResult(
+        bundle=bundle,
+        split=split,
+        metrics=metrics,
+        baseline_metrics=baselines,
+        next_product_metrics=np_metrics,
+        popularity_metrics=popularity,
+        rows=rows,
+        test_frame=test_frame,
+        global_shap=global_shap,
+        test_contributions=contributions,
+        extra={
+            "train_frame": train_sample.set_index("as_of", append=True),
+            "X_test": X_test,
+            "y_test": test["churn"].to_numpy(),
+            "engine": "dask",
+            "best_iterations": {"churn": best, "next_product": np_booster.current_iteration()},
+        },
+    )
+    lineage, digest = source_lineage(parts, client)
+    return result, lineage, digest
+
+
+def _partition_digest(root: str, k: int) -> tuple[dict[str, int], str]:
+    from features.partitioned import read_partition
+
+    digest = hashlib.sha256()
+    rows = {}
+    for name, frame in read_partition(root, k).items():
+        digest.update(name.encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        rows[name] = len(frame)
+    return rows, digest.hexdigest()
+
+
+def source_lineage(parts: Partitions, client) -> tuple[pd.DataFrame, str]:
+    """Rows read per table and a content digest of the partitioned source (row hashes per partition)."""
+    results = client.gather(client.map(_partition_digest, [parts.root] * parts.count, range(parts.count)))
+    digest = hashlib.sha256("".join(d for _, d in results).encode()).hexdigest()[:20]
+    rows = pd.DataFrame([r for r, _ in results]).sum()
+    return pd.DataFrame({"table": rows.index, "rows": rows.to_numpy()}), digest
