@@ -151,7 +151,7 @@ def run_job(args: argparse.Namespace) -> None:
             "engine": config.engine.model_copy(
                 update={
                     "kind": args.engine,
-                    "workers": args.workers,
+                    "workers": args.workers[0],
                     "memory_limit": args.worker_memory,
                     "partition_customers": PER_PARTITION,
                 }
@@ -187,14 +187,20 @@ def run_job(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, nargs="+", default=[250_000, 500_000, 1_000_000])
+    parser.add_argument("--customers", type=int, nargs="+", default=[250_000, 1_000_000])
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
-        "--local-up-to", type=int, default=500_000, help="largest bank run on the local engine"
+        "--local-up-to", type=int, default=250_000, help="largest bank run on the local engine"
     )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--worker-memory", default="4GiB")
+    parser.add_argument(
+        "--workers-at-largest",
+        type=int,
+        nargs="+",
+        help="dask workers on the largest bank (default: --workers)",
+    )
+    parser.add_argument("--worker-memory", default="6GiB")
     parser.add_argument("--jobs", nargs="+", default=["features", "score"])
     # the child process
     parser.add_argument("--job", choices=["features", "score"])
@@ -217,7 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     for customers in sorted(args.customers):
         source = root if customers == largest else view(root, customers)
         plans = [("local", 1)] if customers <= args.local_up_to else []
-        plans += [("dask", w) for w in args.workers]
+        workers = (
+            args.workers_at_largest if customers == largest and args.workers_at_largest else args.workers
+        )
+        plans += [("dask", w) for w in workers]
         for job in args.jobs:
             for engine, workers in plans:
                 label = f"{job} {engine}" + (f" x{workers}" if engine == "dask" else "")

@@ -28,16 +28,15 @@ from churn.config import AppConfig, BoosterParams
 from features.distributed import Partitions, features_meta, open_partitions, validated_partition
 from features.snapshots import build_training_set, snapshot_dates_between
 from serving.model_bundle import ModelBundle
-from training.metrics import churn_metrics, ranking_metrics
+from training.metrics import churn_metrics
 from training.models import (
     NO_PRODUCT,
     _lgb_params,
     choose_calibrator,
     logistic_baseline,
     one_rule_score,
-    popularity_ranking,
 )
-from training.pipeline import TrainingResult, _bundle_meta, feature_columns
+from training.pipeline import TrainingResult, _bundle_meta, evaluated_result, feature_columns
 from training.split import out_of_time_split
 
 
@@ -291,42 +290,25 @@ def train_models_dask(config: AppConfig, client) -> tuple[TrainingResult, pd.Dat
     # the rest on a sample of the test snapshot gathered to the client
     test = _sample(frames["test"], sample_rows, counts["test"][0], seed)
     test.index.name = "customer_id"
-    X_test = test[columns]
-    prepared = bundle.prepare(X_test)
-    p_test = bundle.churn_probability(prepared)
-    opened = (test["next_product"] != NO_PRODUCT).to_numpy()
-    ranked = [[p for p, _ in row] for row in bundle.next_products(prepared[opened])]
-    actual = test.loc[opened, "next_product"].tolist()
-    np_metrics = ranking_metrics(ranked, actual) | {"customers_opening": float(counts["test"][2])}
-    popularity = ranking_metrics(
-        popularity_ranking(X_test[opened], train_sample["next_product"], products), actual
-    )
-    contributions = bundle.contributions(prepared)
-    global_shap = contributions[columns].abs().mean().sort_values(ascending=False)
-    test_frame = test.assign(churn_probability=p_test, value=bundle.value(prepared))
-    test_frame["value_at_risk"] = test_frame["churn_probability"] * test_frame["value"]
     rows = {f"{name}_rows": int(c[0]) for name, c in counts.items()} | {
         f"{name}_positives": int(c[1]) for name, c in counts.items()
     }
-    result = TrainingResult(
-        bundle=bundle,
-        split=split,
-        metrics=metrics,
-        baseline_metrics=baselines,
-        next_product_metrics=np_metrics,
-        popularity_metrics=popularity,
-        rows=rows,
-        test_frame=test_frame,
-        global_shap=global_shap,
-        test_contributions=contributions,
+    result = evaluated_result(
+        bundle,
+        split,
+        test,
+        train_sample.set_index("as_of", append=True),
+        config,
+        metrics,
+        baselines,
+        rows,
         extra={
-            "train_frame": train_sample.set_index("as_of", append=True),
-            "X_test": X_test,
-            "y_test": test["churn"].to_numpy(),
             "engine": "dask",
             "best_iterations": {"churn": best, "next_product": np_booster.current_iteration()},
         },
     )
+    # every test customer who opened a product, not only the sample's
+    result.next_product_metrics["customers_opening"] = float(counts["test"][2])
     lineage, digest = source_lineage(parts, client)
     return result, lineage, digest
 

@@ -138,22 +138,44 @@ def train_models(tables: Mapping[str, pd.DataFrame], config: AppConfig) -> Train
         "one_rule": churn_metrics(y["test"], one_rule_score(X["test"]), probabilities=False, **kwargs),
     }
 
-    # next-best product, judged on test customers who did open a new product
-    opened = parts["test"]["next_product"] != NO_PRODUCT
-    ranked = [[p for p, _ in row] for row in bundle.next_products(test_prepared[opened.to_numpy()])]
-    actual = parts["test"].loc[opened, "next_product"].tolist()
-    np_metrics = ranking_metrics(ranked, actual) | {"customers_opening": float(opened.sum())}
-    popularity = ranking_metrics(
-        popularity_ranking(X["test"][opened.to_numpy()], parts["train"]["next_product"], products), actual
-    )
-
-    contributions = bundle.contributions(test_prepared)
-    global_shap = contributions[columns].abs().mean().sort_values(ascending=False)
-    test_frame = parts["test"].assign(churn_probability=p_test, value=bundle.value(test_prepared))
-    test_frame["value_at_risk"] = test_frame["churn_probability"] * test_frame["value"]
     rows = {f"{name}_rows": len(part) for name, part in parts.items()} | {
         f"{name}_positives": int(part["churn"].sum()) for name, part in parts.items()
     }
+    return evaluated_result(
+        bundle, split, parts["test"], parts["train"], config, metrics, baselines, rows, extra={}
+    )
+
+
+def evaluated_result(
+    bundle: ModelBundle,
+    split: TimeSplit,
+    test: pd.DataFrame,
+    train: pd.DataFrame,
+    config: AppConfig,
+    metrics: dict[str, float],
+    baselines: dict[str, dict[str, float]],
+    rows: dict[str, int],
+    extra: dict[str, Any],
+) -> TrainingResult:
+    """The result, with what is computed from the test and training rows in this process: the
+    next-product ranking metrics (on test customers who did open a product), the SHAP summary and
+    the scored test frame. The local engine passes every row; the dask engine samples."""
+    products = tuple(config.products)
+    columns = feature_columns(config)
+    prepared = bundle.prepare(test[columns])
+    opened = (test["next_product"] != NO_PRODUCT).to_numpy()
+    ranked = [[p for p, _ in row] for row in bundle.next_products(prepared[opened])]
+    actual = test.loc[opened, "next_product"].tolist()
+    np_metrics = ranking_metrics(ranked, actual) | {"customers_opening": float(opened.sum())}
+    popularity = ranking_metrics(
+        popularity_ranking(test[columns][opened], train["next_product"], products), actual
+    )
+    contributions = bundle.contributions(prepared)
+    global_shap = contributions[columns].abs().mean().sort_values(ascending=False)
+    test_frame = test.assign(
+        churn_probability=bundle.churn_probability(prepared), value=bundle.value(prepared)
+    )
+    test_frame["value_at_risk"] = test_frame["churn_probability"] * test_frame["value"]
     return TrainingResult(
         bundle=bundle,
         split=split,
@@ -165,7 +187,7 @@ def train_models(tables: Mapping[str, pd.DataFrame], config: AppConfig) -> Train
         test_frame=test_frame,
         global_shap=global_shap,
         test_contributions=contributions,
-        extra={"train_frame": parts["train"], "X_test": X["test"], "y_test": y["test"]},
+        extra={"train_frame": train, "X_test": test[columns], "y_test": test["churn"].to_numpy()} | extra,
     )
 
 

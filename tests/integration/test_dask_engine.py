@@ -94,6 +94,15 @@ def test_train__dask_engine_logs_and_registers_like_the_local_path(cluster):
     from training.split import out_of_time_split
 
     config = _config(cluster, "dask", "dask")
+    # lightgbm.dask has no early stopping: every round is trained, then cut; fewer rounds keep
+    # the test short (the local models stop at about 150 and 320 trees)
+    training = config.training.model_copy(
+        update={
+            "churn": config.training.churn.model_copy(update={"num_boost_round": 250}),
+            "next_product": config.training.next_product.model_copy(update={"num_boost_round": 150}),
+        }
+    )
+    config = config.model_copy(update={"training": training})
     summary = run_training(config)
     client = mlflow.MlflowClient()
     run = client.get_run(summary.run_id)
