@@ -312,7 +312,8 @@ def labelled_snapshot(config: AppConfig, client) -> tuple[pd.DataFrame, pd.DataF
 
     parts = open_partitions(config, client)
     as_of = confirmable_as_of(parts.months[1], config.labels)
-    features, labels = split_snapshot(snapshot_frame(parts, as_of, config), config)
-    labels = labels.compute()
+    frame = snapshot_frame(parts, as_of, config)
+    labelled = frame[frame["labelled"]].compute()  # one pass over the partitions
     check_reject_shares(parts, config.data.max_reject_share)
-    return features.loc[labels.index.to_numpy()].compute(), labels, f"{as_of:%Y-%m-%d}"
+    features, labels = split_snapshot(labelled, config)
+    return features, labels, f"{as_of:%Y-%m-%d}"

@@ -162,12 +162,12 @@ def train_models_dask(config: AppConfig, client) -> tuple[TrainingResult, pd.Dat
     """Train on the cluster. Returns the result (as `train_models` does), the row count per
     validated table and a content digest of the partitioned source, for the run's lineage."""
     import dask
+    import dask.dataframe as dd
 
     parts = open_partitions(config, client)
     products = tuple(config.products)
     dates = snapshot_dates_between(*parts.months, config.labels, config.snapshots.count)
     split = out_of_time_split(dates, config.labels.horizon_days, config.training.validation_snapshots)
-    import dask.dataframe as dd
 
     stacked = dd.from_map(
         training_partition,

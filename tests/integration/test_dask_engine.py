@@ -87,6 +87,20 @@ def test_features__dask_engine_gives_exactly_the_local_numbers(cluster):
     assert distributed.lines()[:6] == local.lines()[:6]
 
 
+def test_labelled_snapshot__promotion_judges_on_the_local_engines_rows(cluster):
+    from features.distributed import labelled_snapshot
+    from features.jobs import load_validated
+    from training.promote import evaluation_set
+
+    local_config, dask_config = _config(cluster, "local", "local"), _config(cluster, "dask", "dask")
+    expected = evaluation_set(load_validated(local_config).tables, local_config)
+    with dask_client(dask_config.engine) as client:
+        actual = labelled_snapshot(dask_config, client)
+    assert actual[2] == expected[2]
+    for got, want in zip(actual[:2], expected[:2], strict=True):
+        pd.testing.assert_frame_equal(got.sort_index(), want.sort_index(), check_exact=True)
+
+
 def test_train__dask_engine_logs_and_registers_like_the_local_path(cluster):
     from features.snapshots import build_training_set, snapshot_dates
     from features.validation import validate_tables
