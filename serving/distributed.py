@@ -236,7 +236,7 @@ def run_daily_list_dask(
     lines = summary_lines(digest, meta) + [
         f"written to            {final} (risk_list.parquet, risk_list.csv, summary.html) and {LIST_TABLE} in "
         f"{sa.make_url(config.database_url).render_as_string(hide_password=True)}",
-        f"engine                dask, {parts.count} partitions",
+        f"engine                dask, {parts.count} partition{'s' if parts.count != 1 else ''}",
         f"took                  {time.perf_counter() - started:.1f} s",
     ]
     return RiskListRun(as_of, version, None, meta, final), lines
