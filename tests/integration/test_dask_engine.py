@@ -68,7 +68,7 @@ def test_partition_tables__every_row_lands_in_its_customers_partition(tmp_path, 
         key = list(frame.columns[:2])
         expected = frame.sort_values(key, kind="stable").reset_index(drop=True)
         actual = whole[name].sort_values(key, kind="stable").reset_index(drop=True)
-        pd.testing.assert_frame_equal(actual, expected, check_dtype=False, check_categorical=False)
+        pd.testing.assert_frame_equal(actual, expected, check_exact=True)
 
 
 def test_features__dask_engine_gives_exactly_the_local_numbers(cluster):
