@@ -250,23 +250,10 @@ class ServingStore:
                 connection.execute(prediction_log.insert(), rows)
 
 
-def replace_daily_tables(
-    connection: sa.Connection,
-    features: pd.DataFrame,
-    context: pd.DataFrame,
-    contacts: pd.DataFrame,
-    as_of: str,
-    recorded_at: pd.Timestamp,
-) -> None:
-    """Inside the daily job's transaction: the latest features and context per customer, and the
-    bank's own contacts in the contact history (the API's recorded outcomes are kept)."""
-    clear_daily_tables(connection)
-    append_daily_tables(connection, features, context, contacts, as_of, recorded_at)
-    index_daily_tables(connection)
-
-
 def clear_daily_tables(connection: sa.Connection) -> None:
-    """Drop the latest features and context, and the bank's contacts from the contact history."""
+    """Inside the daily job's transaction, before `append_daily_tables` per batch and
+    `index_daily_tables`: drop the latest features and context, and the bank's own contacts from
+    the contact history (the API's recorded outcomes are kept)."""
     metadata.create_all(connection)
     for name in (FEATURES_TABLE, CONTEXT_TABLE):
         connection.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
