@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from churn.config import AppConfig
 from serving.model_bundle import ModelBundle
+from serving.registry import load_bundle
 from training.metrics import churn_metrics
 from training.tracking import configure_tracking
 
@@ -99,12 +100,6 @@ def decide(
     return True, f"better than the champion ({gains}) and passes the sanity gates"
 
 
-def _load_bundle(config: AppConfig, version: str) -> ModelBundle:
-    from serving.registry import load_bundle
-
-    return load_bundle(config, version)
-
-
 def _alias_version(client, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
@@ -164,12 +159,12 @@ def promote(
     champion_version = _alias_version(client, name, "champion")
     features, labels, evaluated_on = evaluation or evaluation_set(tables, config)
 
-    challenger_scores = score_bundle(_load_bundle(config, challenger_version), features, labels, config)
+    challenger_scores = score_bundle(load_bundle(config, challenger_version), features, labels, config)
     champion_scores = None
     schema_note = ""
     if champion_version is not None:
         try:
-            champion_scores = score_bundle(_load_bundle(config, champion_version), features, labels, config)
+            champion_scores = score_bundle(load_bundle(config, champion_version), features, labels, config)
         except FeatureSchemaError as exc:
             schema_note = f"the champion cannot score these rows ({exc})"
     if champion_version == challenger_version:
