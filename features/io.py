@@ -18,14 +18,18 @@ def is_database_url(source: str) -> bool:
     return "://" in source
 
 
+# CSV cells are read as text (validation converts types and reports what does not convert); only
+# an empty cell is missing. The dask engine's `partition_tables` reads CSV the same way.
+CSV_OPTIONS = {"dtype": str, "keep_default_na": False, "na_values": [""]}
+
+
 def _read_file(name: str, directory: Path) -> pd.DataFrame:
     parquet, csv = directory / f"{name}.parquet", directory / f"{name}.csv"
     try:
         if parquet.exists():
             return pd.read_parquet(parquet)
         if csv.exists():
-            # read as text: validation converts types and reports what does not convert
-            return pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""])
+            return pd.read_csv(csv, **CSV_OPTIONS)
     except Exception as exc:  # any reader failure is an unreadable file to the user
         raise SourceError(f"{name}: cannot read {parquet if parquet.exists() else csv}: {exc}") from exc
     raise SourceError(f"{name}: no {name}.parquet or {name}.csv in {directory}")

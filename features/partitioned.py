@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from features.io import SourceError, is_database_url
+from features.io import CSV_OPTIONS, SourceError, is_database_url
 from features.schema import TABLE_NAMES
 
 MANIFEST = "_partitions.json"
@@ -107,7 +107,7 @@ def partition_bounds(customer_ids: np.ndarray, per_partition: int) -> np.ndarray
     return np.append(limits, np.int64(ids[-1]) + 1)
 
 
-def partition_tables(source: str | Path, out: str | Path, per_partition: int, client=None) -> dict[str, int]:
+def partition_tables(source: str | Path, out: str | Path, per_partition: int) -> dict[str, int]:
     """Partition a directory of flat tables (Parquet or CSV) by customer, with Dask.
 
     Each table is read as a Dask dataframe (Parquet row groups or CSV blocks, so no table has to
@@ -133,7 +133,7 @@ def partition_tables(source: str | Path, out: str | Path, per_partition: int, cl
         if parquet.exists():
             return dd.read_parquet(str(parquet))
         if csv.exists():
-            return dd.read_csv(str(csv), dtype=str, keep_default_na=False, na_values=[""], blocksize="64MB")
+            return dd.read_csv(str(csv), blocksize="64MB", **CSV_OPTIONS)
         raise SourceError(f"{name}: no {name}.parquet or {name}.csv in {source}")
 
     customer_ids = pd.to_numeric(read("customers")["customer_id"].compute(), errors="coerce").dropna()
