@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import signal
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -325,8 +326,8 @@ def serve(
 ) -> None:
     """Start the scoring API on the champion model (BentoML); needs the daily job's tables and secrets."""
     import os
-    import subprocess
 
+    from churn.supervise import run_supervised
     from serving.auth import load_secrets
 
     cfg = _config(config)
@@ -345,7 +346,37 @@ def serve(
         "--port",
         str(port or cfg.serving.port),
     ]
-    raise SystemExit(subprocess.call(command, env=env))
+    raise SystemExit(run_supervised(command, env))  # SIGTERM/SIGINT stop the whole server
+
+
+@app.command()
+def purge(
+    customer: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Erase this customer from every list, table, log and file the product wrote."
+        ),
+    ] = None,
+    expired: Annotated[
+        bool, typer.Option(help="Delete what is older than its retention period [config: privacy].")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Apply the retention periods, or erase one customer on request (README, Privacy)."""
+    from serving.privacy import describe, erase, expire
+
+    if (customer is None) == (not expired):
+        raise UserError("purge: give --customer ID or --expired (one of them)")
+    cfg = _config(config)
+    if expired:
+        typer.echo(f"removed (older than the retention periods): {describe(expire(cfg))}")
+        return
+    from serving.auth import load_secrets
+
+    key = load_secrets(cfg.serving.secrets_file).pseudonym_key.get_secret_value()
+    removed = erase(cfg, customer, key)
+    # the id is the caller's own input; the output names only what was removed
+    typer.echo(f"erased the customer: {describe(removed)} (recorded in erasure_log by pseudonym)")
 
 
 @app.command()
@@ -423,14 +454,19 @@ def _run_steps(cfg: AppConfig) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 2 bad input or configuration."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from churn.supervise import Terminated, stop_on_sigterm
     from features.io import SourceError
     from features.validation import TableValidationError
 
+    stop_on_sigterm()
     try:
         # standalone mode: Typer prints usage errors itself and exits with code 2
         app(args=argv, prog_name="churn")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Terminated:  # clean-up has run on the way out
+        typer.echo("stopped: SIGTERM", err=True)
+        return 128 + signal.SIGTERM
     except (ConfigError, SourceError, TableValidationError, UserError) as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2

@@ -36,6 +36,9 @@ class DataConfig(_Frozen):
     source: str = Field(description="Directory of Parquet/CSV tables, or a SQLAlchemy URL.")
     extract_date: dt.date | None = None
     max_reject_share: float = Field(0.05, ge=0.0, le=1.0)
+    # No date the product accepts (a table's, an API request's) may lie before this day: older
+    # ones are data errors, and dates before 1677 cannot even be held as nanosecond timestamps.
+    earliest_date: dt.date = dt.date(1900, 1, 1)
 
     def resolved_extract_date(self) -> dt.date:
         """The date after which event dates count as 'in the future of the data'."""
@@ -171,6 +174,11 @@ class ServingConfig(_Frozen):
     secrets_file: str = "outputs/secrets.json"
     log_flush_seconds: float = Field(1.0, gt=0.0)
     log_batch_size: int = Field(500, ge=1)
+    # A recorded contact may be dated at most this far after now (clocks of CRM systems differ).
+    clock_tolerance_minutes: float = Field(5.0, ge=0.0, le=1440.0)
+    # Requests per second each API key may send to one worker (a token bucket), and the burst.
+    rate_limit_per_second: float = Field(50.0, gt=0.0)
+    rate_limit_burst: int = Field(100, ge=1)
 
 
 class MonitoringConfig(_Frozen):
@@ -202,6 +210,20 @@ class MonitoringConfig(_Frozen):
     min_segment_rows: int = Field(200, ge=10)
     experiment: str = "churn-monitoring"
     workspace_dir: str | None = None  # the Evidently workspace; <output_dir>/evidently when unset
+
+
+class RetentionDays(_Frozen):
+    """How many days each kind of customer record is kept (`churn purge --expired`, and the
+    daily job, delete what is older)."""
+
+    prediction_log: int = Field(400, ge=1)  # monitoring needs a window plus the churn horizon
+    access_log: int = Field(730, ge=1)  # who read whom: kept longer, for audits
+    risk_lists: int = Field(400, ge=1)  # the daily lists, their files and database rows
+    contact_outcomes: int = Field(1095, ge=1)  # outcomes recorded through the API
+
+
+class PrivacyConfig(_Frozen):
+    retention_days: RetentionDays = RetentionDays()
 
 
 class EngineConfig(_Frozen):
@@ -329,6 +351,7 @@ class AppConfig(_Frozen):
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     engine: EngineConfig = EngineConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     reasons: dict[str, tuple[ReasonText, ...]] = Field(default_factory=dict)
     generator: GeneratorConfig = GeneratorConfig()
     source: SourceTableConfig | None = None

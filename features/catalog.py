@@ -27,6 +27,10 @@ class FeatureSpec:
     window: str
     dtype: Dtype = "float"
     categories: tuple[str, ...] | None = None
+    # the values the definition allows (counts are never negative, shares lie in [0, 1]);
+    # None: unbounded on that side
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 def feature_catalog(config: FeatureConfig, products: tuple[str, ...]) -> list[FeatureSpec]:
@@ -203,7 +207,31 @@ def feature_catalog(config: FeatureConfig, products: tuple[str, ...]) -> list[Fe
             "int",
         ),
     ]
-    return specs
+    return [_bounded(spec) for spec in specs]
+
+
+_FLAGS = {"declared_payroll", "salary_stopped", "matured_not_renewed_60d", "last_contact_accepted"}
+_AMOUNTS = ("inflow_", "outflow_", "external_out_30d", "external_out_90d", "salary_amount_", "_latest")
+
+
+def _bounded(spec: FeatureSpec) -> FeatureSpec:
+    """The spec with the bounds its definition implies (what a caller's feature row must respect)."""
+    from dataclasses import replace
+
+    name = spec.name
+    if spec.dtype == "category":
+        return spec
+    if name in _FLAGS or name.startswith("has_"):
+        return replace(spec, minimum=0.0, maximum=1.0)
+    if name.startswith("days_since_"):
+        return replace(spec, minimum=0.0, maximum=float(RECENCY_CAP_DAYS))
+    if "_share_" in name or name == "assets_drawdown_6m":
+        return replace(spec, minimum=0.0, maximum=1.0)
+    if name.startswith("assets_change_"):
+        return replace(spec, minimum=-1.0)  # (now - then) / max(then, 100) with now >= 0
+    if spec.dtype == "int" or name == "login_trend" or any(part in name for part in _AMOUNTS):
+        return replace(spec, minimum=0.0)
+    return spec  # trends and slopes: any real number
 
 
 def catalog_markdown(config: FeatureConfig, products: tuple[str, ...]) -> str:

@@ -42,9 +42,11 @@ class Partitions:
     root: str
     limits: tuple[int, ...]  # partition k holds customer ids in [limits[k], limits[k + 1])
     extract_date: pd.Timestamp
+    earliest_date: pd.Timestamp
     products: tuple[str, ...]
     rejects_dir: str
     months: tuple[pd.Timestamp, pd.Timestamp]  # first and last month-end of the valid balances
+    last_day: pd.Timestamp  # the last day with data: a month-end or a transaction
 
     @property
     def count(self) -> int:
@@ -90,26 +92,32 @@ def ensure_partitioned(config: AppConfig) -> str:
     return str(target)
 
 
-def _balance_months(
-    root: str, k: int, extract_date: pd.Timestamp, products: tuple[str, ...]
-) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-    """First and last month-end among partition k's valid balance rows (None if it has none)."""
+def _data_range(
+    root: str, k: int, extract_date: pd.Timestamp, earliest_date: pd.Timestamp, products: tuple[str, ...]
+) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp] | None:
+    """First and last month-end among partition k's valid balance rows, and its last day with
+    data (a month-end or a transaction); None if it has no valid balance row."""
     customers, _ = validate_table(
         read_partition_table(root, "customers", k),
         SCHEMAS["customers"],
         extract_date=extract_date,
+        earliest_date=earliest_date,
         products=products,
     )
     balances, _ = validate_table(
         read_partition_table(root, "balances", k),
         SCHEMAS["balances"],
         extract_date=extract_date,
+        earliest_date=earliest_date,
         products=products,
         known_customers=pd.Index(customers["customer_id"]),
     )
     if balances.empty:
         return None
-    return balances["month_end"].min(), balances["month_end"].max()
+    ts = pd.to_datetime(read_partition_table(root, "transactions", k)["ts"], errors="coerce")
+    ts = ts[(ts >= earliest_date) & (ts < extract_date.normalize() + pd.Timedelta(days=1))]
+    last_day = pd.Series([balances["month_end"].max(), ts.max()]).max().normalize()
+    return balances["month_end"].min(), balances["month_end"].max(), last_day
 
 
 def open_partitions(config: AppConfig, client) -> Partitions:
@@ -117,13 +125,19 @@ def open_partitions(config: AppConfig, client) -> Partitions:
     root = ensure_partitioned(config)
     limits = tuple(int(b) for b in bounds(root))
     extract_date = pd.Timestamp(config.data.resolved_extract_date())
+    earliest_date = pd.Timestamp(config.data.earliest_date)
     products = tuple(config.products)
     count = len(limits) - 1
     ranges = [
         r
         for r in client.gather(
             client.map(
-                _balance_months, [root] * count, range(count), extract_date=extract_date, products=products
+                _data_range,
+                [root] * count,
+                range(count),
+                extract_date=extract_date,
+                earliest_date=earliest_date,
+                products=products,
             )
         )
         if r is not None
@@ -138,9 +152,11 @@ def open_partitions(config: AppConfig, client) -> Partitions:
         root=root,
         limits=limits,
         extract_date=extract_date,
+        earliest_date=earliest_date,
         products=products,
         rejects_dir=str(rejects_dir),
         months=(min(r[0] for r in ranges), max(r[1] for r in ranges)),
+        last_day=max(r[2] for r in ranges),
     )
 
 
@@ -152,6 +168,7 @@ def validated_partition(parts: Partitions, k: int) -> ValidatedTables:
     validated = validate_tables(
         read_partition(parts.root, k),
         extract_date=parts.extract_date,
+        earliest_date=parts.earliest_date,
         products=parts.products,
         max_reject_share=1.0,
     )

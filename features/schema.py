@@ -55,6 +55,8 @@ class Column:
         min_value: smallest allowed value (inclusive) for numbers.
         max_value: largest allowed value (inclusive) for numbers.
         event_date: a date of something that happened, so it cannot lie after the extract date.
+        personal: a personal attribute of the customer: never copied into a rejects file (the
+            reason names the column and the rule, the key finds the row in the source).
     """
 
     name: str
@@ -64,6 +66,7 @@ class Column:
     min_value: float | None = None
     max_value: float | None = None
     event_date: bool = False
+    personal: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,8 @@ CUSTOMERS = TableSchema(
     columns=(
         Column("customer_id", "int", min_value=1),
         Column("join_date", "date", event_date=True),
-        Column("birth_year", "int", min_value=1900, max_value=2015),
-        Column("gender", "category", allowed=GENDERS),
+        Column("birth_year", "int", min_value=1900, max_value=2015, personal=True),
+        Column("gender", "category", allowed=GENDERS, personal=True),
         Column("segment", "category", allowed=SEGMENTS),
         Column("region", "category", allowed=REGIONS),
         Column("branch_id", "string"),

@@ -13,6 +13,7 @@ from features.schema import CATEGORY_DIRECTION, PRODUCTS_PLACEHOLDER, SCHEMAS, C
 log = logging.getLogger(__name__)
 
 _SHOWN_ROWS = 5
+EARLIEST_DATE = pd.Timestamp("1900-01-01")  # `data.earliest_date`'s default
 
 
 class TableValidationError(ValueError):
@@ -86,7 +87,7 @@ def _coerce(series: pd.Series, column: Column) -> pd.Series:
         values = pd.to_datetime(values, errors="coerce")
         if getattr(values.dt, "tz", None) is not None:
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-        values = values.astype("datetime64[ns]")
+        values = _as_nanoseconds(values)
         return values.dt.normalize() if kind == "date" else values
     if kind == "bool":
         if series.dtype == bool:
@@ -105,6 +106,16 @@ def _coerce(series: pd.Series, column: Column) -> pd.Series:
             "boolean"
         )
     return pd.Series(pd.Categorical(series), index=series.index)
+
+
+def _as_nanoseconds(values: pd.Series) -> pd.Series:
+    """Timestamps of any unit as datetime64[ns]. A Parquet file can hold dates a nanosecond
+    timestamp cannot (before 1677-09-21 or after 2262-04-11): they become missing, so the row is
+    rejected as not a valid date instead of stopping the job."""
+    if values.dtype == "datetime64[ns]":
+        return values
+    inside = (values >= pd.Timestamp.min) & (values <= pd.Timestamp.max)
+    return values.where(inside).astype("datetime64[ns]")
 
 
 class _RowProblems:
@@ -139,6 +150,7 @@ def validate_table(
     extract_date: pd.Timestamp,
     products: tuple[str, ...],
     known_customers: pd.Index | None = None,
+    earliest_date: pd.Timestamp = EARLIEST_DATE,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check one table against its contract.
 
@@ -146,11 +158,13 @@ def validate_table(
         frame: the table as read.
         schema: its contract.
         extract_date: event dates after this day are in the future of the data.
+        earliest_date: no date of any column may lie before this day.
         products: the product catalogue (allowed values of `holdings.product`).
         known_customers: valid customer ids; rows of other customers are rejected.
 
     Returns:
-        (valid rows with coerced types, rejected rows as read with a `reason` column).
+        (valid rows with coerced types, rejected rows as read with a `reason` column; personal
+        attributes are left out of the rejects).
 
     Raises:
         TableValidationError: a missing column, or a column whose values are all of the wrong type.
@@ -194,6 +208,11 @@ def validate_table(
             problems.add(
                 values >= last_allowed, f"{column.name}: after the extract date {extract_date:%Y-%m-%d}"
             )
+        if column.kind in ("date", "timestamp"):
+            problems.add(
+                values < earliest_date,
+                f"{column.name}: before the earliest allowed date {earliest_date:%Y-%m-%d}",
+            )
         clean[column.name] = values
 
     for earlier, later in schema.ordered:
@@ -216,7 +235,7 @@ def validate_table(
     )
 
     bad = problems.mask()
-    rejects = raw.loc[bad].copy()
+    rejects = raw.loc[bad, [c.name for c in schema.columns if not c.personal]].copy()
     rejects["reason"] = problems.reason_column()[bad]
     valid = clean.loc[~bad].reset_index(drop=True)
     return _final_dtypes(valid, schema), rejects.reset_index(drop=True)
@@ -240,13 +259,14 @@ def validate_tables(
     extract_date: pd.Timestamp | str,
     products: tuple[str, ...],
     max_reject_share: float = 0.05,
+    earliest_date: pd.Timestamp | str = EARLIEST_DATE,
 ) -> ValidatedTables:
     """Validate all six tables; customers first, so other tables can be checked against them.
 
     Raises:
         TableValidationError: a fatal problem, or a table whose rejected share exceeds `max_reject_share`.
     """
-    extract_date = pd.Timestamp(extract_date)
+    extract_date, earliest_date = pd.Timestamp(extract_date), pd.Timestamp(earliest_date)
     missing = [name for name in SCHEMAS if name not in tables]
     if missing:
         raise TableValidationError(missing[0], None, "table missing")
@@ -255,7 +275,12 @@ def validate_tables(
     known: pd.Index | None = None
     for name, schema in SCHEMAS.items():
         valid[name], rejects[name] = validate_table(
-            tables[name], schema, extract_date=extract_date, products=products, known_customers=known
+            tables[name],
+            schema,
+            extract_date=extract_date,
+            products=products,
+            known_customers=known,
+            earliest_date=earliest_date,
         )
         if name == "customers":
             known = pd.Index(valid[name]["customer_id"])

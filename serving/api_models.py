@@ -1,7 +1,9 @@
 """Request and response models of the scoring API (pydantic; the OpenAPI document is built from them).
 
-Every request model forbids unknown fields and NaN or infinity, so a malformed request is a 400
-that names the field, never a 500.
+Every request model forbids unknown fields and NaN or infinity, and requests are validated in
+strict JSON mode before they reach the service (`serving.request_checks`): a number sent as a
+string, a float or a boolean for an id, an epoch number for a date are refused. A malformed
+request is a 400 that names the field, never a 500.
 """
 
 from __future__ import annotations
@@ -41,27 +43,53 @@ class FeatureRow(_Request):
     do_not_contact: bool = False
 
 
+def _exactly_one_of(*names: str) -> dict:
+    """JSON schema for 'exactly one of these fields' (the model validator enforces the same)."""
+    return {
+        "oneOf": [
+            {
+                "required": [name],
+                "not": {"anyOf": [{"required": [other]} for other in names if other != name]},
+            }
+            for name in names
+        ]
+    }
+
+
+def _no_explicit_null(request: BaseModel, *names: str) -> None:
+    """Either/or fields are sent or left out; a null one is a mistake worth naming."""
+    for name in names:
+        if name in request.model_fields_set and getattr(request, name) is None:
+            raise ValueError(f"{name}: null is not allowed; leave the field out")
+
+
 class ScoreRequest(_Request):
     """Either customer ids (looked up in the latest feature table) or feature rows, not both."""
 
-    customer_ids: list[CustomerId] | None = Field(None, max_length=10_000)
-    rows: list[FeatureRow] | None = Field(None, max_length=10_000)
+    model_config = ConfigDict(json_schema_extra=_exactly_one_of("customer_ids", "rows"))
+
+    customer_ids: list[CustomerId] | None = Field(None, min_length=1, max_length=10_000)
+    rows: list[FeatureRow] | None = Field(None, min_length=1, max_length=10_000)
 
     @model_validator(mode="after")
     def _one_of(self) -> ScoreRequest:
+        _no_explicit_null(self, "customer_ids", "rows")
         if (self.customer_ids is None) == (self.rows is None):
             raise ValueError("send either customer_ids or rows")
-        if not (self.customer_ids or self.rows):
-            raise ValueError("customer_ids or rows: empty list")
         return self
 
 
 class ExplainRequest(_Request):
+    """Either a customer id (the stored features) or one feature row, not both."""
+
+    model_config = ConfigDict(json_schema_extra=_exactly_one_of("customer_id", "row"))
+
     customer_id: CustomerId | None = None
     row: FeatureRow | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> ExplainRequest:
+        _no_explicit_null(self, "customer_id", "row")
         if (self.customer_id is None) == (self.row is None):
             raise ValueError("send either customer_id or row")
         return self
@@ -88,7 +116,29 @@ class ContactOutcomeRequest(_Request):
         return self
 
 
+class RiskListQuery(_Request):
+    """The query parameters of GET /risk-list (unknown ones are refused)."""
+
+    as_of: dt.date | None = Field(None, description="List date; the latest when omitted")
+    team: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="Owner team of the action"
+    )
+    branch: Annotated[str, StringConstraints(max_length=32)] | None = None
+    segment: Annotated[str, StringConstraints(max_length=32)] | None = None
+    tier: RiskTier | None = None
+    contacted_only: bool = Field(True, description="Only the customers planned for contact")
+    limit: int = Field(50, ge=1, description="Rows per page, at most `serving.page_size_limit`")
+    offset: int = Field(0, ge=0, le=10_000_000)
+
+
 # -- responses -----------------------------------------------------------------------------------
+class ErrorResponse(BaseModel):
+    """Every 4xx and 5xx answer: what is wrong, naming the field, never echoing a value."""
+
+    error: str = Field(description="'<field>: <what is wrong>', or what went wrong")
+    field: str | None = Field(description="The request field at fault (e.g. rows[0].features.region)")
+
+
 class Reason(BaseModel):
     code: str
     text: str
@@ -130,12 +180,21 @@ class ItemError(BaseModel):
     error: str
 
 
+class ItemWarning(BaseModel):
+    """A feature row the model can score but not vouch for (a value outside what it was trained on)."""
+
+    index: int
+    field: str
+    warning: str
+
+
 class ScoreResponse(BaseModel):
     request_id: str
     model_version: str
     features_as_of: str | None = Field(description="Date of the stored features used for ids")
     scores: list[CustomerScore]
     errors: list[ItemError]
+    warnings: list[ItemWarning] = Field(default_factory=list)
 
 
 class Contribution(BaseModel):
@@ -150,6 +209,7 @@ class Explanation(BaseModel):
     model_version: str
     customer_id: int | None
     churn_probability: float
+    warnings: list[ItemWarning] = Field(default_factory=list)
     base_value: float = Field(description="The model's expected log-odds")
     margin: float = Field(description="base_value + sum of contributions (raw log-odds)")
     reasons: list[Reason]

@@ -28,16 +28,16 @@ import pyarrow.parquet as pq
 
 from churn.config import AppConfig
 from features.distributed import Partitions, check_reject_shares, open_partitions, validated_partition
+from serving.list_summary import ListDigest, summary_html, summary_lines
 from serving.model_bundle import categoricals_as_text
 from serving.policy import decide_contacts
+from serving.publish import finish_version, new_version, publish, reconcile, write_database
 from serving.risk_list import (
-    ListDigest,
     RiskListRun,
     build_risk_list,
-    publish,
-    staging_folder,
-    summary_lines,
-    write_database,
+    check_as_of,
+    read_recorded_contacts,
+    retention_line,
 )
 
 DECISION_COLUMNS = ["contact", "contact_rule", "list_rank"]
@@ -174,13 +174,15 @@ def run_daily_list_dask(
     import sqlalchemy as sa
 
     from serving.registry import load_champion
-    from serving.store import LIST_TABLE, api_contacts
+    from serving.store import LIST_TABLE
 
     started = time.perf_counter()
+    reconcile(config.output_path / "risk_lists", config.database_url)  # finish a run killed mid-publish
     parts = open_partitions(config, client)
     as_of = pd.Timestamp(as_of) if as_of is not None else (parts.months[1] + pd.Timedelta(days=1)).normalize()
+    check_as_of(as_of, parts.months[0], parts.last_day)
     bundle, version = load_champion(config)
-    recorded = api_contacts(config.database_url)
+    recorded, rejected_contacts = read_recorded_contacts(config, config.output_path / "rejects")
     shared = client.scatter([bundle, recorded], broadcast=True)
     scored = client.map(
         score_partition,
@@ -196,8 +198,7 @@ def run_daily_list_dask(
     decisions = global_decisions(chosen, config)
     rejects = check_reject_shares(parts, config.data.max_reject_share)
 
-    out_dir = config.output_path / "risk_lists"
-    staging = staging_folder(out_dir, f"{as_of:%Y-%m-%d}")
+    staging = new_version(config.output_path / "risk_lists", f"{as_of:%Y-%m-%d}")
     for name in ("risk_list.parquet", "features.parquet", "risk_list.csv.parts"):
         (staging / name).mkdir()
     decisions_future = client.scatter(decisions, broadcast=True)
@@ -224,19 +225,21 @@ def run_daily_list_dask(
         "excluded": excluded,
         "exclusions": {str(k): int(v) for k, v in exclusions.sort_values(ascending=False).items()},
         "rejected_customers": rejects["customers"],
-        "rejects": rejects,
+        "rejects": rejects | {"contact_history": rejected_contacts},
         "contacts_planned": int(sum(c["contacts_planned"] for c in counts)),
         "created_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
         "engine": "dask",
         "partitions": parts.count,
     }
-    final = publish(staging, digest, meta)
     meta["seconds"] = round(time.perf_counter() - started, 2)
+    finish_version(staging, meta, summary_html(digest, meta))
     write_database(_batches(client, finished, config.engine.db_batch_rows), meta, config.database_url)
+    final = publish(staging)
     lines = summary_lines(digest, meta) + [
         f"written to            {final} (risk_list.parquet, risk_list.csv, summary.html) and {LIST_TABLE} in "
         f"{sa.make_url(config.database_url).render_as_string(hide_password=True)}",
         f"engine                dask, {parts.count} partition{'s' if parts.count != 1 else ''}",
+        retention_line(config),
         f"took                  {time.perf_counter() - started:.1f} s",
     ]
     return RiskListRun(as_of, version, None, meta, final), lines

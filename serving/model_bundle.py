@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -375,16 +376,31 @@ class _RowView(dict):
         return key in self._columns
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float | np.floating) and np.isnan(value))
+
+
 def _reason_text(options: list[dict[str, str | None]], values: dict[str, Any], family: str) -> str:
+    """The first option whose `when` holds and whose placeholders all have a value; a text never
+    shows `nan`: an option that would is skipped, and with none left the text says data is missing."""
     for option in options:
         when = option.get("when")
-        if when is None or (values.get(when) is not None and float(values[when]) > 0):
-            try:
-                return str(option["text"]).format_map(values)
-            except (KeyError, ValueError, TypeError):
-                break
+        if when is not None and (_missing(values.get(when)) or float(values[when]) <= 0):
+            continue
+        text = str(option["text"])
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(text) if name]
+            if any(_missing(values[name]) for name in fields):
+                continue
+            return text.format_map(values)
+        except (KeyError, ValueError, TypeError):
+            break
+    if options:
+        return f"{family.replace('_', ' ').capitalize()}: not enough data for this customer to describe it"
     if family in values:  # a family that is one column, e.g. a bank's own table
         value = values[family]
+        if _missing(value):
+            return f"{family} is missing"
         shown = f"{value:,.4g}" if isinstance(value, int | float | np.floating) else str(value)
         return f"{family} = {shown}"
     return family.replace("_", " ")

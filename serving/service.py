@@ -4,12 +4,17 @@
 
 POST /score, /explain, /contact-outcome are BentoML APIs; GET /risk-list and /model-info are a
 small FastAPI app mounted on the same service; /healthz, /readyz (model and database) and
-/metrics (Prometheus) are BentoML's own. `serving.auth.ApiGuard` checks keys and limits first.
+/metrics (Prometheus) are BentoML's own. `serving.guard.ApiGuard` checks methods, keys, rate
+limits and the requests themselves first, and serves the OpenAPI document (`serving.openapi`).
 
 The champion is loaded from the MLflow registry at start-up; a thread looks for a newly promoted
 champion every `serving.reload_seconds` and swaps it in whole (requests hold the state they
 started with). Start-up fails, with a log line saying why, when the champion's features do not
 match the feature table the daily job wrote.
+
+Every customer read or written is recorded in the access log (key name, endpoint, keyed hash of
+the id) and every score in the prediction log, through one journaled background writer
+(`serving.request_log`).
 """
 
 from __future__ import annotations
@@ -21,37 +26,34 @@ import logging
 import os
 import threading
 import time
+import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import bentoml
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI, Query
+import sqlalchemy as sa
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from churn.config import AppConfig, load_config
 from serving import api_models as m
-from serving.auth import ApiGuard, KeyRing, Secrets, load_secrets, pseudonymise
+from serving.api_rows import Batch, Customers, by_id, by_row, customer_score, list_item
+from serving.auth import KeyRing, Secrets, load_secrets, pseudonymise
+from serving.guard import ApiGuard, RateLimiter, log_client_error
 from serving.model_bundle import FeatureSchemaError, ModelBundle
+from serving.openapi import allowed_query_values, build_spec
 from serving.policy import contact_history_arrays, tiers
-from serving.prediction_log import PredictionLogWriter
-from serving.scoring import CUSTOMER_COLUMNS, TOP, decide
-from serving.store import Outcome, OutcomeConflict, ServingStore
+from serving.request_checks import ApiError
+from serving.request_log import WITHHELD_FEATURES, RequestLogWriter, replay_journals
+from serving.scoring import CUSTOMER_COLUMNS, decide
+from serving.store import Outcome, OutcomeConflict, ServingStore, contact_window
 
 logger = logging.getLogger("churn.api")
-
-
-class ApiError(Exception):
-    """A client error: the status and a message that names the field."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-    def response(self) -> JSONResponse:
-        return JSONResponse({"error": str(self)}, status_code=self.status)
+HISTORY_UNAVAILABLE = "contact history unavailable (database down): not contacted"
 
 
 @dataclass(frozen=True)
@@ -59,38 +61,6 @@ class Champion:
     bundle: ModelBundle
     version: str
     info: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Customers:
-    """The daily job's latest feature rows, as the champion's feature matrix, and each
-    customer's context, in memory: about 0.5 KB per customer, so a lookup by id costs no
-    database round trip and no per-request conversion."""
-
-    marker: str | None
-    as_of: str | None
-    ids: np.ndarray
-    position: dict[int, int]  # customer id -> row
-    x: np.ndarray
-    context: dict[str, np.ndarray]  # CUSTOMER_COLUMNS
-
-    def rows(self, positions: list[int]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """(ids, feature matrix, context) of these rows."""
-        return (
-            self.ids[positions],
-            self.x[positions],
-            {column: values[positions] for column, values in self.context.items()},
-        )
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """The rows of one request, ready for the scoring core."""
-
-    ids: np.ndarray  # customer ids; rows sent without one get -(position + 1)
-    x: np.ndarray
-    context: dict[str, np.ndarray]
-    order: list[tuple[int, int | None]]  # (index in the request, customer id as sent) per row
 
 
 @dataclass(frozen=True)
@@ -122,10 +92,19 @@ class _LazyGuard(ApiGuard):
 
     def __init__(self, app: Any):
         config, secrets = service_settings()
-        super().__init__(app, KeyRing(secrets.api_keys), config.serving.max_body_bytes)
+        serving = config.serving
+        super().__init__(
+            app,
+            KeyRing(secrets.api_keys),
+            serving.max_body_bytes,
+            RateLimiter(serving.rate_limit_per_second, serving.rate_limit_burst),
+            serving.page_size_limit,
+            lambda: build_spec(config),
+            allowed_query_values(config),
+        )
 
 
-rest = FastAPI(title="Churn scoring: lists and model")
+rest = FastAPI(title="Churn scoring: lists and model", openapi_url=None, docs_url=None, redoc_url=None)
 
 
 @bentoml.service(name="churn_scoring", traffic={"timeout": 30}, workers=1)
@@ -142,12 +121,16 @@ class ChurnService:
         champion = self._load(None)
         check_schema(champion.bundle, self.store.feature_columns())  # refuse to start on a mismatch
         self._state = State(champion, self._customers(champion.bundle))
-        self.log = PredictionLogWriter(
-            self.store.append_predictions,
+        journal = self.config.output_path / "request-journal"
+        replay_journals(journal, self.store.append_logs)  # rows a killed worker left behind
+        self.log = RequestLogWriter(
+            self.store.append_logs,
             self.config.serving.log_flush_seconds,
             self.config.serving.log_batch_size,
+            journal_dir=journal,
         )
         self._stop = threading.Event()
+        self._database_warned = 0.0
         if self.config.serving.reload_seconds > 0:
             threading.Thread(target=self._watch, name="champion-watch", daemon=True).start()
         logger.info("serving %s version %s", self.config.mlflow.model_name, champion.version)
@@ -171,6 +154,11 @@ class ChurnService:
         marker = self.store.daily_run_marker()
         features, context = self.store.all_customers()
         ids = features.index.to_numpy()
+        joined = (
+            pd.to_datetime(context["join_date"], errors="coerce").to_numpy("datetime64[ns]")
+            if "join_date" in context
+            else np.full(len(ids), np.datetime64("NaT"), dtype="datetime64[ns]")
+        )
         return Customers(
             marker,
             self.store.features_as_of(),
@@ -178,6 +166,7 @@ class ChurnService:
             {customer: row for row, customer in enumerate(ids.tolist())},
             bundle.matrix(bundle.prepare(features)),
             {column: context[column].to_numpy() for column in CUSTOMER_COLUMNS},
+            joined,
         )
 
     def reload(self) -> bool:
@@ -201,7 +190,9 @@ class ChurnService:
             try:
                 self.reload()
             except Exception as exc:  # keep serving what is loaded
-                logger.error("reload failed, keeping version %s: %s", self._state.champion.version, exc)
+                logger.error(
+                    "reload failed, keeping version %s: %s", self._state.champion.version, type(exc).__name__
+                )
 
     @bentoml.on_shutdown
     def shutdown(self) -> None:
@@ -216,117 +207,123 @@ class ChurnService:
             return False
         return self._state is not None
 
+    # -- answering ---------------------------------------------------------------------------------
+    def _answer(self, ctx: bentoml.Context | Request | None, route: str, handle: Callable[[], Any]) -> Any:
+        """Run a handler; client errors become their 4xx, a database outage a 503, anything
+        else a 500 whose log line names the error's type and place only (messages can hold data)."""
+        try:
+            return handle()
+        except ApiError as refused:
+            error = refused  # `as` names are unbound after their except block
+            method = "POST" if route in ("/score", "/explain", "/contact-outcome") else "GET"
+            log_client_error(method, route, error, _key(ctx))
+        except sa.exc.SQLAlchemyError as exc:
+            logger.error("%s: database unavailable (%s)", route, type(exc).__name__)
+            error = ApiError(503, None, "database unavailable: retry later", {"Retry-After": "5"})
+        except Exception as exc:
+            place = traceback.extract_tb(exc.__traceback__)[-1]
+            logger.error(
+                "%s: internal error %s at %s:%d", route, type(exc).__name__, place.filename, place.lineno
+            )
+            error = ApiError(
+                500, None, "internal error: the server log says where (request details are not logged)"
+            )
+        if ctx is not None and not isinstance(ctx, Request):
+            ctx.response.status_code = error.status  # BentoML applies the context's status
+            ctx.response.metadata.update(error.headers)
+        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
     # -- POST /score -----------------------------------------------------------------------------
     @bentoml.api(route="/score", input_spec=m.ScoreRequest)
     def score(
-        self, customer_ids: list[int] | None = None, rows: list[m.FeatureRow] | None = None
+        self,
+        ctx: bentoml.Context = None,
+        customer_ids: list[int] | None = None,
+        rows: list[m.FeatureRow] | None = None,
     ) -> m.ScoreResponse:
         """Score customers by id (stored features) or feature rows: probability, tier, value at
         risk, reasons, next-best products, action and contact decision. Unknown ids come back
-        in `errors`."""
+        in `errors`; feature values outside the training range in `warnings`."""
+        return self._answer(ctx, "/score", lambda: self._score(ctx, customer_ids, rows))
+
+    def _score(self, ctx, customer_ids, rows) -> m.ScoreResponse:
         started = time.perf_counter()
         state = self._state
         champion = state.champion
-        try:
-            limit = self.config.serving.max_batch
-            items = customer_ids if customer_ids is not None else rows
-            if len(items) > limit:
-                field = "customer_ids" if customer_ids is not None else "rows"
-                raise ApiError(
-                    400, f"{field}: {len(items)} items, more than the limit of {limit} per request"
-                )
-            if customer_ids is not None:
-                batch, errors = self._by_id(state.customers, customer_ids)
-            else:
-                batch, errors = self._by_row(state.customers, rows, champion.bundle), []
-            out = self._decide(champion.bundle, batch) if batch.order else {}
-        except ApiError as error:
-            return error.response()
-        scores = [_customer_score(index, customer, out, j) for j, (index, customer) in enumerate(batch.order)]
+        limit = self.config.serving.max_batch
+        items = customer_ids if customer_ids is not None else rows
+        if len(items) > limit:
+            field = "customer_ids" if customer_ids is not None else "rows"
+            raise ApiError(400, field, f"{len(items)} items, more than the limit of {limit} per request")
+        if customer_ids is not None:
+            batch, errors = by_id(state.customers, customer_ids)
+        else:
+            batch, errors = by_row(state.customers, rows, champion.bundle, "rows"), []
+        out = self._decide(champion.bundle, batch) if batch.order else {}
+        scores = [customer_score(index, customer, out, j) for j, (index, customer) in enumerate(batch.order)]
         request_id = uuid.uuid4().hex
         if scores:
-            self._log("score", request_id, champion, batch, scores, started)
+            self._log_scores(ctx, request_id, champion, batch, scores, started)
         return m.ScoreResponse(
             request_id=request_id,
             model_version=champion.version,
             features_as_of=state.customers.as_of if customer_ids is not None else None,
             scores=scores,
             errors=errors,
+            warnings=batch.warnings,
         )
 
-    def _by_id(self, customers: Customers, ids: list[int]) -> tuple[_Batch, list[m.ItemError]]:
-        if (repeated := _first_repeated(ids)) is not None:
-            raise ApiError(400, f"customer_ids: {repeated} appears more than once")
-        found = [(i, c, customers.position.get(c)) for i, c in enumerate(ids)]
-        positions = [p for _, _, p in found if p is not None]
-        keys, x, context = customers.rows(positions)
-        order = [(i, c) for i, c, p in found if p is not None]
-        errors = [
-            m.ItemError(index=i, customer_id=c, error="unknown customer: not in the latest feature table")
-            for i, c, p in found
-            if p is None
-        ]
-        return _Batch(keys, x, context, order), errors
-
-    def _by_row(self, customers: Customers, rows: list[m.FeatureRow], bundle: ModelBundle) -> _Batch:
-        given = [r.customer_id for r in rows if r.customer_id is not None]
-        if (repeated := _first_repeated(given)) is not None:
-            raise ApiError(400, f"rows: customer_id {repeated} appears more than once")
-        keys = [r.customer_id if r.customer_id is not None else -(i + 1) for i, r in enumerate(rows)]
-        names = set(bundle.feature_names)
-        for i, row in enumerate(rows):
-            unknown = sorted(set(row.features) - names)
-            if unknown:
-                raise ApiError(400, f"rows[{i}].features.{unknown[0]}: not a feature of the model")
-            missing = [n for n in bundle.feature_names if n not in row.features]
-            if missing:
-                raise ApiError(
-                    400, f"rows[{i}].features.{missing[0]}: missing ({len(missing)} missing in all)"
-                )
-        features = pd.DataFrame([r.features for r in rows], index=pd.Index(keys, name="customer_id"))
-        try:
-            prepared = bundle.prepare(features)
-        except FeatureSchemaError as exc:
-            bad = _first_bad_row(bundle, features)
-            raise ApiError(400, f"rows[{bad}].features.{exc}") from None
-        context: dict[str, list[Any]] = {column: [] for column in CUSTOMER_COLUMNS}
-        for key, row in zip(keys, rows, strict=True):
-            stored = customers.position.get(key)
-            for column in CUSTOMER_COLUMNS:
-                value = getattr(row, column) if stored is None else customers.context[column][stored]
-                context[column].append(value)
-        return _Batch(
-            np.array(keys, dtype=np.int64),
-            bundle.matrix(prepared),
-            {column: np.array(values, dtype=object) for column, values in context.items()},
-            [(i, r.customer_id) for i, r in enumerate(rows)],
-        )
-
-    def _decide(self, bundle: ModelBundle, batch: _Batch) -> dict[str, np.ndarray]:
-        """The scoring core for this batch, with contacts counted up to now."""
+    def _decide(self, bundle: ModelBundle, batch: Batch) -> dict[str, np.ndarray]:
+        """The scoring core for this batch, with contacts counted up to now. Without the
+        database, scores are still given, and nobody is marked for contact."""
         now = pd.Timestamp.now(tz="UTC").tz_localize(None)
         known = [int(c) for c in batch.ids if c >= 0]  # rows without an id have no contacts
-        history = contact_history_arrays(*self.store.contacts(known), batch.ids, now)
-        return decide(bundle, batch.x, batch.ids, batch.context, history, self.config)
+        try:
+            contacts = self.store.contacts(known, self._contact_window(now))
+        except sa.exc.SQLAlchemyError as exc:
+            self._warn_database(exc)
+            contacts = None
+        empty = (np.array([], dtype=np.int64), np.array([], dtype="datetime64[ns]"), np.array([], dtype=bool))
+        unique, row_of = np.unique(batch.ids, return_inverse=True)  # what-if rows may repeat a customer
+        history = {
+            name: values[row_of]
+            for name, values in contact_history_arrays(*(contacts or empty), unique, now).items()
+        }
+        out = decide(bundle, batch.x, batch.ids, batch.context, history, self.config)
+        if contacts is None:
+            out["contact"] = np.zeros(len(batch.ids), dtype=bool)
+            out["contact_rule"] = np.where(
+                out["contact_rule"] == "contact", HISTORY_UNAVAILABLE, out["contact_rule"]
+            )
+        return out
+
+    def _warn_database(self, exc: Exception) -> None:
+        if time.monotonic() - self._database_warned > 10:  # one line per 10 s, not one per request
+            self._database_warned = time.monotonic()
+            logger.error("database unavailable (%s): scoring without contact history", type(exc).__name__)
 
     # -- POST /explain ---------------------------------------------------------------------------
     @bentoml.api(route="/explain", input_spec=m.ExplainRequest)
-    def explain(self, customer_id: int | None = None, row: m.FeatureRow | None = None) -> m.Explanation:
+    def explain(
+        self, ctx: bentoml.Context = None, customer_id: int | None = None, row: m.FeatureRow | None = None
+    ) -> m.Explanation:
         """The full SHAP contribution list for one customer, with feature values and reason texts."""
+        return self._answer(ctx, "/explain", lambda: self._explain(ctx, customer_id, row))
+
+    def _explain(self, ctx, customer_id, row) -> m.Explanation:
         started = time.perf_counter()
         state = self._state
         champion = state.champion
         bundle = champion.bundle
-        try:
-            if customer_id is not None:
-                position = state.customers.position.get(customer_id)
-                if position is None:
-                    raise ApiError(404, f"customer_id: unknown customer {customer_id}")
-                x = state.customers.x[[position]]
-            else:
-                x = self._by_row(state.customers, [row], bundle).x
-        except ApiError as error:
-            return error.response()
+        warnings = []
+        if customer_id is not None:
+            position = state.customers.position.get(customer_id)
+            if position is None:
+                raise ApiError(404, "customer_id", "unknown customer: not in the latest feature table")
+            x = state.customers.x[[position]]
+        else:
+            batch = by_row(state.customers, [row], bundle, "row")
+            x, warnings = batch.x, batch.warnings
         contributions = bundle.contributions_array(x)
         families = sorted(set(bundle.families.values()))
         reasons = bundle.reasons(x, contributions, top=len(families))[0]
@@ -335,11 +332,13 @@ class ChurnService:
         listed = sorted(range(len(bundle.feature_names)), key=lambda j: -abs(values[j]))
         request_id = uuid.uuid4().hex
         probability = float(bundle.churn_probability(x)[0])
+        subject = customer_id if customer_id is not None else row.customer_id
         explanation = m.Explanation(
             request_id=request_id,
             model_version=champion.version,
-            customer_id=customer_id if customer_id is not None else row.customer_id,
+            customer_id=subject,
             churn_probability=probability,
+            warnings=warnings,
             base_value=float(values[-1]),
             margin=float(values.sum()),
             reasons=[m.Reason(code=r.code, text=r.text, contribution=r.contribution) for r in reasons],
@@ -354,19 +353,12 @@ class ChurnService:
             ],
         )
         risk_tier = str(tiers(np.array([probability]), self.config.scoring.tiers)[0])
-        self.log.put(
-            [
-                self._log_row(
-                    "explain",
-                    request_id,
-                    champion.version,
-                    explanation.customer_id,
-                    record,
-                    {"churn_probability": probability, "risk_tier": risk_tier},
-                    started,
-                )
-            ]
+        outputs = {"churn_probability": probability, "risk_tier": risk_tier}
+        log_row = self._prediction_row(
+            "explain", request_id, champion.version, subject, record, outputs, started
         )
+        self.log.put("prediction_log", [log_row])
+        self._log_access(ctx, "explain", request_id, [subject])
         return explanation
 
     # -- POST /contact-outcome -------------------------------------------------------------------
@@ -378,7 +370,7 @@ class ChurnService:
         contacted_at: dt.datetime,
         channel: str,
         reached: bool,
-        ctx: bentoml.Context,
+        ctx: bentoml.Context = None,
         action: str | None = None,
         offer_accepted: bool | None = None,
         customer_status: str = "unknown",
@@ -386,65 +378,95 @@ class ChurnService:
         """Record what happened after a contact; the contact policy counts it from now on.
         Idempotent on `event_id`: 201 when recorded, 200 when already recorded the same way,
         409 when the id was used for different content."""
-        try:
-            when = pd.Timestamp(contacted_at)
-            when = when.tz_convert("UTC").tz_localize(None) if when.tzinfo else when
+
+        def handle() -> m.OutcomeRecorded:
             now = pd.Timestamp.now(tz="UTC").tz_localize(None)
-            if when > now + pd.Timedelta(minutes=5):
-                raise ApiError(400, "contacted_at: in the future")
+            customers = self._state.customers
+            position = customers.position.get(customer_id)
+            if position is None:
+                raise ApiError(404, "customer_id", "unknown customer: not in the latest feature table")
+            when = self._contact_time(contacted_at, customers.join_date[position], now)
             actions = self.config.playbook.actions if self.config.playbook else {}
             if action is not None and action not in actions:
-                raise ApiError(
-                    400, f"action: unknown action {action!r} (expected one of {', '.join(actions)})"
-                )
-            if customer_id not in self._state.customers.position:
-                raise ApiError(404, f"customer_id: unknown customer {customer_id}")
+                raise ApiError(400, "action", f"not one of {', '.join(actions)}")
             outcome = Outcome(
                 event_id, customer_id, when, channel, action, reached, offer_accepted, customer_status
             )
             try:
                 created = self.store.record_outcome(outcome, now)
-            except OutcomeConflict as exc:
-                raise ApiError(409, str(exc)) from None
-        except ApiError as error:
-            ctx.response.status_code = error.status  # BentoML applies the context's status
-            return error.response()
-        ctx.response.status_code = 201 if created else 200
-        return m.OutcomeRecorded(event_id=event_id, status="recorded" if created else "duplicate")
+            except OutcomeConflict:
+                raise ApiError(409, "event_id", "already recorded with different content") from None
+            self._log_access(ctx, "contact-outcome", uuid.uuid4().hex, [customer_id])
+            if ctx is not None:
+                ctx.response.status_code = 201 if created else 200
+            return m.OutcomeRecorded(event_id=event_id, status="recorded" if created else "duplicate")
+
+        return self._answer(ctx, "/contact-outcome", handle)
+
+    def _contact_window(self, now: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return contact_window(
+            self.config.data.earliest_date, self.config.serving.clock_tolerance_minutes, now
+        )
+
+    def _contact_time(
+        self, contacted_at: dt.datetime, joined: np.datetime64, now: pd.Timestamp
+    ) -> pd.Timestamp:
+        """`contacted_at` as naive UTC, if it lies where a contact can: not before the customer
+        joined (nor `data.earliest_date`), not after now plus the clock tolerance. Anything else
+        would be counted by the contact policy for ever, or break the jobs that read it."""
+        aware = (
+            contacted_at if contacted_at.tzinfo else contacted_at.replace(tzinfo=dt.UTC)
+        )  # UTC if no offset
+        earliest, latest = self._contact_window(now)
+        if aware > latest.to_pydatetime().replace(tzinfo=dt.UTC):
+            tolerance = self.config.serving.clock_tolerance_minutes
+            raise ApiError(400, "contacted_at", f"in the future (more than {tolerance:g} minutes after now)")
+        if aware < earliest.to_pydatetime().replace(tzinfo=dt.UTC):  # compared before converting: no overflow
+            raise ApiError(400, "contacted_at", f"before the earliest allowed date {earliest:%Y-%m-%d}")
+        when = pd.Timestamp(aware.astimezone(dt.UTC).replace(tzinfo=None))
+        if not pd.isna(joined) and when < pd.Timestamp(joined).normalize():
+            raise ApiError(400, "contacted_at", "before the customer joined the bank")
+        return when
 
     # -- GET /risk-list and /model-info (FastAPI, mounted) ------------------------------------------
-    @rest.get("/risk-list", response_model=m.RiskListPage, responses={404: {"description": "No list"}})
+    @rest.get("/risk-list", response_model=m.RiskListPage)
     def risk_list(
         self,
-        as_of: Annotated[dt.date | None, Query(description="List date; the latest when omitted")] = None,
-        team: Annotated[str | None, Query(max_length=64, description="Owner team of the action")] = None,
+        request: Request,
+        as_of: Annotated[dt.date | None, Query()] = None,
+        team: Annotated[str | None, Query(max_length=64)] = None,
         branch: Annotated[str | None, Query(max_length=32)] = None,
         segment: Annotated[str | None, Query(max_length=32)] = None,
         tier: m.RiskTier | None = None,
-        contacted_only: Annotated[bool, Query(description="Only the customers planned for contact")] = True,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
+        contacted_only: bool = True,
+        limit: Annotated[int, Query(ge=1)] = 50,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ):
-        """The stored daily list, filtered and paginated (ranked by expected saving)."""
-        if limit > self.config.serving.page_size_limit:
-            return JSONResponse(
-                {"error": f"limit: at most {self.config.serving.page_size_limit}"}, status_code=400
+        """The stored daily list, filtered and paginated (ranked by expected saving). The query
+        was checked by the guard (`m.RiskListQuery`, `serving.page_size_limit`)."""
+
+        def handle() -> m.RiskListPage:
+            date = as_of.isoformat() if as_of else self.store.latest_list_date()
+            filters = {"action_owner": team, "branch_id": branch, "segment": segment, "risk_tier": tier}
+            total, page, run = (
+                self.store.risk_list(date, filters, contacted_only, limit, offset)
+                if date
+                else (0, None, None)
             )
-        date = as_of.isoformat() if as_of else self.store.latest_list_date()
-        filters = {"action_owner": team, "branch_id": branch, "segment": segment, "risk_tier": tier}
-        total, page, run = (
-            self.store.risk_list(date, filters, contacted_only, limit, offset) if date else (0, None, None)
-        )
-        if run is None:
-            return JSONResponse({"error": f"as_of: no risk list for {date or 'any date'}"}, status_code=404)
-        return m.RiskListPage(
-            as_of=date,
-            model_version=run.get("model_version"),
-            total=total,
-            limit=limit,
-            offset=offset,
-            items=[_list_item(r) for r in page.to_dict("records")],
-        )
+            if run is None:
+                raise ApiError(404, "as_of", "no risk list for that date" if as_of else "no risk list yet")
+            items = [list_item(r) for r in page.to_dict("records")]
+            self._log_access(request, "risk-list", uuid.uuid4().hex, [i.customer_id for i in items])
+            return m.RiskListPage(
+                as_of=date,
+                model_version=run.get("model_version"),
+                total=total,
+                limit=limit,
+                offset=offset,
+                items=items,
+            )
+
+        return self._answer(request, "/risk-list", handle)
 
     @rest.get("/model-info", response_model=m.ModelInfo)
     def model_info(self):
@@ -463,22 +485,24 @@ class ChurnService:
             loaded_at=champion.info["loaded_at"],
         )
 
-    # -- the prediction log ----------------------------------------------------------------------
-    def _log(self, endpoint, request_id, champion: Champion, batch: _Batch, scores, started) -> None:
+    # -- the request logs ------------------------------------------------------------------------
+    def _log_scores(self, ctx, request_id, champion: Champion, batch: Batch, scores, started) -> None:
         rows = []
         for j, score in enumerate(scores):
             outputs = score.model_dump(exclude={"customer_id", "index"})
             record = champion.bundle.row_values(batch.x[j])
             rows.append(
-                self._log_row(
-                    endpoint, request_id, champion.version, score.customer_id, record, outputs, started
+                self._prediction_row(
+                    "score", request_id, champion.version, score.customer_id, record, outputs, started
                 )
             )
-        self.log.put(rows)
+        self.log.put("prediction_log", rows)
+        self._log_access(ctx, "score", request_id, [s.customer_id for s in scores])
 
-    def _log_row(
+    def _prediction_row(
         self, endpoint, request_id, version, customer_id, features, outputs, started
     ) -> dict[str, Any]:
+        kept = {name: value for name, value in features.items() if name not in WITHHELD_FEATURES}
         return {
             "logged_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
             "request_id": request_id,
@@ -487,119 +511,45 @@ class ChurnService:
             "customer_key": None if customer_id is None else pseudonymise(self._pseudonym_key, customer_id),
             "churn_probability": outputs["churn_probability"],
             "risk_tier": outputs["risk_tier"],
-            "features": json.dumps(features),
+            "features": json.dumps(kept),
             "outputs": json.dumps(outputs, default=str),
             "latency_ms": (time.perf_counter() - started) * 1000,
         }
+
+    def _log_access(self, ctx: Any, endpoint: str, request_id: str, customer_ids: list[int | None]) -> None:
+        """Who read (or wrote) whom: one access-log row per customer, by pseudonym."""
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        key = _key(ctx) or "(direct call)"
+        self.log.put(
+            "access_log",
+            [
+                {
+                    "logged_at": now,
+                    "key_name": key,
+                    "endpoint": endpoint,
+                    "customer_key": pseudonymise(self._pseudonym_key, customer),
+                    "request_id": request_id,
+                }
+                for customer in customer_ids
+                if customer is not None
+            ],
+        )
 
 
 ChurnService.add_asgi_middleware(_LazyGuard)
 
 
-# -- helpers ---------------------------------------------------------------------------------------
+def _key(ctx: Any) -> str | None:
+    """The API key name the guard put on the request (ctx: a BentoML context or a Request)."""
+    if ctx is None:
+        return None
+    request = ctx if isinstance(ctx, Request) else ctx.request
+    return request.scope.get("state", {}).get("api_key")
+
+
 def _settle_memory() -> None:
     """Collect, then freeze what is alive (modules, the model, the customers) out of the garbage
     collector's reach. Without this a full collection scans some 450,000 long-lived objects and
     stalls every request for about 250 ms; frozen objects are still freed by reference counting."""
     gc.collect()
     gc.freeze()
-
-
-def _first_repeated(ids: list[int]) -> int | None:
-    """The first id that appears a second time, or None."""
-    seen: set[int] = set()
-    for customer_id in ids:
-        if customer_id in seen:
-            return customer_id
-        seen.add(customer_id)
-    return None
-
-
-def _item(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None or pd.isna(value) else float(value)
-
-
-def _first_bad_row(bundle: ModelBundle, features: pd.DataFrame) -> int:
-    for i in range(len(features)):
-        try:
-            bundle.prepare(features.iloc[[i]])
-        except FeatureSchemaError:
-            return i
-    return 0
-
-
-def _reasons(row: dict[str, Any]) -> list[m.Reason]:
-    return [
-        m.Reason(
-            code=row[f"reason_{k}_code"],
-            text=row[f"reason_{k}_text"],
-            contribution=float(row[f"reason_{k}_contribution"]),
-        )
-        for k in range(1, TOP + 1)
-        if row.get(f"reason_{k}_code") not in (None, "") and not pd.isna(row.get(f"reason_{k}_code"))
-    ]
-
-
-def _customer_score(
-    index: int, customer_id: int | None, out: dict[str, np.ndarray], row: int
-) -> m.CustomerScore:
-    r = {column: _item(values[row]) for column, values in out.items()}
-    action = None
-    if r["action"] is not None and not pd.isna(r["action"]):
-        action = m.Action(
-            code=r["action"],
-            channel=r["action_channel"],
-            owner=r["action_owner"],
-            description=r["action_description"],
-            expected_saving=float(r["expected_saving"]),
-        )
-    return m.CustomerScore(
-        index=index,
-        customer_id=customer_id,
-        churn_probability=float(r["churn_probability"]),
-        risk_tier=r["risk_tier"],
-        value=_number(r["value"]),
-        value_at_risk=_number(r["value_at_risk"]),
-        value_tier=r["value_tier"],
-        reasons=_reasons(r),
-        next_best_products=[
-            m.ProductPropensity(
-                product=r[f"next_product_{k}"], propensity=float(r[f"next_product_{k}_propensity"])
-            )
-            for k in range(1, TOP + 1)
-            if r[f"next_product_{k}"] is not None and not pd.isna(r[f"next_product_{k}"])
-        ],
-        action=action,
-        control_group=bool(r["control_group"]),
-        contact=bool(r["contact"]),
-        contact_rule=str(r["contact_rule"]),
-    )
-
-
-def _list_item(r: dict[str, Any]) -> m.RiskListItem:
-    rank = r.get("list_rank")
-    return m.RiskListItem(
-        customer_id=int(r["customer_id"]),
-        list_rank=None if rank is None or pd.isna(rank) else int(rank),
-        churn_probability=float(r["churn_probability"]),
-        risk_tier=r["risk_tier"],
-        value=_number(r.get("value")),
-        value_at_risk=_number(r.get("value_at_risk")),
-        expected_saving=_number(r.get("expected_saving")),
-        action=r.get("action"),
-        action_channel=r.get("action_channel"),
-        action_owner=r.get("action_owner"),
-        branch_id=r.get("branch_id"),
-        segment=r.get("segment"),
-        region=r.get("region"),
-        reasons=_reasons(r),
-        next_best_products=[
-            r[f"next_product_{k}"] for k in range(1, TOP + 1) if r.get(f"next_product_{k}") not in (None, "")
-        ],
-        contact=bool(r["contact"]),
-        contact_rule=r.get("contact_rule"),
-    )

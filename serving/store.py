@@ -8,14 +8,17 @@ Written by the daily risk-list job (pandas, replaced whole in one transaction):
 Written here, row by row:
     contact_history               contacts: the bank's (copied by the daily job, source 'bank') and the
                                   outcomes CRM systems record through the API (source 'api')
-    prediction_log                every scored request: model version, pseudonymised id, features,
-                                  outputs; read by monitoring
+    prediction_log                every scored request: model version, pseudonymised id, features
+                                  (quasi-identifiers withheld), outputs; read by monitoring
+    access_log                    who read whom: API key name, endpoint, pseudonymised id, time
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +32,7 @@ LIST_TABLE = "risk_list"
 RUNS_TABLE = "risk_list_runs"
 FEATURES_TABLE = "customer_features"
 CONTEXT_TABLE = "customer_context"
-CONTEXT_COLUMNS = ["do_not_contact", "branch_id", "segment", "region"]
+CONTEXT_COLUMNS = ["do_not_contact", "branch_id", "segment", "region", "join_date"]
 
 metadata = sa.MetaData()
 contact_history = sa.Table(
@@ -62,7 +65,20 @@ prediction_log = sa.Table(
     sa.Column("features", sa.Text, nullable=False),  # JSON
     sa.Column("outputs", sa.Text, nullable=False),  # JSON
     sa.Column("latency_ms", sa.Float),
+    sa.Column("entry_id", sa.String(32), unique=True),  # written once, even when a journal is replayed
 )
+access_log = sa.Table(
+    "access_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("logged_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("key_name", sa.String(64), nullable=False),
+    sa.Column("endpoint", sa.String(32), nullable=False),
+    sa.Column("customer_key", sa.String(64), nullable=False, index=True),  # keyed hash, never the id
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("entry_id", sa.String(32), unique=True),
+)
+LOG_TABLES = {prediction_log.name: prediction_log, access_log.name: access_log}
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -74,6 +90,43 @@ def make_engine(url: str) -> sa.Engine:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         sa.event.listen(engine, "connect", _sqlite_wal)
     return engine
+
+
+def _add_missing_columns(engine: sa.Engine) -> None:
+    """Columns added to the shared tables after a database was created (nullable ones only), so
+    an existing database keeps working: `entry_id` of the request logs."""
+    inspector = sa.inspect(engine)
+    with engine.begin() as connection:
+        for table in (prediction_log, access_log):
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    kind = column.type.compile(engine.dialect)
+                    connection.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+                    if column.unique:
+                        connection.execute(
+                            sa.text(
+                                f"CREATE UNIQUE INDEX ix_{table.name}_{column.name} ON {table.name} ({column.name})"
+                            )
+                        )
+
+
+def _insert_new(connection: sa.Connection, table: sa.Table) -> Any:
+    """INSERT that skips rows whose unique `entry_id` exists (SQLite and PostgreSQL)."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing(index_elements=["entry_id"])
+
+
+def _as_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A log row as inserted: with its entry id, and a time replayed from the journal as a time."""
+    logged_at = row.get("logged_at")
+    row = {"entry_id": uuid.uuid4().hex} | row
+    if isinstance(logged_at, str):
+        row["logged_at"] = dt.datetime.fromisoformat(logged_at)
+    return row
 
 
 def _sqlite_wal(connection: Any, _record: Any) -> None:
@@ -110,6 +163,7 @@ class ServingStore:
         self.url = url
         self.engine = make_engine(url)
         metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -135,9 +189,14 @@ class ServingStore:
         context["do_not_contact"] = context["do_not_contact"].fillna(False).astype(bool)
         return features, context
 
-    def contacts(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def contacts(
+        self, ids: Sequence[int], window: tuple[pd.Timestamp, pd.Timestamp]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Contacts (bank's and recorded through the API) of these customers, as the arrays
-        `policy.contact_history_arrays` reads: customer ids, times (datetime64), control records."""
+        `policy.contact_history_arrays` reads: customer ids, times (datetime64), control records.
+
+        Only contacts dated inside `window` (earliest, latest) are read: a row written with an
+        impossible date by another door must not break scoring (the daily job reports it)."""
         if not ids:
             return (
                 np.array([], dtype=np.int64),
@@ -150,7 +209,7 @@ class ServingStore:
                     contact_history.c.customer_id,
                     contact_history.c.contacted_at,
                     contact_history.c.control_group,
-                ).where(contact_history.c.customer_id.in_(ids))
+                ).where(contact_history.c.customer_id.in_(ids), _inside(window))
             ).all()
         return (
             np.array([r[0] for r in found], dtype=np.int64),
@@ -243,11 +302,14 @@ class ServingStore:
             ).scalar()
         return int(total or 0), page, json.loads(run) if run else None
 
-    # -- the prediction log --------------------------------------------------------------------
-    def append_predictions(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            with self.engine.begin() as connection:
-                connection.execute(prediction_log.insert(), rows)
+    # -- the request logs -----------------------------------------------------------------------
+    def append_logs(self, rows: dict[str, list[dict[str, Any]]]) -> None:
+        """Insert prediction-log and access-log rows in one transaction; a row whose `entry_id`
+        is already there (a journal replayed after a crash) is skipped."""
+        with self.engine.begin() as connection:
+            for name, batch in rows.items():
+                if batch:
+                    connection.execute(_insert_new(connection, LOG_TABLES[name]), [_as_row(r) for r in batch])
 
 
 def clear_daily_tables(connection: sa.Connection) -> None:
@@ -304,16 +366,50 @@ def index_daily_tables(connection: sa.Connection) -> None:
         connection.execute(sa.text(f"CREATE INDEX ix_{name}_id ON {name} (customer_id)"))
 
 
-def api_contacts(url: str) -> pd.DataFrame:
-    """Contacts recorded through the API (for the daily job's contact policy); empty if none."""
+def _inside(window: tuple[pd.Timestamp, pd.Timestamp]) -> Any:
+    earliest, latest = window
+    return contact_history.c.contacted_at.between(earliest.to_pydatetime(), latest.to_pydatetime())
+
+
+def contact_window(earliest_date: Any, tolerance_minutes: float, now: pd.Timestamp | None = None):
+    """The dates a contact may carry: from `earliest_date` to now plus a tolerance for clock skew
+    (naive UTC timestamps)."""
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None) if now is None else now
+    return pd.Timestamp(earliest_date), now + pd.Timedelta(minutes=tolerance_minutes)
+
+
+def api_contacts(url: str, window: tuple[pd.Timestamp, pd.Timestamp]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Contacts recorded through the API (for the daily job's contact policy), and the rows whose
+    date lies outside `window` (earliest, latest): another door may have written them, and
+    the job rejects them with their reason instead of failing on them.
+
+    Returns:
+        (customer_id, ts, control_group of the usable rows; event_id, contacted_at as text and
+        reason of the rejected ones).
+    """
     engine = make_engine(url)
+    rejected = pd.DataFrame({"event_id": [], "contacted_at": [], "reason": []})
     try:
         if not sa.inspect(engine).has_table(contact_history.name):
-            return pd.DataFrame({"customer_id": [], "ts": [], "control_group": []})
+            return pd.DataFrame({"customer_id": [], "ts": [], "control_group": []}), rejected
+        recorded = contact_history.c.source == "api"
         with engine.connect() as connection:
-            return _read_contacts(connection, contact_history.c.source == "api")
+            usable = _read_contacts(connection, recorded & _inside(window))
+            outside = connection.execute(
+                sa.select(
+                    contact_history.c.event_id,
+                    sa.cast(contact_history.c.contacted_at, sa.String).label("contacted_at"),
+                ).where(recorded, ~_inside(window))
+            ).all()
     finally:
         engine.dispose()
+    earliest, latest = window
+    if outside:
+        rejected = pd.DataFrame(outside, columns=["event_id", "contacted_at"])
+        rejected["reason"] = (
+            f"contacted_at: outside {earliest:%Y-%m-%d} .. {latest:%Y-%m-%d %H:%M} (UTC): not counted"
+        )
+    return usable, rejected
 
 
 def _read_contacts(connection: sa.Connection, condition: Any) -> pd.DataFrame:

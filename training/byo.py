@@ -26,7 +26,7 @@ from churn.config import AppConfig, SourceTableConfig
 from serving.model_bundle import BUNDLE_SCHEMA_VERSION, ModelBundle
 from training.metrics import churn_metrics
 from training.models import fit_churn_model, logistic_baseline
-from training.pipeline import TrainingResult
+from training.pipeline import TrainingResult, training_ranges
 
 MAX_CATEGORY_LEVELS = 50
 LEAK_AUC = 0.98
@@ -303,6 +303,7 @@ def train_from_table(config: AppConfig, cv_folds: int = 0) -> tuple[TrainingResu
             "families": {c: c for c in names},
             "excluded": report.not_used,
             "normalise_text": True,
+            "ranges": training_ranges(X_train),
         },
         "calibrator": churn.calibrator,
         "monotone_increasing": [],

@@ -62,6 +62,12 @@ def _bundle_meta(
                 n: list(catalog[n].categories or ()) for n in names if catalog[n].dtype == "category"
             },
             "families": {n: catalog[n].family for n in names},
+            # what a caller's row must respect (the definition's bounds), and what training saw
+            "bounds": {
+                n: [catalog[n].minimum, catalog[n].maximum] for n in names if catalog[n].dtype != "category"
+            },
+            "integers": [n for n in names if catalog[n].dtype == "int"],
+            "ranges": training_ranges(X),
         },
         "calibrator": calibrator,
         "monotone_increasing": list(config.training.monotone_increasing),
@@ -74,6 +80,20 @@ def _bundle_meta(
             "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "split": split.describe(),
         },
+    }
+
+
+def training_ranges(X: pd.DataFrame) -> dict[str, list[float | None]]:
+    """Smallest and largest value of every numeric feature among the training rows (None when a
+    column has no value): a row outside them makes the model extrapolate, which the API flags."""
+    numeric = X.select_dtypes(exclude="category")
+    low, high = numeric.min(), numeric.max()
+    return {
+        name: [
+            None if pd.isna(low[name]) else float(low[name]),
+            None if pd.isna(high[name]) else float(high[name]),
+        ]
+        for name in numeric.columns
     }
 
 

@@ -34,7 +34,9 @@ def api_workspace(tmp_path_factory):
     """Built once per session; the environment pointing at it is applied per module (`api_env`)."""
     tmp = tmp_path_factory.mktemp("api")
     (tmp / "config.yaml").write_text(
+        # generated requests come faster than a CRM would send them: no rate limit in the way
         "serving:\n  reload_seconds: 0\n  max_batch: 50\n  log_flush_seconds: 0.1\n"
+        "  rate_limit_per_second: 100000\n  rate_limit_burst: 100000\n"
     )
     (tmp / "secrets.json").write_text(
         json.dumps(

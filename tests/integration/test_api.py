@@ -96,9 +96,12 @@ def test_score_rows__a_customers_own_features_give_the_stored_score(service, ris
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"region": "Atlantis"}, "rows[0].features.region: unknown category 'Atlantis'"),
+        ({"region": "Atlantis"}, "rows[0].features.region: unknown category (expected one of Capital,"),
         ({"not_a_feature": 1.0}, "rows[0].features.not_a_feature: not a feature of the model"),
-        ({"tenure_days": "long"}, "rows[0].features.tenure_days: not a number"),
+        ({"tenure_days": "long"}, "rows[0].features.tenure_days: must be a number"),
+        ({"tenure_days": "12.5"}, "rows[0].features.tenure_days: must be a number"),
+        ({"tenure_days": -100_000}, "rows[0].features.tenure_days: below 0, the smallest value"),
+        ({"external_out_share_90d": 1.5}, "rows[0].features.external_out_share_90d: above 1, the largest"),
     ],
 )
 def test_score_rows__bad_feature_values_are_400s_naming_the_field(service, risk_list, env, change, message):
@@ -127,11 +130,13 @@ def test_explain__contributions_add_up_to_the_score(service, risk_list):
     assert explanation.churn_probability == pytest.approx(risk_list.loc[customer, "churn_probability"])
     assert _error(service.explain(customer_id=999_999_999)) == (
         404,
-        "customer_id: unknown customer 999999999",
+        "customer_id: unknown customer: not in the latest feature table",
     )
 
 
-def test_prediction_log__pseudonymised_and_written_in_the_background(service, risk_list, env):
+def test_prediction_log__pseudonymised_without_quasi_identifiers_and_written_in_the_background(
+    service, risk_list, env
+):
     customer = int(risk_list.index[5])
     request_id = service.score(customer_ids=[customer]).request_id
     service.log.close()  # drains the queue, as a graceful shutdown does
@@ -139,14 +144,20 @@ def test_prediction_log__pseudonymised_and_written_in_the_background(service, ri
         rows = pd.read_sql(
             "SELECT * FROM prediction_log WHERE request_id = ?", connection, params=[request_id]
         )
-    from serving.prediction_log import PredictionLogWriter
+        access = pd.read_sql("SELECT * FROM access_log WHERE request_id = ?", connection, params=[request_id])
+    from serving.request_log import RequestLogWriter
 
-    service.log = PredictionLogWriter(service.store.append_predictions, 0.1, 500)
+    service.log = RequestLogWriter(service.store.append_logs, 0.1, 500)
     assert len(rows) == 1
     assert rows["customer_key"].iloc[0] == pseudonymise(PSEUDONYM, customer)
     assert str(customer) not in rows["customer_key"].iloc[0] + rows["outputs"].iloc[0]
-    assert json.loads(rows["features"].iloc[0])["tenure_days"] is not None
+    logged = json.loads(rows["features"].iloc[0])
+    assert {"age", "tenure_days", "income_band"}.isdisjoint(logged), "quasi-identifiers are withheld"
+    assert logged["region"] is not None and logged["external_out_90d"] is not None
     assert rows["model_version"].iloc[0] == "1"
+    assert access[["key_name", "endpoint", "customer_key"]].values.tolist() == [
+        ["(direct call)", "score", pseudonymise(PSEUDONYM, customer)]
+    ]
 
 
 # -- the ASGI app through a test client -------------------------------------------------------------
@@ -181,15 +192,20 @@ def test_auth__health_is_open_everything_else_needs_a_key_with_the_scope(client,
 @pytest.mark.parametrize(
     ("body", "status", "fragment"),
     [
-        (b'{"customer_ids": [1,', 400, "Invalid JSON"),
+        (b'{"customer_ids": [1,', 400, "body: invalid JSON at line 1"),
         (b'{"customer_ids": [NaN]}', 400, "finite number"),
-        (b'{"customer_ids": ["abc"]}', 400, "valid integer"),
+        (b'{"customer_ids": ["abc"]}', 400, "customer_ids[0]: must be a whole number"),
+        (b'{"customer_ids": ["100249"]}', 400, "customer_ids[0]: must be a whole number"),
+        (b'{"customer_ids": [100249.0]}', 400, "customer_ids[0]: must be a whole number"),
+        (b'{"customer_ids": [true]}', 400, "customer_ids[0]: must be a whole number"),
         (b'{"customer_ids": [0]}', 400, "greater than or equal to 1"),
         (b"{}", 400, "send either customer_ids or rows"),
-        (b'{"customer_ids": [1], "rows": []}', 400, "send either customer_ids or rows"),
-        (b'{"customer_ids": [1], "extra": 1}', 400, "Extra inputs"),
-        (b'{"customer_ids": [7, 5, 7, 5]}', 400, "customer_ids: 7 appears more than once"),
+        (b'{"customer_ids": [1], "rows": [{"features": {}}]}', 400, "send either customer_ids or rows"),
+        (b'{"customer_ids": [1], "extra": 1}', 400, "extra: not a field of this request"),
+        (b'{"customer_ids": [1], "customer_ids": [2]}', 400, "customer_ids: appears more than once"),
+        (b'{"customer_ids": [7, 5, 7, 5]}', 400, "customer_ids[2]: repeats customer_ids[0]"),
         (b'{"rows": [{"features": {"tenure_days": Infinity}}]}', 400, "finite number"),
+        (b'{"rows": [{"features": {"tenure_days": true}}]}', 400, "rows[0].features.tenure_days"),
     ],
 )
 def test_bad_input__is_a_400_that_says_what_is_wrong(client, body, status, fragment):
@@ -237,7 +253,16 @@ def test_contact_outcome__idempotent_and_counted_by_the_contact_policy(client, r
     ("change", "status", "fragment"),
     [
         ({"customer_id": 999_999_999}, 404, "unknown customer"),
-        ({"action": "free_money"}, 400, "action: unknown action"),
+        ({"action": "free_money"}, 400, "action: not one of"),
+        ({"contacted_at": "0001-01-01T00:00:00Z"}, 400, "contacted_at: before the earliest allowed date"),
+        (
+            {"contacted_at": "0001-01-01T00:00:00+05:00"},
+            400,
+            "contacted_at: before the earliest allowed date",
+        ),
+        ({"contacted_at": "1950-06-01T00:00:00Z"}, 400, "contacted_at: before the customer joined"),
+        ({"contacted_at": 1763633700}, 400, "contacted_at: must be an ISO 8601 date-time"),
+        ({"reached": "yes"}, 400, "reached: must be true or false"),
         ({"channel": "pigeon"}, 400, "channel"),
         ({"contacted_at": "2099-01-01T00:00:00Z"}, 400, "contacted_at: in the future"),
         ({"reached": False, "offer_accepted": True}, 400, "offer_accepted"),
@@ -270,7 +295,7 @@ def test_risk_list__filters_and_pages_through_the_stored_list(client, risk_list)
     ).json()
     assert high["total"] == int((risk_list["risk_tier"] == "high").sum())
     assert client.get("/risk-list", params={"as_of": "2020-01-01"}, headers=auth(READ)).status_code == 404
-    assert client.get("/risk-list", params={"limit": 0}, headers=auth(READ)).status_code == 422
+    assert client.get("/risk-list", params={"limit": 0}, headers=auth(READ)).status_code == 400
     assert client.get("/risk-list", params={"limit": 501}, headers=auth(READ)).status_code == 400
 
 
@@ -325,3 +350,27 @@ def test_start__refused_when_the_feature_table_lacks_a_model_feature(env, monkey
     monkeypatch.setenv("CHURN_DATABASE_URL", f"sqlite:///{copy}")
     with pytest.raises(FeatureSchemaError, match="tenure_days"):
         ChurnService()
+
+
+def test_database_locked__reads_go_on_and_a_write_is_a_503_not_a_500(client, risk_list, env):
+    # given another process holding SQLite's write lock (WAL mode: readers are not blocked)
+    locker = sqlite3.connect(env / "out" / "churn.db", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        customer = int(risk_list.index[2])
+        assert client.get("/readyz").status_code == 200
+        assert client.post("/score", json={"customer_ids": [customer]}, headers=auth(READ)).status_code == 200
+        event = {
+            "event_id": "locked-1",
+            "customer_id": customer,
+            "contacted_at": "2026-11-20T10:00:00Z",
+            "channel": "phone",
+            "reached": True,
+        }
+        # when a write waits past SQLite's busy timeout, then
+        written = client.post("/contact-outcome", json=event, headers=auth(WRITE))
+        assert written.status_code == 503 and written.json()["error"] == "database unavailable: retry later"
+        assert written.headers["retry-after"] == "5"
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()

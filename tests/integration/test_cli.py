@@ -77,3 +77,32 @@ def test_churn_generate__invalid_argument_exits_2(env, capsys):
 def test_churn_features__unknown_option_is_a_usage_error(env, capsys):
     assert main(["features", "--as-off", "2026-01-01"]) == 2
     assert "No such option" in capsys.readouterr().err
+
+
+def test_sigterm__a_dask_job_stops_its_cluster_and_leaves_no_process(env):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    # given a feature job on a LocalCluster of two worker processes
+    job = subprocess.Popen(
+        [sys.executable, "-m", "churn", "features", "--engine", "dask"],
+        env=dict(os.environ),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while len(psutil.Process(job.pid).children()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    started = psutil.Process(job.pid).children(recursive=True)
+    assert len(started) >= 3, "the cluster's processes are running"
+    # when exactly that process id gets SIGTERM, then the job unwinds and its cluster stops
+    job.send_signal(signal.SIGTERM)
+    assert job.wait(60) == 128 + signal.SIGTERM
+    _, alive = psutil.wait_procs(started, timeout=30)
+    assert not alive, f"left running: {[p.cmdline()[:3] for p in alive]}"

@@ -126,7 +126,7 @@ def test_current_rows__api_predictions_in_the_window_join_the_batch_rows(tmp_pat
             "latency_ms": 5.0,
         }
 
-    store.append_predictions([logged(1), logged(20), logged(21, "explain"), logged(31)])
+    store.append_logs({"prediction_log": [logged(1), logged(20), logged(21, "explain"), logged(31)]})
     store.dispose()
     rows = current_rows(config, pd.Timestamp("2026-10-31"), 15)
     assert len(rows) == 2, "the score calls of 16-31 October; explanations are not scores"

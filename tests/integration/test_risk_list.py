@@ -10,14 +10,14 @@ from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, api_workspace):
+    """Its own outputs and database, with the champion the API tests trained (read only)."""
     tmp = tmp_path_factory.mktemp("risk")
     patch = pytest.MonkeyPatch()
-    patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+    patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{api_workspace / 'mlflow.db'}")
     patch.setenv("CHURN_OUTPUT_DIR", str(tmp / "out"))
     patch.setenv("CHURN_DATABASE_URL", f"sqlite:///{tmp / 'out' / 'churn.db'}")
     patch.chdir(ROOT)
-    assert main(["train"]) == 0 and main(["promote"]) == 0
     yield tmp
     patch.undo()
     mlflow.set_tracking_uri(None)
@@ -42,7 +42,7 @@ def test_churn_score__every_customer_is_listed_or_excluded_once(env, sample, cap
     assert len(contacted) > 0 and contacted["list_rank"].notna().all()
 
 
-def test_churn_score__files_and_html_page_are_written(env):
+def test_churn_score__files_and_html_page_are_written(env, capsys):
     assert main(["score", "--as-of", "2026-11-01"]) == 0
     folder = env / "out" / "risk_lists" / "2026-11-01"
     parquet = pd.read_parquet(folder / "risk_list.parquet")
@@ -56,7 +56,10 @@ def test_churn_score__files_and_html_page_are_written(env):
         "Planned actions",
     ):
         assert heading in page
-    assert not list((env / "out" / "risk_lists").glob(".*writing")), "no half-written folder left"
+    assert folder.is_symlink(), "the date is a link to its published version"
+    assert len(list((env / "out" / "risk_lists" / ".versions" / "2026-11-01").iterdir())) == 1
+    assert not list((env / "out" / "risk_lists").glob(".*.link")), "no half-made link left"
+    assert "customer 1" not in capsys.readouterr().out, "the summary names no customer id"
 
 
 def test_churn_score__rerun_replaces_the_date_without_duplicates(env):
@@ -111,3 +114,99 @@ def test_churn_score__writes_and_replaces_the_list_in_postgresql(env, postgres_u
         engine.dispose()
     assert (n, runs) == (2500, 1)
     assert contacted > 0, "booleans survive the round trip"
+    # a contact dated in year 1 (PostgreSQL can hold it; pandas cannot) does not stop the job
+    _insert_recorded_contact(postgres_url, "other-door-pg", "0001-01-01 00:00:00")
+    assert main(["score", "--as-of", "2026-11-01"]) == 0
+
+
+def _insert_recorded_contact(url: str, event_id: str, contacted_at: str) -> None:
+    """A contact written straight into the database, as another system (another door) might."""
+    from serving.store import ServingStore
+
+    store = ServingStore(url)
+    with store.engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO contact_history (event_id, customer_id, contacted_at, source, channel, "
+                "control_group, reached, customer_status, recorded_at) "
+                "VALUES (:e, 100001, :t, 'api', 'phone', false, true, 'unknown', :t)"
+            ),
+            {"e": event_id, "t": contacted_at},
+        )
+    store.dispose()
+
+
+def test_churn_score__survives_impossible_dates_already_in_the_database(env, capsys):
+    # given rows dated 0001 and 9999 in the contact history (no API accepts them now)
+    url = f"sqlite:///{env / 'out' / 'churn.db'}"
+    assert main(["score", "--as-of", "2026-11-01"]) == 0
+    _insert_recorded_contact(url, "other-door-1", "0001-01-01 00:00:00.000000")
+    _insert_recorded_contact(url, "other-door-2", "9999-12-31 00:00:00.000000")
+    capsys.readouterr()
+    # when the daily job runs, then it keeps going, says so, and sets the rows aside with a reason
+    assert main(["score", "--as-of", "2026-11-01"]) == 0
+    out = capsys.readouterr().out
+    assert "recorded contacts     2 rejected" in out
+    rejects = pd.read_csv(env / "out" / "rejects" / "contact_history.csv")
+    assert sorted(rejects["event_id"]) == ["other-door-1", "other-door-2"]
+    assert rejects["reason"].str.startswith("contacted_at: outside 1900-01-01").all()
+    run = pd.read_json(env / "out" / "risk_lists" / "2026-11-01" / "run.json", typ="series")
+    assert run["rejects"]["contact_history"] == 2 and run["seconds"] > 0
+
+
+@pytest.mark.parametrize("as_of", ["2035-01-01", "2020-01-01"])
+def test_churn_score__a_date_outside_the_data_is_an_error_not_a_list(env, capsys, as_of):
+    assert main(["score", "--as-of", as_of]) == 2
+    assert f"--as-of: {as_of} is outside what the data covers: from 2024-12-01" in capsys.readouterr().err
+
+
+def test_churn_purge__erases_one_customer_everywhere_and_records_it_by_pseudonym(env, capsys, monkeypatch):
+    from serving.auth import init_secrets_file, load_secrets, pseudonymise
+
+    secrets = env / "secrets.json"
+    init_secrets_file(secrets)
+    monkeypatch.setenv("CHURN_SECRETS_FILE", str(secrets))
+    assert main(["score", "--as-of", "2026-11-01"]) == 0
+    with _db(env).connect() as connection:
+        customer = int(connection.execute(sa.text("SELECT customer_id FROM risk_list LIMIT 1")).scalar())
+    capsys.readouterr()
+    # when the customer asks to be erased
+    assert main(["purge", "--customer", str(customer)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        out.startswith("erased the customer: risk_list 1, customer_features 1") and str(customer) not in out
+    )
+    # then no list, table or file of the outputs holds them, and the erasure is on record
+    with _db(env).connect() as connection:
+        for table in ("risk_list", "customer_features", "customer_context", "contact_history"):
+            n = connection.execute(
+                sa.text(f"SELECT COUNT(*) FROM {table} WHERE customer_id = :c"), {"c": customer}
+            )
+            assert n.scalar() == 0, table
+        recorded = connection.execute(sa.text("SELECT customer_key FROM erasure_log")).scalars().all()
+    key = load_secrets(secrets).pseudonym_key.get_secret_value()
+    assert recorded == [pseudonymise(key, customer)]
+    folder = env / "out" / "risk_lists" / "2026-11-01"
+    assert customer not in set(pd.read_csv(folder / "risk_list.csv")["customer_id"])
+    assert customer not in set(pd.read_parquet(folder / "risk_list.parquet")["customer_id"])
+    assert customer not in set(pd.read_parquet(folder / "features.parquet").index)
+
+
+def test_churn_purge__expired_lists_and_logs_go_and_the_daily_job_applies_it(env, capsys, tmp_path):
+    assert main(["score", "--as-of", "2026-10-01"]) == 0
+    assert main(["score", "--as-of", "2026-11-01"]) == 0
+    config = tmp_path / "retention.yaml"
+    # lists older than 40 days from today (2026-12-01 in this workplace's clock, or later) go
+    config.write_text("privacy:\n  retention_days:\n    risk_lists: 40\n")
+    capsys.readouterr()
+    assert main(["purge", "--expired", "--config", str(config)]) == 0
+    assert "risk_lists" in capsys.readouterr().out
+    lists = env / "out" / "risk_lists"
+    today = pd.Timestamp.now().normalize()
+    kept = sorted(p.name for p in lists.glob("????-??-??"))
+    assert all(pd.Timestamp(d) >= today - pd.Timedelta(days=40) for d in kept)
+    assert not (lists / "2026-10-01").exists() and not (lists / ".versions" / "2026-10-01").exists()
+    with _db(env).connect() as connection:
+        dates = connection.execute(sa.text("SELECT DISTINCT as_of FROM risk_list")).scalars().all()
+    assert "2026-10-01" not in dates
+    assert main(["purge"]) == 2, "one of --customer or --expired"

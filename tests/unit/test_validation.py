@@ -147,3 +147,46 @@ def test_read_tables__unreadable_file_is_fatal_and_named(tmp_path):
     (tmp_path / "balances.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(SourceError, match=r"balances: cannot read .*balances\.parquet"):
         read_tables(tmp_path)
+
+
+def test_validate_table__dates_before_the_earliest_allowed_day_are_rejected_with_the_rule():
+    result = _validate(_transactions({"ts": "1899-12-31 23:00"}, {"ts": "2025-06-01"}))
+    assert result.reject_counts["transactions"] == 1
+    assert (
+        result.rejects["transactions"]["reason"].iloc[0] == "ts: before the earliest allowed date 1900-01-01"
+    )
+
+
+def test_validate_table__a_parquet_date_no_nanosecond_timestamp_can_hold_is_a_reject_not_a_crash(tmp_path):
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # given a Parquet file with a year-1 timestamp, read back as datetime64[us]
+    pq.write_table(
+        pa.table({"ts": pa.array([dt.datetime(1, 1, 1), dt.datetime(2025, 6, 1)], pa.timestamp("us"))}),
+        tmp_path / "t.parquet",
+    )
+    read = pd.read_parquet(tmp_path / "t.parquet")["ts"]
+    tables = _transactions({}, {})
+    tables["transactions"]["ts"] = read
+    # when validated, then
+    result = _validate(tables)
+    assert result.reject_counts["transactions"] == 1
+    assert result.rejects["transactions"]["reason"].iloc[0] == "ts: not a valid timestamp"
+
+
+def test_validate_table__rejects_never_copy_personal_attributes():
+    tables = bank()
+    customers = tables["customers"].copy()
+    customers.loc[0, "birth_year"] = 1850  # out of range: the row is rejected for its birth year
+    result = _validate(tables | {"customers": customers})
+    rejects = result.rejects["customers"]
+    assert rejects["reason"].tolist() == ["birth_year: below minimum 1900"]
+    assert {"birth_year", "gender"}.isdisjoint(rejects.columns), (
+        "the reason names the column; the value stays out"
+    )
+    assert rejects["customer_id"].tolist() == [customers.loc[0, "customer_id"]], (
+        "the key finds the row in the source"
+    )

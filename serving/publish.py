@@ -1,0 +1,186 @@
+"""Publishing a day's list so that its files and the database always agree, whatever is killed when.
+
+Layout: each run writes a new version folder `risk_lists/.versions/<date>/<version>/`, and
+`risk_lists/<date>` is a symbolic link to the version that is published. The steps, in order:
+
+1. `new_version`: the files, `run.json` and the page are written into a fresh version folder
+   nobody reads yet;
+2. `write_database`: one transaction replaces the date's rows and records the run, naming its
+   version (`files_version` in the run's metadata): this commit is the moment the run happens;
+3. `publish`: the link is swapped to the new folder with one atomic rename, so a reader sees the
+   old folder or the new one, never none;
+4. older versions of that date are removed.
+
+A crash before step 2 leaves the old list in both places (the unfinished folder is removed by the
+next run). A crash between steps 2 and 3 leaves the database one step ahead; `reconcile`, which
+every daily run calls first, finishes what the commit decided by swapping the link forward.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from serving.store import (
+    LIST_TABLE,
+    RUNS_TABLE,
+    append_daily_tables,
+    clear_daily_tables,
+    index_daily_tables,
+    make_engine,
+)
+
+VERSIONS = ".versions"
+FAILPOINT_VARIABLE = "CHURN_CRASH_AT"  # fault injection for the crash tests (README, Reliability)
+
+
+def failpoint(name: str) -> None:
+    """Kill this process right here when `CHURN_CRASH_AT` names this point (tests only)."""
+    if os.environ.get(FAILPOINT_VARIABLE) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def new_version(out_dir: Path, as_of: str) -> Path:
+    """A fresh, empty version folder for one date's files (named by the time and the writer's pid)."""
+    name = f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}-{os.getpid()}"
+    folder = out_dir / VERSIONS / as_of / name
+    folder.mkdir(parents=True)
+    return folder
+
+
+def write_database(
+    batches: Iterable[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]],
+    meta: dict[str, Any],
+    url: str,
+) -> None:
+    """Replace this date's list and run record, the latest feature rows and customer context, and
+    the bank's contacts in the contact history, in one transaction.
+
+    `batches`: (the list's rows as stored, their feature rows, their customers' context, their
+    bank contacts) per group of customers: the local engine passes one, the dask engine one per
+    partition and never holds more than one in memory.
+    """
+    engine = make_engine(url)
+    as_of = meta["as_of"]
+    recorded_at = pd.Timestamp(meta["created_at"])
+    try:
+        with engine.begin() as connection:
+            inspector = sa.inspect(connection)
+            for name in (LIST_TABLE, RUNS_TABLE):
+                if inspector.has_table(name):
+                    connection.execute(sa.text(f"DELETE FROM {name} WHERE as_of = :as_of"), {"as_of": as_of})
+            clear_daily_tables(connection)
+            for table, features, context, contacts in batches:
+                table = table.assign(as_of=as_of)
+                table.to_sql(LIST_TABLE, connection, if_exists="append", index=False, chunksize=20_000)
+                append_daily_tables(connection, features, context, contacts, as_of, recorded_at)
+            index_daily_tables(connection)
+            failpoint("database-writing")
+            run = pd.DataFrame(
+                [
+                    {"as_of": as_of, "meta": json.dumps(meta, default=str)}
+                    | {
+                        k: meta[k]
+                        for k in ("model_version", "scored", "excluded", "contacts_planned", "created_at")
+                    }
+                ]
+            )
+            run.to_sql(RUNS_TABLE, connection, if_exists="append", index=False)
+    finally:
+        engine.dispose()
+    failpoint("database-written")
+
+
+def finish_version(folder: Path, meta: dict[str, Any], page: str) -> None:
+    """Add `run.json` (the run's metadata, naming this version) and the page: the folder is then
+    complete, before the database commit names it."""
+    meta["files_version"] = folder.name
+    (folder / "run.json").write_text(json.dumps(meta, indent=2, default=str))
+    (folder / "summary.html").write_text(page)
+    failpoint("files-written")
+
+
+def publish(folder: Path) -> Path:
+    """Point the date's link at the version folder (one atomic rename) and remove the date's
+    older versions. Returns the date's path."""
+    final = _point(folder)
+    failpoint("published")
+    _prune(folder.parent, keep=folder.name)
+    return final
+
+
+def _point(folder: Path) -> Path:
+    """Point `risk_lists/<date>` at `folder` (.versions/<date>/<version>) atomically."""
+    out_dir, as_of = folder.parent.parent.parent, folder.parent.name
+    final = out_dir / as_of
+    if final.exists() and not final.is_symlink():  # a list written before versions existed
+        final.rename(folder.parent / "before-versions")
+    link = out_dir / f".{as_of}.{folder.name}.link"
+    link.unlink(missing_ok=True)
+    link.symlink_to(Path(VERSIONS) / as_of / folder.name)  # relative: the outputs can move
+    os.replace(link, final)
+    return final
+
+
+def _prune(date_dir: Path, keep: str | None) -> None:
+    """Remove the date's versions but `keep`, except those a running job is still writing."""
+    for other in date_dir.iterdir():
+        if other.name != keep and not _being_written(other.name):
+            shutil.rmtree(other, ignore_errors=True)
+    if keep is None and not any(date_dir.iterdir()):
+        date_dir.rmdir()
+
+
+def _being_written(version: str) -> bool:
+    """True when the version's writer (the pid in its name) is still running."""
+    pid = version.rpartition("-")[2]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def published_version(out_dir: Path, as_of: str) -> str | None:
+    """The version `risk_lists/<date>` points at (None without a link)."""
+    final = out_dir / as_of
+    return Path(os.readlink(final)).name if final.is_symlink() else None
+
+
+def reconcile(out_dir: Path, url: str) -> list[str]:
+    """Swap forward the link of every date whose committed run names a version the files do not
+    show yet (a run killed between its commit and its publish), and remove version folders no
+    committed run names (runs killed before their commit). Returns the dates repaired."""
+    engine = make_engine(url)
+    runs = []
+    try:
+        if sa.inspect(engine).has_table(RUNS_TABLE):
+            with engine.connect() as connection:
+                runs = connection.execute(sa.text(f"SELECT as_of, meta FROM {RUNS_TABLE}")).all()
+    finally:
+        engine.dispose()
+    committed = {str(as_of): json.loads(raw).get("files_version") for as_of, raw in runs}
+    repaired = []
+    versions = out_dir / VERSIONS
+    for date_dir in sorted(versions.iterdir()) if versions.is_dir() else []:
+        version = committed.get(date_dir.name)
+        if version is None or not (date_dir / version).is_dir():
+            _prune(date_dir, keep=published_version(out_dir, date_dir.name))  # nothing newer was committed
+            continue
+        if published_version(out_dir, date_dir.name) != version:
+            _point(date_dir / version)
+            repaired.append(date_dir.name)
+        _prune(date_dir, keep=version)
+    return repaired
