@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint serve demo-drift bench-features bench-train bench-lr bench-score bench-serve bench-scale sample clean
+.PHONY: run test test-fast lint serve demo-drift bench-features bench-train bench-lr bench-score bench-serve bench-soak bench-scale sample clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# The inner loop: lint, unit and model tests (about 2 minutes); `make test` runs everything.
+test-fast: lint
+	$(BIN)/python -m pytest tests/unit tests/model -q
+
 bench-features: $(STAMP)
 	$(BIN)/python -m benchmarks.features
 
@@ -59,6 +63,10 @@ bench-scale: $(STAMP)
 # Needs wrk (apt-get install wrk).
 bench-serve: $(STAMP)
 	$(BIN)/python -m benchmarks.serve
+
+# 10 minutes at 100 requests/s with champion swaps; server memory of the first and last minute.
+bench-soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak
 
 # Regenerate the committed sample with its fixed seed (the test suite checks it is reproducible).
 sample: $(STAMP)
