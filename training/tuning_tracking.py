@@ -87,7 +87,8 @@ def _figures(search: TuningResult) -> dict[str, Any]:
     from optuna.visualization import matplotlib as optuna_plots
 
     figures: dict[str, Any] = {}
-    with warnings.catch_warnings():
+    # Optuna's plots switch matplotlib to its ggplot style for the whole process: keep it to them
+    with warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         figures["optimization_history.png"] = optuna_plots.plot_optimization_history(search.study).figure
         # too few finished trials, or none that differ, leave nothing to rank parameters by
@@ -98,7 +99,7 @@ def _figures(search: TuningResult) -> dict[str, Any]:
     ax.scatter([t.tree_leaves for t in finished], [t.roc_auc for t in finished], s=14, label="trial")
     chosen, best = search.trial(search.chosen_trial), search.trial(search.best_trial)
     ax.scatter([best.tree_leaves], [best.roc_auc], s=60, marker="s", facecolors="none", edgecolors="k")
-    ax.scatter([chosen.tree_leaves], [chosen.roc_auc], s=90, marker="*", color="C3", label="chosen")
+    ax.scatter([chosen.tree_leaves], [chosen.roc_auc], s=90, marker="*", color="red", label="chosen")
     ax.axvline(search.settings["max_tree_leaves"], linestyle=":", color="grey", label="ceiling")
     ax.axhline(best.roc_auc - search.settings["auc_tolerance"], linestyle="--", color="grey", lw=0.8)
     ax.set(
@@ -108,6 +109,7 @@ def _figures(search: TuningResult) -> dict[str, Any]:
     )
     ax.title.set_fontsize(9)
     ax.legend()
+    fig.tight_layout()
     figures["size_vs_auc.png"] = fig
     return figures
 
