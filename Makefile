@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint serve demo-drift bench-features bench-train bench-lr bench-score bench-serve bench-soak bench-scale sample clean
+.PHONY: run test test-fast lint serve demo-drift bench-features bench-train bench-lr bench-tune bench-score bench-serve bench-soak bench-scale sample clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ bench-train: $(STAMP)
 
 bench-lr: $(STAMP)
 	$(BIN)/python -m benchmarks.learning_rate
+
+# Configured vs tuned churn model on a 50k bank and three generated tables (about 20 minutes).
+bench-tune: $(STAMP)
+	$(BIN)/python -m benchmarks.tune --json benchmarks/.cache/tune.json
 
 bench-score: $(STAMP)
 	$(BIN)/python -m benchmarks.score

@@ -81,6 +81,22 @@ def _config(
     return config
 
 
+def _with_tuning(config: AppConfig, tune: bool, minutes: float | None) -> AppConfig:
+    """The config with `--tune` / `--tune-minutes` applied, validated like the YAML."""
+    if not tune and minutes is None:
+        return config
+    from pydantic import ValidationError
+
+    values = config.training.tuning.model_dump() | {"enabled": True}
+    if minutes is not None:
+        values["minutes"] = minutes
+    try:
+        tuning = type(config.training.tuning).model_validate(values)
+    except ValidationError as exc:
+        raise UserError(f"--tune-minutes: {exc.errors()[0]['msg']}") from None
+    return config.model_copy(update={"training": config.training.model_copy(update={"tuning": tuning})})
+
+
 @app.command()
 def generate(
     out: Annotated[Path, typer.Option(help="Directory to write the tables (and truth/) into.")] = Path(
@@ -204,6 +220,20 @@ def train(
     ] = 0,
     engine: EngineOption = None,
     scheduler: SchedulerOption = None,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            help="Search the churn model's hyperparameters first (Optuna), under the explanation budget "
+            "[config: training.tuning.enabled]."
+        ),
+    ] = False,
+    tune_minutes: Annotated[
+        float | None,
+        typer.Option(
+            help="Time budget of the search in minutes; implies --tune [config: training.tuning.minutes].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Train, log the run to MLflow and register the model as `challenger`.
 
@@ -211,7 +241,7 @@ def train(
     """
     from training.jobs import run_training
 
-    cfg = _config(config, data, engine, scheduler)
+    cfg = _with_tuning(_config(config, data, engine, scheduler), tune, tune_minutes)
     for line in run_training(cfg, metrics_json=metrics_json, cv_folds=cv).lines:
         typer.echo(line)
 

@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from churn.config import AppConfig, SourceTableConfig
+from churn.config import AppConfig, BoosterParams, SourceTableConfig
 from serving.model_bundle import BUNDLE_SCHEMA_VERSION, ModelBundle
 from training.metrics import churn_metrics
 from training.models import fit_churn_model, logistic_baseline
@@ -292,7 +292,14 @@ def train_from_table(config: AppConfig, cv_folds: int = 0) -> tuple[TrainingResu
     X_train, X_valid, X_test = (X.iloc[parts[k]] for k in ("train", "validation", "test"))
     y_train, y_valid, y_test = (y[parts[k]] for k in ("train", "validation", "test"))
 
-    churn = fit_churn_model(X_train, y_train, X_valid, y_valid, config.training.churn, seed)
+    params, search = config.training.churn, None
+    if config.training.tuning.enabled:
+        from training.tuning import tune_for_split
+
+        out_of_time = split.kind == "out of time"
+        search = tune_for_split(X_train, y_train, X_valid, y_valid, config.training, out_of_time, ())
+        params = search.params
+    churn = fit_churn_model(X_train, y_train, X_valid, y_valid, params, seed)
     names = list(X.columns)
     meta = {
         "schema_version": BUNDLE_SCHEMA_VERSION,
@@ -315,6 +322,7 @@ def train_from_table(config: AppConfig, cv_folds: int = 0) -> tuple[TrainingResu
         "training": {
             "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "split": split.describe(),
+            "churn_params": params.model_dump(),
         },
     }
     bundle = ModelBundle(meta, churn.booster, None)
@@ -325,6 +333,12 @@ def train_from_table(config: AppConfig, cv_folds: int = 0) -> tuple[TrainingResu
         f"calibration_{k}": v for k, v in churn.calibration_choice.items()
     }
     metrics["num_trees"] = float(bundle.churn_booster.num_trees())
+    extra: dict[str, Any] = {}
+    if search is not None:
+        from training.tuning_report import record_search
+
+        metrics |= record_search(search, bundle, bundle.prepare(X_test))
+        extra["tuning"] = search
     logistic = logistic_baseline(X_train, y_train, seed)
     baselines = {"logistic": churn_metrics(y_test, logistic.predict_proba(X_test)[:, 1], **kwargs)}
     if cv_folds:
@@ -333,6 +347,7 @@ def train_from_table(config: AppConfig, cv_folds: int = 0) -> tuple[TrainingResu
             np.concatenate([y_train, y_valid]),
             config,
             cv_folds,
+            params,
         )
     contributions = bundle.contributions(bundle.prepare(X_test))
     global_shap = contributions[names].abs().mean().sort_values(ascending=False)
@@ -354,14 +369,18 @@ def train_from_table(config: AppConfig, cv_folds: int = 0) -> tuple[TrainingResu
         test_frame=test_frame,
         global_shap=global_shap,
         test_contributions=contributions,
-        extra={"train_frame": X_train, "X_test": X_test, "y_test": y_test, "data_report": report.as_dict()},
+        extra={"train_frame": X_train, "X_test": X_test, "y_test": y_test, "data_report": report.as_dict()}
+        | extra,
     )
     return result, report
 
 
-def cross_validate(X: pd.DataFrame, y: np.ndarray, config: AppConfig, folds: int) -> dict[str, float]:
+def cross_validate(
+    X: pd.DataFrame, y: np.ndarray, config: AppConfig, folds: int, params: BoosterParams | None = None
+) -> dict[str, float]:
     """K-fold metrics (mean and standard deviation) of the same model recipe, each fold calibrated
-    on a slice of its own training part, since one split of a small table is noisy."""
+    on a slice of its own training part, since one split of a small table is noisy. `params`:
+    the booster's parameters (`training.churn` when None; the search's choice after `--tune`)."""
     if folds < 2:
         raise SourceTableError(f"--cv: needs at least 2 folds, got {folds}")
     seed = config.training.seed
@@ -375,7 +394,7 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, config: AppConfig, folds: int
             y[inner_train],
             X.iloc[inner_valid],
             y[inner_valid],
-            config.training.churn,
+            params or config.training.churn,
             seed,
         )
         m = churn_metrics(

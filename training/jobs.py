@@ -30,6 +30,8 @@ def run_training(config: AppConfig, metrics_json: Path | None = None, cv_folds: 
 
     started = time.perf_counter()
     lineage = None
+    if config.training.tuning.enabled and config.source is None and config.engine.kind == "dask":
+        raise ValueError("--tune: the hyperparameter search runs on the local engine; use --engine local")
     if config.source is not None:
         from training.byo import table_summary_lines, train_from_table
 
@@ -53,6 +55,10 @@ def run_training(config: AppConfig, metrics_json: Path | None = None, cv_folds: 
             tables = load_validated(config).tables
             result = train_models(tables, config)
         lines = summary_lines(result)
+    if "tuning" in result.extra:
+        from training.tuning_report import search_lines
+
+        lines += search_lines(result.extra["tuning"], result.metrics)
     run_id, version = log_training_run(result, config, tables, lineage=lineage)
     if metrics_json is not None:
         payload = as_float_dict(result.metrics) | {"model_version": version, "run_id": run_id}

@@ -31,6 +31,11 @@ def _lgb_params(params: BoosterParams, seed: int, **extra: Any) -> dict[str, Any
         "bagging_fraction": params.bagging_fraction,
         "bagging_freq": 1,
         "lambda_l2": params.lambda_l2,
+        "lambda_l1": params.lambda_l1,
+        "cat_smooth": params.cat_smooth,
+        "cat_l2": params.cat_l2,
+        "min_data_per_group": params.min_data_per_group,
+        "zero_as_missing": params.zero_as_missing,
         "seed": seed,
         "deterministic": True,
         "force_row_wise": True,
@@ -53,6 +58,25 @@ class ChurnModel:
         return apply_calibrator(self.calibrator, 1 / (1 + np.exp(-margin)), margin)
 
 
+def churn_settings(
+    params: BoosterParams, seed: int, columns: list[str], monotone_increasing: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """LightGBM settings of the churn booster, shared by training and the hyperparameter search:
+    binary log-loss first (early stopping watches it), then AUC, and the monotone constraints."""
+    unknown = [name for name in monotone_increasing if name not in columns]
+    if unknown:
+        raise ValueError(f"training.monotone_increasing: unknown feature {unknown[0]!r}")
+    return _lgb_params(
+        params,
+        seed,
+        objective="binary",
+        metric=["binary_logloss", "auc"],
+        scale_pos_weight=params.scale_pos_weight,
+        monotone_constraints=[1 if name in monotone_increasing else 0 for name in columns],
+        monotone_constraints_method="advanced",
+    )
+
+
 def fit_churn_model(
     X_train: pd.DataFrame,
     y_train: np.ndarray,
@@ -64,23 +88,13 @@ def fit_churn_model(
 ) -> ChurnModel:
     """Train with early stopping on validation, then calibrate on validation.
 
-    Class imbalance: rows are not re-weighted. Re-weighting would inflate every probability, and
-    the retention list multiplies probability by value, so we keep the booster on the true base
-    rate, early-stop on the validation log-loss, and let calibration correct what remains.
+    Class imbalance: rows are not re-weighted (`scale_pos_weight` 1). Re-weighting would inflate
+    every probability, and the retention list multiplies probability by value, so we keep the
+    booster on the true base rate, early-stop on the validation log-loss, and let calibration
+    correct what remains (including a `scale_pos_weight` the search was allowed to choose).
     """
-    unknown = [name for name in monotone_increasing if name not in X_train.columns]
-    if unknown:
-        raise ValueError(f"training.monotone_increasing: unknown feature {unknown[0]!r}")
-    constraints = [1 if name in monotone_increasing else 0 for name in X_train.columns]
     booster = lgb.train(
-        _lgb_params(
-            params,
-            seed,
-            objective="binary",
-            metric=["binary_logloss", "auc"],
-            monotone_constraints=constraints,
-            monotone_constraints_method="advanced",
-        ),
+        churn_settings(params, seed, list(X_train.columns), monotone_increasing),
         lgb.Dataset(X_train, y_train),
         num_boost_round=params.num_boost_round,
         valid_sets=[lgb.Dataset(X_valid, y_valid)],

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn.config import AppConfig
+from churn.config import AppConfig, BoosterParams
 from features.catalog import feature_catalog
 from features.snapshots import build_training_set, snapshot_dates
 from serving.model_bundle import BUNDLE_SCHEMA_VERSION, ModelBundle
@@ -49,7 +49,12 @@ def feature_columns(config: AppConfig) -> list[str]:
 
 
 def _bundle_meta(
-    config: AppConfig, X: pd.DataFrame, split: TimeSplit, calibrator: dict, classes: list[str]
+    config: AppConfig,
+    X: pd.DataFrame,
+    split: TimeSplit,
+    calibrator: dict,
+    classes: list[str],
+    churn_params: BoosterParams | None = None,
 ) -> dict:
     catalog = {s.name: s for s in feature_catalog(config.features, tuple(config.products))}
     names = list(X.columns)
@@ -79,6 +84,8 @@ def _bundle_meta(
         "training": {
             "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "split": split.describe(),
+            # what `training.churn` must say for a retrain to reproduce this model (the search's choice)
+            "churn_params": (churn_params or config.training.churn).model_dump(),
         },
     }
 
@@ -121,12 +128,21 @@ def train_models(tables: Mapping[str, pd.DataFrame], config: AppConfig) -> Train
     y = {name: part["churn"].to_numpy() for name, part in parts.items()}
     seed = config.training.seed
 
+    search = None
+    churn_params = config.training.churn
+    if config.training.tuning.enabled:
+        from training.tuning import tune_for_split
+
+        search = tune_for_split(
+            X["train"], y["train"], X["validation"], y["validation"], config.training, out_of_time=True
+        )
+        churn_params = search.params
     churn = fit_churn_model(
         X["train"],
         y["train"],
         X["validation"],
         y["validation"],
-        config.training.churn,
+        churn_params,
         seed,
         config.training.monotone_increasing,
     )
@@ -140,7 +156,7 @@ def train_models(tables: Mapping[str, pd.DataFrame], config: AppConfig) -> Train
         seed,
     )
     bundle = ModelBundle(
-        _bundle_meta(config, X["train"], split, churn.calibrator, next_product.classes),
+        _bundle_meta(config, X["train"], split, churn.calibrator, next_product.classes, churn_params),
         churn.booster,
         next_product.booster,
     )
@@ -152,6 +168,12 @@ def train_models(tables: Mapping[str, pd.DataFrame], config: AppConfig) -> Train
     metrics = churn_metrics(y["test"], p_test, **kwargs)
     metrics |= {f"calibration_{k}": v for k, v in churn.calibration_choice.items()}
     metrics["num_trees"] = float(bundle.churn_booster.num_trees())
+    extra: dict[str, Any] = {}
+    if search is not None:
+        from training.tuning_report import record_search
+
+        metrics |= record_search(search, bundle, test_prepared)
+        extra["tuning"] = search
     logistic = logistic_baseline(X["train"], y["train"], seed)
     baselines = {
         "logistic": churn_metrics(y["test"], logistic.predict_proba(X["test"])[:, 1], **kwargs),
@@ -162,7 +184,7 @@ def train_models(tables: Mapping[str, pd.DataFrame], config: AppConfig) -> Train
         f"{name}_positives": int(part["churn"].sum()) for name, part in parts.items()
     }
     return evaluated_result(
-        bundle, split, parts["test"], parts["train"], config, metrics, baselines, rows, extra={}
+        bundle, split, parts["test"], parts["train"], config, metrics, baselines, rows, extra=extra
     )
 
 

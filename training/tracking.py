@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -123,8 +124,10 @@ def log_training_run(
 
     from training.plots import evaluation_figures, shap_figures
 
-    configure_tracking(config)
+    experiment_id = configure_tracking(config)
     client = mlflow.MlflowClient()
+    # the parameters the churn booster was trained with: the search's choice after `--tune`
+    churn_params = result.bundle.meta["training"].get("churn_params") or config.training.churn.model_dump()
     model_name = config.mlflow.model_name
     with mlflow.start_run(run_name=f"train-{test_label(result)}") as run:
         mlflow.set_tags(
@@ -136,7 +139,7 @@ def log_training_run(
             }
         )
         mlflow.log_params(
-            {f"churn.{k}": v for k, v in config.training.churn.model_dump().items()}
+            {f"churn.{k}": v for k, v in churn_params.items()}
             | {f"next_product.{k}": v for k, v in config.training.next_product.model_dump().items()}
             | {f"split.{k}": v for k, v in result.split.describe().items()}
             | {
@@ -170,6 +173,10 @@ def log_training_run(
         mlflow.log_metrics({k: float(v) for k, v in result.rows.items()})
         if "data_report" in result.extra:
             mlflow.log_dict(result.extra["data_report"], "data/coercion_report.json")
+        if "tuning" in result.extra:
+            from training.tuning_tracking import log_search
+
+            log_search(result.extra["tuning"], run.info.run_id, experiment_id)
 
         y = result.extra["y_test"]
         scores = {"lightgbm (calibrated)": result.test_frame["churn_probability"].to_numpy()}
@@ -209,4 +216,7 @@ def log_training_run(
         client.set_registered_model_alias(model_name, "challenger", version)
         client.set_model_version_tag(model_name, version, "schema_hash", result.bundle.schema_hash)
         client.set_model_version_tag(model_name, version, "test_set", test_label(result))
+        # a retrain with these as `training.churn` (no search) reproduces the booster
+        client.set_model_version_tag(model_name, version, "churn_params", json.dumps(churn_params))
+        client.set_model_version_tag(model_name, version, "tuned", str("tuning" in result.extra).lower())
         return run.info.run_id, version
