@@ -238,8 +238,10 @@ def test_sigterm_to_churn_serve__stops_every_process_frees_the_port_and_flushes_
     assert code == 0
     gone, alive = psutil.wait_procs(server["descendants"], timeout=30)
     assert not alive, f"processes of the server still running: {[p.pid for p in alive]}"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", server["port"]))  # free again
+    with socket.socket() as s:  # nobody listens on the port (connections may linger in TIME_WAIT)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", server["port"]))
+        s.listen()
     with sqlite3.connect(api_env / "out" / "churn.db") as connection:
         logged = connection.execute(
             "SELECT COUNT(*) FROM prediction_log WHERE request_id = ?", (server["scored_request"],)
