@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -27,6 +28,17 @@ SERVER = textwrap.dedent(
         time.sleep(0.1)
     """
 )
+
+
+@pytest.fixture(autouse=True)
+def _reap():
+    """Whatever a failed test leaves running is killed, so no stand-in server outlives the run."""
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    yield
+    for process in psutil.Process().children(recursive=True):
+        if process.pid not in before:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
 
 
 def _supervisor(tmp_path: Path, mode: str = "polite") -> tuple[subprocess.Popen, list[int]]:
