@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint serve demo-drift bench-features bench-train bench-lr bench-tune bench-score bench-serve bench-soak bench-scale sample clean
+.PHONY: run test test-fast lint serve demo-drift bench-features bench-train bench-lr bench-tune bench-reasons bench-score bench-serve bench-soak bench-scale sample clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench-lr: $(STAMP)
 # Configured vs tuned churn model on a 50k bank and three generated tables (about 20 minutes).
 bench-tune: $(STAMP)
 	$(BIN)/python -m benchmarks.tune --json benchmarks/.cache/tune.json
+
+# Reasons and churn types against the truth of a fresh 50,000-customer bank (about 4 minutes).
+bench-reasons: $(STAMP)
+	$(BIN)/python -m benchmarks.reasons
 
 bench-score: $(STAMP)
 	$(BIN)/python -m benchmarks.score

@@ -34,15 +34,21 @@ from benchmarks.features import CACHE
 ROOT = Path(__file__).resolve().parent.parent
 PER_PARTITION = 50_000
 ID_COLUMNS = ("transaction_id", "interaction_id", "holding_id", "contact_id")
-TABLE_NAMES = ("customers", "holdings", "balances", "transactions", "interactions", "contacts")
+TABLE_NAMES = ("customers", "holdings", "balances", "transactions", "interactions", "contacts", "market")
 
 
 def _generate_partition(root: str, k: int, months: int, seed: int) -> int:
     from features.generator import generate_bank
-    from features.partitioned import write_partition_table
+    from features.partitioned import write_global_table, write_partition_table
+    from features.schema import GLOBAL_TABLES
 
-    bank = generate_bank(customers=PER_PARTITION, months=months, seed=seed + k)
+    # every partition is a bank of its own customers in one market (the same competitor rates)
+    bank = generate_bank(customers=PER_PARTITION, months=months, seed=seed + k, market_seed=seed)
     for name, frame in bank.tables.items():
+        if name in GLOBAL_TABLES:
+            if k == 0:
+                write_global_table(root, name, frame)
+            continue
         frame = frame.copy()
         frame["customer_id"] += k * PER_PARTITION  # 100,001 + 50,000 k onwards: this partition's range
         for column in ID_COLUMNS:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import signal
 import sys
@@ -129,6 +130,7 @@ def generate(
         "seed": seed if seed is not None else defaults.seed,
         "start": (start.date() if start is not None else defaults.start),
         "activity": activity if activity is not None else defaults.activity,
+        "churn_type_shares": defaults.churn_type_shares,
     }
     try:
         checked = type(defaults).model_validate(values)
@@ -144,6 +146,7 @@ def generate(
             scenario=scenario,
             drift_months=drift_months,
             drift_region=drift_region,
+            type_shares=checked.churn_type_shares,
         )
     except ValueError as exc:  # an unknown scenario or region, too many drift months
         raise UserError(str(exc)) from None
@@ -284,6 +287,22 @@ def score(
         typer.echo(line)
 
 
+@app.command()
+def report(
+    months: Annotated[
+        int, typer.Option(min=1, max=120, help="Months to report, ending at the last the data confirms.")
+    ] = 12,
+    config: ConfigOption = None,
+    data: DataOption = None,
+) -> None:
+    """Churn by kind, cause, branch, region and segment; customers gained and lost; the share
+    that is the bank's own fault (HTML, plots, CSV and an MLflow run)."""
+    from monitoring.churn_report_job import run_report
+
+    for line in run_report(_config(config, data), months):
+        typer.echo(line)
+
+
 ALERT_EXIT_CODE = 3
 
 
@@ -355,7 +374,6 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Start the scoring API on the champion model (BentoML); needs the daily job's tables and secrets."""
-    import os
 
     from churn.supervise import run_supervised
     from serving.auth import load_secrets
@@ -479,11 +497,19 @@ def _run_steps(cfg: AppConfig) -> None:
 
     for line in run_monitor(cfg).lines:  # an alert is reported and recorded; `churn monitor` exits 3
         typer.echo(line)
+    typer.echo("== churn report")
+    from monitoring.churn_report_job import run_report
+
+    for line in run_report(cfg):
+        typer.echo(line)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 2 bad input or configuration."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # MLflow draws a progress bar for every artifact download (a bundle is four files): noise in a
+    # job's log
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from churn.supervise import Terminated, stop_on_sigterm
     from features.io import SourceError
     from features.validation import TableValidationError

@@ -8,7 +8,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from churn.frozen import Frozen
+from churn.retention_config import (  # the sections that decide who gets which action
+    PlaybookAction,
+    PlaybookConfig,
+    PlaybookRule,
+    ReasonFamily,
+    ReasonText,
+    TriggerConfig,
+)
+
+__all__ = ["PlaybookAction", "PlaybookConfig", "PlaybookRule", "ReasonFamily", "ReasonText", "TriggerConfig"]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -28,8 +40,7 @@ class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the key and the problem."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+_Frozen = Frozen
 
 
 class DataConfig(_Frozen):
@@ -180,6 +191,10 @@ class ScoringConfig(_Frozen):
     value_tiers: dict[Literal["high", "medium"], float] = Field(
         default_factory=lambda: {"high": 20000.0, "medium": 5000.0}
     )
+    # The kind of churn is "unclear" when its causes hold less than this share of the driver
+    # contributions, or when the drivers add up to less than this many log-odds.
+    min_type_share: float = Field(0.5, ge=0.0, le=1.0)
+    min_driver_logit: float = Field(0.1, ge=0.0)
 
     @model_validator(mode="after")
     def _ordered(self) -> ScoringConfig:
@@ -224,7 +239,7 @@ class MonitoringConfig(_Frozen):
     # Alert when this share of the model's features drift...
     max_drifted_share: float = Field(0.3, gt=0.0, le=1.0)
     # ...or when this many of the 10 features that matter most (mean |SHAP| in training) drift.
-    max_top_features_drifted: int = Field(1, ge=1, le=10)
+    max_top_features_drifted: int = Field(2, ge=1, le=10)
     # Alert when any one feature drifts this much over the whole population...
     severe_psi: float = Field(0.5, gt=0.0)
     # ...or one of the 10 most important features this much within one segment or region (small
@@ -244,6 +259,21 @@ class MonitoringConfig(_Frozen):
     min_segment_rows: int = Field(200, ge=10)
     experiment: str = "churn-monitoring"
     workspace_dir: str | None = None  # the Evidently workspace; <output_dir>/evidently when unset
+    # Features that describe the market rather than the customers (competitor rates move by
+    # themselves, in a handful of regional values): their PSI is shown in the report and raises no
+    # alert; values beyond the reference's range still do (the data-quality rules).
+    market_margin: float = Field(1.0, ge=0.0)  # alert when a rival's gap passes training's largest by this
+    exempt_features: tuple[str, ...] = (
+        "competitor_gap_latest",
+        "competitor_gap_change_3m",
+        "competitor_gap_max_6m",
+        "saver_competitor_gap",
+    )
+
+    @field_validator("exempt_features", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
 
 
 class RetentionDays(_Frozen):
@@ -283,54 +313,6 @@ class EngineConfig(_Frozen):
     client_sample_rows: int = Field(200_000, ge=1000)
 
 
-class PlaybookAction(_Frozen):
-    channel: str
-    owner: str
-    cost: float = Field(ge=0.0)
-    effect: float = Field(gt=0.0, le=1.0)
-    description: str
-
-
-class PlaybookRule(_Frozen):
-    action: str
-    reason: str | None = None
-    risk_tier: Literal["high", "medium", "low"] | None = None
-    value_tier: Literal["high", "medium", "low"] | None = None
-    segment: str | None = None
-
-
-class PlaybookConfig(_Frozen):
-    actions: dict[str, PlaybookAction]
-    rules: tuple[PlaybookRule, ...]
-    capacity: dict[str, int] = Field(default_factory=dict)
-    per_branch: dict[str, int] = Field(default_factory=dict)
-
-    @field_validator("rules", mode="before")
-    @classmethod
-    def _list_to_tuple(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> PlaybookConfig:
-        for k, rule in enumerate(self.rules):
-            if rule.action not in self.actions:
-                raise ValueError(f"rules[{k}].action: unknown action {rule.action!r}")
-        if not self.rules or any(
-            v is not None for v in self.rules[-1].model_dump(exclude={"action"}).values()
-        ):
-            raise ValueError("rules: the last rule must have no conditions, so every customer gets an action")
-        owners = {a.owner for a in self.actions.values()}
-        missing = owners - set(self.capacity) - set(self.per_branch)
-        if missing:
-            raise ValueError(f"capacity: no daily capacity for team(s) {', '.join(sorted(missing))}")
-        return self
-
-
-class ReasonText(_Frozen):
-    text: str
-    when: str | None = None
-
-
 class SourceTableConfig(_Frozen):
     """A customer-level table the bank already has, with a churn flag (bring your own table)."""
 
@@ -357,6 +339,16 @@ class GeneratorConfig(_Frozen):
     seed: int = 20261122
     start: dt.date = dt.date(2024, 11, 1)
     activity: float = Field(1.0, gt=0.0)
+    churn_type_shares: dict[Literal["service_failure", "competitive", "natural"], float] = Field(
+        default_factory=lambda: {"service_failure": 0.44, "competitive": 0.28, "natural": 0.28}
+    )
+
+    @field_validator("churn_type_shares")
+    @classmethod
+    def _shares(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(v < 0 for v in value.values()) or not sum(value.values()):
+            raise ValueError("shares must not be negative and must not all be 0")
+        return value
 
     @field_validator("start")
     @classmethod
@@ -386,28 +378,29 @@ class AppConfig(_Frozen):
     monitoring: MonitoringConfig = MonitoringConfig()
     engine: EngineConfig = EngineConfig()
     privacy: PrivacyConfig = PrivacyConfig()
-    reasons: dict[str, tuple[ReasonText, ...]] = Field(default_factory=dict)
+    reasons: dict[str, ReasonFamily] = Field(default_factory=dict)
+    triggers: TriggerConfig = TriggerConfig()
     generator: GeneratorConfig = GeneratorConfig()
     source: SourceTableConfig | None = None
-
-    @field_validator("reasons", mode="before")
-    @classmethod
-    def _reason_lists(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {
-                family: tuple(texts) if isinstance(texts, list) else texts for family, texts in value.items()
-            }
-        return value
 
     @model_validator(mode="after")
     def _catalogue_has_current_account(self) -> AppConfig:
         if "current_account" not in self.products:
             raise ValueError("products must include 'current_account' (every customer holds one)")
+        actions = self.playbook.actions if self.playbook else {}
+        for name, trigger in self.triggers.lists.items():
+            if trigger.action not in actions:
+                raise ValueError(f"triggers.lists.{name}.action: {trigger.action!r} is not a playbook action")
         return self
 
     @property
     def output_path(self) -> Path:
         return Path(self.output_dir)
+
+    @property
+    def action_codes(self) -> tuple[str, ...] | None:
+        """The playbook's actions (what `contacts.action` may say); None without a playbook."""
+        return tuple(self.playbook.actions) if self.playbook else None
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

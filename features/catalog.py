@@ -130,23 +130,84 @@ def feature_catalog(config: FeatureConfig, products: tuple[str, ...]) -> list[Fe
         FeatureSpec(
             "digital_txn_share_90d", "engagement", "share of transactions made on mobile or online", "90 days"
         ),
-        FeatureSpec("complaints_90d", "complaints", "complaints filed", "90 days", "int"),
-        FeatureSpec("complaints_365d", "complaints", "complaints filed", "365 days", "int"),
+        FeatureSpec(
+            "complaints_90d", "complaints", "complaints about the service (not fees) filed", "90 days", "int"
+        ),
+        FeatureSpec(
+            "complaints_365d",
+            "complaints",
+            "complaints about the service (not fees) filed",
+            "365 days",
+            "int",
+        ),
         FeatureSpec(
             "unresolved_complaints",
             "complaints",
-            "complaints filed and not resolved by the as-of date",
-            "all history",
+            "service complaints filed and not resolved by the as-of date",
+            "365 days",
             "int",
+        ),
+        FeatureSpec(
+            "oldest_unresolved_complaint_days",
+            "complaints",
+            "days the oldest unresolved service complaint has been open (0 if none)",
+            "365 days",
         ),
         FeatureSpec(
             "days_since_last_complaint",
             "complaints",
-            "days since the last complaint",
+            "days since the last service complaint",
             f"capped at {RECENCY_CAP_DAYS}",
         ),
         FeatureSpec("service_calls_90d", "complaints", "service calls", "90 days", "int"),
         FeatureSpec("branch_visits_90d", "complaints", "branch visits", "90 days", "int"),
+        FeatureSpec("fee_complaints_365d", "fees", "complaints about fees and charges", "365 days", "int"),
+        FeatureSpec(
+            "unresolved_fee_complaints",
+            "fees",
+            "fee complaints not resolved by the as-of date",
+            "365 days",
+            "int",
+        ),
+        FeatureSpec("fees_charged_90d", "fees", "fees and charges debited", "90 days"),
+        FeatureSpec(
+            "service_incidents_90d",
+            "incidents",
+            "service incidents that hit the customer (failed payments, declined cards, app errors)",
+            "90 days",
+            "int",
+        ),
+        FeatureSpec(
+            "service_incidents_180d",
+            "incidents",
+            "service incidents that hit the customer",
+            "180 days",
+            "int",
+        ),
+        FeatureSpec(
+            "days_since_last_incident",
+            "incidents",
+            "days since the last service incident",
+            f"capped at {RECENCY_CAP_DAYS}",
+        ),
+        FeatureSpec(
+            "competitor_gap_latest",
+            "competition",
+            "best rival savings rate above the bank's own in the customer's region (percentage points, market feed)",
+            "last full month",
+        ),
+        FeatureSpec(
+            "competitor_gap_change_3m", "competition", "change of that gap over three months", "4 months"
+        ),
+        FeatureSpec(
+            "competitor_gap_max_6m", "competition", "the highest gap in the last six full months", "6 months"
+        ),
+        FeatureSpec(
+            "saver_competitor_gap",
+            "competition",
+            "that highest gap (if positive) for customers who held savings or a term deposit 180 days ago; else 0",
+            "6 months",
+        ),
         FeatureSpec("product_count", "products", "number of products held", "at as-of", "int"),
     ]
     specs += [
@@ -179,6 +240,19 @@ def feature_catalog(config: FeatureConfig, products: tuple[str, ...]) -> list[Fe
             f"{config.maturity_window_days} days",
             "int",
         ),
+        FeatureSpec(
+            "matured_not_renewed_180d",
+            "maturities",
+            "1 if a term deposit matured in the last 180 days and no new one was opened since",
+            "180 days",
+            "int",
+        ),
+        FeatureSpec(
+            "days_to_next_maturity",
+            "maturities",
+            "days until the next term deposit matures",
+            f"capped at {RECENCY_CAP_DAYS}",
+        ),
         FeatureSpec("cc_applications_90d", "applications", "credit card applications", "90 days", "int"),
         FeatureSpec(
             "loan_applications_90d",
@@ -186,6 +260,27 @@ def feature_catalog(config: FeatureConfig, products: tuple[str, ...]) -> list[Fe
             "personal loan and mortgage applications",
             "90 days",
             "int",
+        ),
+        FeatureSpec(
+            "days_since_last_application",
+            "applications",
+            "days since the last product application",
+            f"capped at {RECENCY_CAP_DAYS}",
+        ),
+        FeatureSpec(
+            "address_changes_180d",
+            "life_events",
+            "changes of address the customer reported",
+            "180 days",
+            "int",
+        ),
+        FeatureSpec("pension_payments_90d", "life_events", "pension payments received", "90 days", "int"),
+        FeatureSpec("missed_payments_90d", "life_events", "loan or card repayments missed", "90 days", "int"),
+        FeatureSpec(
+            "missed_payments_365d", "life_events", "loan or card repayments missed", "365 days", "int"
+        ),
+        FeatureSpec(
+            "bereavement_notices_365d", "life_events", "notices that the customer died", "365 days", "int"
         ),
         FeatureSpec(
             "contacts_90d", "contacts", "retention contacts made (control group excluded)", "90 days", "int"
@@ -210,7 +305,13 @@ def feature_catalog(config: FeatureConfig, products: tuple[str, ...]) -> list[Fe
     return [_bounded(spec) for spec in specs]
 
 
-_FLAGS = {"declared_payroll", "salary_stopped", "matured_not_renewed_60d", "last_contact_accepted"}
+_FLAGS = {
+    "declared_payroll",
+    "salary_stopped",
+    "matured_not_renewed_60d",
+    "matured_not_renewed_180d",
+    "last_contact_accepted",
+}
 _AMOUNTS = ("inflow_", "outflow_", "external_out_30d", "external_out_90d", "salary_amount_", "_latest")
 
 
@@ -223,7 +324,7 @@ def _bounded(spec: FeatureSpec) -> FeatureSpec:
         return spec
     if name in _FLAGS or name.startswith("has_"):
         return replace(spec, minimum=0.0, maximum=1.0)
-    if name.startswith("days_since_"):
+    if name.startswith("days_since_") or name == "days_to_next_maturity":
         return replace(spec, minimum=0.0, maximum=float(RECENCY_CAP_DAYS))
     if "_share_" in name or name == "assets_drawdown_6m":
         return replace(spec, minimum=0.0, maximum=1.0)
@@ -231,7 +332,9 @@ def _bounded(spec: FeatureSpec) -> FeatureSpec:
         return replace(spec, minimum=-1.0)  # (now - then) / max(then, 100) with now >= 0
     if spec.dtype == "int" or name == "login_trend" or any(part in name for part in _AMOUNTS):
         return replace(spec, minimum=0.0)
-    return spec  # trends and slopes: any real number
+    if name in ("fees_charged_90d", "oldest_unresolved_complaint_days", "saver_competitor_gap"):
+        return replace(spec, minimum=0.0)
+    return spec  # trends, slopes and the competitor gap: any real number
 
 
 def catalog_markdown(config: FeatureConfig, products: tuple[str, ...]) -> str:

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from churn.config import AppConfig
 from features.catalog import feature_catalog
 from features.partitioned import (
+    GLOBAL_FILE,
     MANIFEST,
     bounds,
     is_partitioned,
@@ -29,7 +30,7 @@ from features.partitioned import (
     read_partition,
     read_partition_table,
 )
-from features.schema import SCHEMAS, TABLE_NAMES
+from features.schema import GLOBAL_TABLES, SCHEMAS, TABLE_NAMES
 from features.validation import ValidatedTables, check_reject_share, validate_table, validate_tables
 
 LABEL_COLUMNS = ("churn", "churn_date", "next_product")
@@ -44,6 +45,7 @@ class Partitions:
     extract_date: pd.Timestamp
     earliest_date: pd.Timestamp
     products: tuple[str, ...]
+    actions: tuple[str, ...] | None
     rejects_dir: str
     months: tuple[pd.Timestamp, pd.Timestamp]  # first and last month-end of the valid balances
     last_day: pd.Timestamp  # the last day with data: a month-end or a transaction
@@ -154,6 +156,7 @@ def open_partitions(config: AppConfig, client) -> Partitions:
         extract_date=extract_date,
         earliest_date=earliest_date,
         products=products,
+        actions=config.action_codes,
         rejects_dir=str(rejects_dir),
         months=(min(r[0] for r in ranges), max(r[1] for r in ranges)),
         last_day=max(r[2] for r in ranges),
@@ -170,6 +173,7 @@ def validated_partition(parts: Partitions, k: int) -> ValidatedTables:
         extract_date=parts.extract_date,
         earliest_date=parts.earliest_date,
         products=parts.products,
+        actions=parts.actions,
         max_reject_share=1.0,
     )
     for name, rejects in validated.rejects.items():
@@ -181,11 +185,14 @@ def check_reject_shares(parts: Partitions, max_reject_share: float) -> dict[str,
     """Rejected rows per table over all partitions; raises like the local engine above the share."""
     counts = {}
     for name in TABLE_NAMES:
-        files = sorted((Path(parts.rejects_dir) / name).glob("part-*.csv"))
+        if name in GLOBAL_TABLES:  # validated whole by every partition: count it once
+            files = sorted((Path(parts.rejects_dir) / name).glob("part-*.csv"))[:1]
+            table_files = list((Path(parts.root) / name).glob(GLOBAL_FILE))
+        else:
+            files = sorted((Path(parts.rejects_dir) / name).glob("part-*.csv"))
+            table_files = list((Path(parts.root) / name).glob("bucket=*/*.parquet"))
         rejects = pd.concat([pd.read_csv(f, dtype=str) for f in files], ignore_index=True)
-        total = sum(
-            pq.ParquetFile(f).metadata.num_rows for f in (Path(parts.root) / name).glob("bucket=*/*.parquet")
-        )
+        total = sum(pq.ParquetFile(f).metadata.num_rows for f in table_files)
         check_reject_share(name, rejects, total, max_reject_share)
         counts[name] = len(rejects)
     return counts

@@ -23,8 +23,15 @@ def is_database_url(source: str) -> bool:
 CSV_OPTIONS = {"dtype": str, "keep_default_na": False, "na_values": [""]}
 
 
+def empty_table(name: str) -> pd.DataFrame:
+    """An optional table the source does not have: its columns, no rows."""
+    return pd.DataFrame({column: pd.Series(dtype=object) for column in SCHEMAS[name].column_names})
+
+
 def _read_file(name: str, directory: Path) -> pd.DataFrame:
     parquet, csv = directory / f"{name}.parquet", directory / f"{name}.csv"
+    if SCHEMAS[name].optional and not (parquet.exists() or csv.exists()):
+        return empty_table(name)
     try:
         if parquet.exists():
             return pd.read_parquet(parquet)
@@ -70,10 +77,13 @@ def _read_database(url: str) -> dict[str, pd.DataFrame]:
     try:
         with engine.connect() as connection:
             present = set(sa.inspect(connection).get_table_names())
-            missing = [name for name in TABLE_NAMES if name not in present]
+            missing = [name for name in TABLE_NAMES if name not in present and not SCHEMAS[name].optional]
             if missing:
                 raise SourceError(f"{missing[0]}: table not found in database {where}")
-            return {name: pd.read_sql_table(name, connection) for name in TABLE_NAMES}
+            return {
+                name: pd.read_sql_table(name, connection) if name in present else empty_table(name)
+                for name in TABLE_NAMES
+            }
     except sa.exc.SQLAlchemyError as exc:
         # first line only: driver errors can carry whole statements and their parameters
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

@@ -28,6 +28,7 @@ def load_validated(config: AppConfig, rejects_dir: Path | None = None) -> Valida
         tables,
         extract_date=pd.Timestamp(config.data.resolved_extract_date()),
         earliest_date=pd.Timestamp(config.data.earliest_date),
+        actions=config.action_codes,
         products=tuple(config.products),
         max_reject_share=config.data.max_reject_share,
     )

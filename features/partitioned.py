@@ -3,6 +3,7 @@
     <root>/_partitions.json                   {"bounds": [b0, b1, ..., bn], ...}
     <root>/<table>/bucket=<k>/part-*.parquet  the rows of customers with b_k <= customer_id < b_(k+1)
     <root>/<table>/_empty.parquet             the table's columns and types, no rows
+    <root>/market/all.parquet                 a table not split by customer, whole
 
 Partition k of every table holds every row of the same customers, so each feature family, the
 labels and the scoring core run on one partition exactly as they run on the whole bank: all they
@@ -20,11 +21,12 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from features.io import CSV_OPTIONS, SourceError, is_database_url
-from features.schema import TABLE_NAMES
+from features.io import CSV_OPTIONS, SourceError, empty_table, is_database_url
+from features.schema import GLOBAL_TABLES, SCHEMAS, TABLE_NAMES
 
 MANIFEST = "_partitions.json"
 EMPTY = "_empty.parquet"
+GLOBAL_FILE = "all.parquet"  # a table not split by customer (the market feed), whole
 _BUCKET = re.compile(r"bucket=(\d+)$")
 
 
@@ -55,8 +57,15 @@ def _bucket_files(directory: Path) -> list[Path]:
 
 
 def read_partition_table(root: str | Path, name: str, k: int) -> pd.DataFrame:
-    """One table's rows of partition k (its zero-row schema when the partition has none)."""
+    """One table's rows of partition k (its zero-row schema when the partition has none); a
+    table that is not split by customer (`GLOBAL_TABLES`) whole."""
     table_dir = Path(root) / name
+    if name in GLOBAL_TABLES:
+        return (
+            pd.read_parquet(table_dir / GLOBAL_FILE)
+            if (table_dir / GLOBAL_FILE).exists()
+            else pd.read_parquet(table_dir / EMPTY)
+        )
     files = _bucket_files(table_dir / f"bucket={k}")
     if not files:
         return pd.read_parquet(table_dir / EMPTY)
@@ -66,20 +75,30 @@ def read_partition_table(root: str | Path, name: str, k: int) -> pd.DataFrame:
 
 
 def read_partition(root: str | Path, k: int) -> dict[str, pd.DataFrame]:
-    """The six raw tables of partition k, as read (not validated)."""
+    """The raw tables of partition k, as read (not validated); global tables whole."""
     return {name: read_partition_table(root, name, k) for name in TABLE_NAMES}
 
 
 def read_all(root: str | Path) -> dict[str, pd.DataFrame]:
-    """The whole dataset as six in-memory tables, partition after partition (the local engine)."""
+    """The whole dataset as in-memory tables, partition after partition (the local engine)."""
     count = partition_count(root)
-    tables = {}
+    tables = {name: read_partition_table(root, name, 0) for name in GLOBAL_TABLES}
     for name in TABLE_NAMES:
+        if name in GLOBAL_TABLES:
+            continue
         parts = [read_partition_table(root, name, k) for k in range(count)]
         tables[name] = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         # categories may differ between partitions; concat then leaves object columns, which
         # validation turns back into categoricals
     return tables
+
+
+def write_global_table(root: str | Path, name: str, frame: pd.DataFrame) -> None:
+    """Write a table that is not split by customer, whole (every partition reads it)."""
+    directory = Path(root) / name
+    directory.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(directory / GLOBAL_FILE, index=False)
+    frame.head(0).to_parquet(directory / EMPTY, index=False)
 
 
 def write_partition_table(root: str | Path, name: str, k: int, frame: pd.DataFrame, part: int = 0) -> None:
@@ -134,6 +153,8 @@ def partition_tables(source: str | Path, out: str | Path, per_partition: int) ->
             return dd.read_parquet(str(parquet))
         if csv.exists():
             return dd.read_csv(str(csv), blocksize="64MB", **CSV_OPTIONS)
+        if SCHEMAS[name].optional:
+            return dd.from_pandas(empty_table(name), npartitions=1)
         raise SourceError(f"{name}: no {name}.parquet or {name}.csv in {source}")
 
     customer_ids = pd.to_numeric(read("customers")["customer_id"].compute(), errors="coerce").dropna()
@@ -142,6 +163,11 @@ def partition_tables(source: str | Path, out: str | Path, per_partition: int) ->
     rows = {}
     for name in TABLE_NAMES:
         frame = read(name)
+        if name in GLOBAL_TABLES:  # small reference data: every partition gets all of it
+            whole = frame.compute()
+            write_global_table(out, name, whole)
+            rows[name] = len(whole)
+            continue
         frame = frame.assign(
             bucket=frame["customer_id"].map_partitions(bucket_of, limits, meta=("bucket", "i8"))
         )

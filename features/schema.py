@@ -14,6 +14,7 @@ GENDERS = ("F", "M", "U")
 TRANSACTION_CHANNELS = ("branch", "atm", "mobile", "online", "card")
 TRANSACTION_CATEGORIES = (
     "salary",
+    "pension",
     "transfer_in",
     "interest",
     "transfer_out_external",
@@ -23,15 +24,28 @@ TRANSACTION_CATEGORIES = (
     "fee",
 )
 DIRECTIONS = ("in", "out")
-INTERACTION_TYPES = ("login", "complaint", "service_call", "branch_visit", "product_application")
+INTERACTION_TYPES = (
+    "login",
+    "complaint",
+    "service_call",
+    "branch_visit",
+    "product_application",
+    "service_incident",  # a failed payment, a declined card, an outage the customer met
+    "address_change",  # the customer told the bank of a new address (the address is not kept)
+    "missed_payment",  # a loan or card repayment not made on time
+    "bereavement_notice",  # the family told the bank the customer died
+)
 INTERACTION_CHANNELS = ("mobile", "online", "branch", "phone")
 COMPLAINT_CATEGORIES = ("fees", "service", "card", "app", "mortgage", "branch")
+FEE_COMPLAINT = "fees"  # complaints about fees are their own cause (FEES), the rest are COMPLAINT
+INCIDENT_CATEGORIES = ("payment_failed", "card_declined", "app_error")
 CONTACT_CHANNELS = ("phone", "branch", "email", "sms")
-CONTACT_OFFERS = ("rate_bonus", "fee_waiver", "service_recovery", "loyalty_gift", "none")
+NO_ACTION = "none"  # a control-group record: the customer was drawn but not contacted
 CONTACT_OUTCOMES = ("accepted", "declined", "not_reached", "control")
 # Which direction each transaction category must have; a row that disagrees is rejected.
 CATEGORY_DIRECTION = {
     "salary": "in",
+    "pension": "in",
     "transfer_in": "in",
     "interest": "in",
     "transfer_out_external": "out",
@@ -41,6 +55,7 @@ CATEGORY_DIRECTION = {
     "fee": "out",
 }
 PRODUCTS_PLACEHOLDER = "<catalogue>"  # allowed values of holdings.product come from the config catalogue
+ACTIONS_PLACEHOLDER = "<playbook>"  # allowed values of contacts.action: the playbook's actions and "none"
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,8 @@ class Column:
         name: column name.
         kind: logical type the column is coerced to.
         required: a null value rejects the row.
-        allowed: allowed values for categories; `PRODUCTS_PLACEHOLDER` means the product catalogue.
+        allowed: allowed values for categories; `PRODUCTS_PLACEHOLDER` means the product catalogue,
+            `ACTIONS_PLACEHOLDER` the playbook's actions.
         min_value: smallest allowed value (inclusive) for numbers.
         max_value: largest allowed value (inclusive) for numbers.
         event_date: a date of something that happened, so it cannot lie after the extract date.
@@ -79,6 +95,8 @@ class TableSchema:
     references_customers: bool = True
     # (earlier column, later column) pairs: the later one may not precede the earlier one.
     ordered: tuple[tuple[str, str], ...] = field(default=())
+    # a source may lack the table: it is read as empty (its features are then missing)
+    optional: bool = False
 
     @property
     def column_names(self) -> list[str]:
@@ -169,13 +187,32 @@ CONTACTS = TableSchema(
         Column("ts", "timestamp", event_date=True),
         Column("campaign", "string"),
         Column("channel", "category", allowed=CONTACT_CHANNELS),
-        Column("offer", "category", allowed=CONTACT_OFFERS),
+        Column("action", "category", allowed=(ACTIONS_PLACEHOLDER,)),
         Column("control_group", "bool"),
         Column("outcome", "category", allowed=CONTACT_OUTCOMES),
     ),
 )
 
+# Competitor rates by region and month, from a market-data feed: how far the best rival savings
+# rate is above the bank's own (percentage points). Not customer data: read whole everywhere.
+MARKET = TableSchema(
+    name="market",
+    key=("region", "month"),
+    references_customers=False,
+    optional=True,
+    columns=(
+        Column("region", "category", allowed=REGIONS),
+        Column("month", "date", event_date=True),
+        Column("competitor_rate_gap", "float", min_value=-20.0, max_value=20.0),
+    ),
+)
+
 SCHEMAS: dict[str, TableSchema] = {
-    schema.name: schema for schema in (CUSTOMERS, HOLDINGS, BALANCES, TRANSACTIONS, INTERACTIONS, CONTACTS)
+    schema.name: schema
+    for schema in (CUSTOMERS, HOLDINGS, BALANCES, TRANSACTIONS, INTERACTIONS, CONTACTS, MARKET)
 }
+# tables that are not split by customer (the dask engine gives every partition all of them)
+GLOBAL_TABLES: tuple[str, ...] = tuple(
+    name for name, s in SCHEMAS.items() if not s.references_customers and name != "customers"
+)
 TABLE_NAMES: tuple[str, ...] = tuple(SCHEMAS)

@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.schema import CATEGORY_DIRECTION, PRODUCTS_PLACEHOLDER, SCHEMAS, Column, TableSchema
+from features.io import empty_table
+from features.schema import (
+    ACTIONS_PLACEHOLDER,
+    CATEGORY_DIRECTION,
+    NO_ACTION,
+    PRODUCTS_PLACEHOLDER,
+    SCHEMAS,
+    Column,
+    TableSchema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +160,7 @@ def validate_table(
     products: tuple[str, ...],
     known_customers: pd.Index | None = None,
     earliest_date: pd.Timestamp = EARLIEST_DATE,
+    actions: tuple[str, ...] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check one table against its contract.
 
@@ -159,6 +169,8 @@ def validate_table(
         schema: its contract.
         extract_date: event dates after this day are in the future of the data.
         earliest_date: no date of any column may lie before this day.
+        actions: the playbook's actions (allowed values of `contacts.action`, with "none");
+            None accepts any.
         products: the product catalogue (allowed values of `holdings.product`).
         known_customers: valid customer ids; rows of other customers are rejected.
 
@@ -195,8 +207,12 @@ def validate_table(
         problems.add(unconvertible, f"{column.name}: not a valid {column.kind}")
         if column.required:
             problems.add(~given, f"{column.name}: missing value")
-        if column.allowed is not None:
-            allowed = products if column.allowed == (PRODUCTS_PLACEHOLDER,) else column.allowed
+        allowed = column.allowed
+        if allowed == (PRODUCTS_PLACEHOLDER,):
+            allowed = products
+        elif allowed == (ACTIONS_PLACEHOLDER,):
+            allowed = (*actions, NO_ACTION) if actions is not None else None
+        if allowed is not None:
             problems.add(
                 values.notna() & ~values.isin(allowed), f"{column.name}: not one of {', '.join(allowed)}"
             )
@@ -260,6 +276,7 @@ def validate_tables(
     products: tuple[str, ...],
     max_reject_share: float = 0.05,
     earliest_date: pd.Timestamp | str = EARLIEST_DATE,
+    actions: tuple[str, ...] | None = None,
 ) -> ValidatedTables:
     """Validate all six tables; customers first, so other tables can be checked against them.
 
@@ -267,9 +284,10 @@ def validate_tables(
         TableValidationError: a fatal problem, or a table whose rejected share exceeds `max_reject_share`.
     """
     extract_date, earliest_date = pd.Timestamp(extract_date), pd.Timestamp(earliest_date)
-    missing = [name for name in SCHEMAS if name not in tables]
+    missing = [name for name, schema in SCHEMAS.items() if name not in tables and not schema.optional]
     if missing:
         raise TableValidationError(missing[0], None, "table missing")
+    tables = {name: tables[name] if name in tables else empty_table(name) for name in SCHEMAS}
     valid: dict[str, pd.DataFrame] = {}
     rejects: dict[str, pd.DataFrame] = {}
     known: pd.Index | None = None
@@ -281,6 +299,7 @@ def validate_tables(
             products=products,
             known_customers=known,
             earliest_date=earliest_date,
+            actions=actions,
         )
         if name == "customers":
             known = pd.Index(valid[name]["customer_id"])

@@ -140,7 +140,9 @@ class ErrorResponse(BaseModel):
 
 
 class Reason(BaseModel):
-    code: str
+    code: str = Field(
+        description="The cause (features/causes.py), e.g. COMPLAINT, COMPETITOR_RATE, MOVED_AWAY"
+    )
     text: str
     contribution: float = Field(description="Summed SHAP contribution of the family, log-odds")
 
@@ -166,7 +168,14 @@ class CustomerScore(BaseModel):
     value: float | None
     value_at_risk: float | None
     value_tier: Literal["high", "medium", "low"]
-    reasons: list[Reason] = Field(description="Top reasons; empty below the reporting threshold")
+    reasons: list[Reason] = Field(
+        description="Top reasons: the causes (drivers) behind the risk; empty below the reporting threshold"
+    )
+    evidence: str | None = Field(description="What shows the customer leaving (symptoms), beside the reasons")
+    churn_type: Literal["natural", "competitive", "service_failure", "unclear"] | None = Field(
+        description="The kind of churn the drivers point to; None below the reporting threshold"
+    )
+    churn_type_confidence: float | None = Field(description="Share of the driver contributions for that kind")
     next_best_products: list[ProductPropensity]
     action: Action | None
     control_group: bool
@@ -236,6 +245,9 @@ class RiskListItem(BaseModel):
     segment: str | None
     region: str | None
     reasons: list[Reason]
+    evidence: str | None
+    churn_type: str | None
+    churn_type_confidence: float | None
     next_best_products: list[str]
     contact: bool
     contact_rule: str | None

@@ -161,6 +161,10 @@ def _number(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
 def reasons_of(row: dict[str, Any]) -> list[m.Reason]:
     """The reasons of a scored row (reason_k_code / _text / _contribution columns)."""
     return [
@@ -197,6 +201,9 @@ def customer_score(
         value_at_risk=_number(r["value_at_risk"]),
         value_tier=r["value_tier"],
         reasons=reasons_of(r),
+        evidence=_text(r.get("evidence")),
+        churn_type=_text(r.get("churn_type")),
+        churn_type_confidence=_number(r.get("churn_type_confidence")),
         next_best_products=[
             m.ProductPropensity(
                 product=r[f"next_product_{k}"], propensity=float(r[f"next_product_{k}_propensity"])
@@ -229,6 +236,9 @@ def list_item(r: dict[str, Any]) -> m.RiskListItem:
         segment=r.get("segment"),
         region=r.get("region"),
         reasons=reasons_of(r),
+        evidence=_text(r.get("evidence")),
+        churn_type=_text(r.get("churn_type")),
+        churn_type_confidence=_number(r.get("churn_type_confidence")),
         next_best_products=[
             r[f"next_product_{k}"] for k in range(1, TOP + 1) if r.get(f"next_product_{k}") not in (None, "")
         ],

@@ -38,7 +38,9 @@ from serving.risk_list import (
     check_as_of,
     read_recorded_contacts,
     retention_line,
+    trigger_counts,
 )
+from serving.triggers import decide_triggers, trigger_candidates
 
 DECISION_COLUMNS = ["contact", "contact_rule", "list_rank"]
 
@@ -105,7 +107,7 @@ def _arrow(frame: pd.DataFrame, index: bool = False) -> pa.Table:
 
 
 def finish_partition(
-    part: dict[str, pd.DataFrame], decisions: pd.DataFrame, k: int, staging: str
+    part: dict[str, pd.DataFrame], decisions: pd.DataFrame, k: int, staging: str, config: AppConfig
 ) -> dict[str, Any]:
     """Take the global decisions, write this partition's files, and return its batch and digest."""
     rows = part["rows"]
@@ -121,7 +123,9 @@ def finish_partition(
     )
     table.to_csv(folder / "risk_list.csv.parts" / f"part-{k:05d}.csv", index=False, header=k == 0)
     excluded = rows[rows["status"] == "excluded"]
+    scored = rows[rows["status"] == "scored"]
     return {
+        "triggers": trigger_candidates(part["features"], scored, config),
         "table": table,
         "features": part["features"],
         "context": part["context"],
@@ -136,8 +140,8 @@ def finish_partition(
     }
 
 
-def _summary(finished: dict[str, Any]) -> tuple[ListDigest, dict[str, Any]]:
-    return finished["digest"], finished["counts"]
+def _summary(finished: dict[str, Any]) -> tuple[ListDigest, dict[str, Any], pd.DataFrame]:
+    return finished["digest"], finished["counts"], finished["triggers"]
 
 
 def _batches(client, futures: list, rows_per_batch: int):
@@ -203,14 +207,18 @@ def run_daily_list_dask(
         (staging / name).mkdir()
     decisions_future = client.scatter(decisions, broadcast=True)
     finished = [
-        client.submit(finish_partition, part, decisions_future, k, str(staging))
+        client.submit(finish_partition, part, decisions_future, k, str(staging), config)
         for k, part in enumerate(scored)
     ]
     del scored  # the finished partitions hold what is still needed
     summaries = client.gather(client.map(_summary, finished))
     _join_csv(staging / "risk_list.csv.parts", staging / "risk_list.csv")
-    digest = ListDigest.combine([d for d, _ in summaries])
-    counts = [c for _, c in summaries]
+    digest = ListDigest.combine([d for d, _, _ in summaries])
+    counts = [c for _, c, _ in summaries]
+    risk_contacts = chosen.loc[decisions.index[decisions["contact"].to_numpy(dtype=bool)]]
+    triggers = decide_triggers(pd.concat([t for _, _, t in summaries]), risk_contacts, config)
+    triggers.to_parquet(staging / "triggers.parquet", index=False)
+    triggers.to_csv(staging / "triggers.csv", index=False)
     exclusions = pd.concat([c["exclusions"] for c in counts]).groupby(level=0).sum()
     excluded = sum(c["excluded"] for c in counts)
     meta = {
@@ -227,13 +235,16 @@ def run_daily_list_dask(
         "rejected_customers": rejects["customers"],
         "rejects": rejects | {"contact_history": rejected_contacts},
         "contacts_planned": int(sum(c["contacts_planned"] for c in counts)),
+        "triggers": trigger_counts(triggers, config),
         "created_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
         "engine": "dask",
         "partitions": parts.count,
     }
     meta["seconds"] = round(time.perf_counter() - started, 2)
     finish_version(staging, meta, summary_html(digest, meta))
-    write_database(_batches(client, finished, config.engine.db_batch_rows), meta, config.database_url)
+    write_database(
+        _batches(client, finished, config.engine.db_batch_rows), meta, config.database_url, triggers
+    )
     final = publish(staging)
     lines = summary_lines(digest, meta) + [
         f"written to            {final} (risk_list.parquet, risk_list.csv, summary.html) and {LIST_TABLE} in "

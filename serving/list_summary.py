@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from markupsafe import Markup
 
 _NORMALISED_RULE = (r"\d+ days ago", "N days ago")
+CHURN_TYPE_ORDER = ["service_failure", "competitive", "natural", "unclear"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class ListDigest:
     by_segment: pd.DataFrame  # value_at_risk, customers, contacts
     by_region: pd.DataFrame
     reasons: pd.Series  # customers per top reason code
+    churn_types: pd.Series  # customers explained, per kind of churn
     decisions: pd.Series  # customers per contact rule ("N days ago" for the gap rule)
     contacted: pd.DataFrame  # the contacted rows, by list rank
 
@@ -48,6 +50,7 @@ class ListDigest:
             by_segment=by("segment"),
             by_region=by("region"),
             reasons=scored["reason_1_code"].value_counts(),
+            churn_types=scored["churn_type"].value_counts().reindex(CHURN_TYPE_ORDER, fill_value=0),
             decisions=scored["contact_rule"].str.replace(*_NORMALISED_RULE, regex=True).value_counts(),
             contacted=contacted,
         )
@@ -65,6 +68,7 @@ class ListDigest:
             by_segment=add([d.by_segment for d in digests]),
             by_region=add([d.by_region for d in digests]),
             reasons=add([d.reasons for d in digests]).sort_values(ascending=False, kind="stable"),
+            churn_types=add([d.churn_types for d in digests]).reindex(CHURN_TYPE_ORDER, fill_value=0),
             decisions=add([d.decisions for d in digests]).sort_values(ascending=False, kind="stable"),
             contacted=pd.concat([d.contacted for d in digests]).sort_values("list_rank"),
         )
@@ -81,6 +85,18 @@ def summary_lines(digest: ListDigest, meta: dict[str, Any], top: int = 10) -> li
         f"contacts planned      {len(contacted)}: "
         + ", ".join(f"{team} {n}" for team, n in contacted["action_owner"].value_counts().items()),
         f"control group         {digest.control_group} scored, never contacted",
+        "churn types           "
+        + ", ".join(f"{kind} {n}" for kind, n in digest.churn_types.items())
+        + " (customers at or above the reporting threshold)",
+        "first reasons         " + ", ".join(f"{code} {n}" for code, n in digest.reasons.head(6).items()),
+        "trigger lists         "
+        + (
+            ", ".join(
+                f"{name} {c['contacts']} of {c['customers']}" for name, c in meta.get("triggers", {}).items()
+            )
+            or "none configured"
+        )
+        + " (contacts of customers)",
     ]
     if meta["rejects"].get("contact_history"):
         lines.append(
@@ -92,25 +108,28 @@ def summary_lines(digest: ListDigest, meta: dict[str, Any], top: int = 10) -> li
     for _, row in contacted.head(top).iterrows():
         lines.append(
             f"  {int(row['list_rank']):>3}. branch {row['branch_id']}  P={row['churn_probability']:.2f}  "
-            f"value {row['value']:,.0f}  saving {row['expected_saving']:,.0f}  {row['action']}: "
+            f"value {row['value']:,.0f}  saving {row['expected_saving']:,.0f}  {row['churn_type']}  {row['action']}: "
             f"{row['reason_1_text']}"
         )
     return lines
 
 
 def summary_html(digest: ListDigest, meta: dict[str, Any]) -> str:
-    """A self-contained page of the day's list: tiers, value at risk, top reasons, planned actions."""
+    """A self-contained page of the day's list (templates/summary.html): the kinds of churn,
+    tiers, value at risk, the causes, planned actions, trigger lists and who is not contacted."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
     contacted = digest.contacted
 
-    def table(frame: pd.DataFrame, index: bool = True) -> str:
-        return frame.to_html(
-            classes="t", border=0, float_format=lambda v: f"{v:,.2f}", na_rep="", index=index
+    def table(frame: pd.DataFrame, index: bool = True) -> Markup:
+        # pandas escapes the cells; the markup it builds is the table itself
+        return Markup(
+            frame.to_html(classes="t", border=0, float_format=lambda v: f"{v:,.2f}", na_rep="", index=index)
         )
 
     def ordered(summary: pd.DataFrame) -> pd.DataFrame:
         return summary.sort_values("value_at_risk", ascending=False)
 
-    reasons = digest.reasons.rename_axis("top reason").to_frame("customers")
     actions = (
         contacted.groupby(["action", "action_owner"])
         .agg(customers=("action", "size"), expected_saving=("expected_saving", "sum"))
@@ -122,33 +141,35 @@ def summary_html(digest: ListDigest, meta: dict[str, Any]) -> str:
             "churn_probability",
             "value",
             "expected_saving",
+            "churn_type",
             "action",
             "action_owner",
             "branch_id",
             "reason_1_text",
+            "evidence",
             "next_product_1",
         ]
     ]
-    tiers = digest.tiers.to_frame("customers")
-    title = f"Retention risk list {html.escape(str(meta['as_of']))}"
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}h1{{font-size:1.4rem}}
-h2{{font-size:1.1rem;margin-top:2rem}}table.t{{border-collapse:collapse;font-size:.85rem}}
-table.t td,table.t th{{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:right}}
-table.t th{{background:#f3f3f3}}.k{{display:inline-block;margin-right:2rem}}.k b{{font-size:1.3rem;display:block}}</style>
-</head><body><h1>{title}</h1>
-<p>Champion model version {html.escape(str(meta["model_version"]))}; data up to {html.escape(str(meta["data_end"]))}.
-Customer ids are the bank's own; no names or contact details appear here.</p>
-<div><span class="k"><b>{meta["scored"]:,}</b>customers scored</span>
-<span class="k"><b>{len(contacted):,}</b>contacts planned today</span>
-<span class="k"><b>{contacted["expected_saving"].sum():,.0f}</b>expected net saving of the list</span>
-<span class="k"><b>{digest.value_at_risk:,.0f}</b>value at risk, all scored</span></div>
-<h2>Risk tiers</h2>{table(tiers)}
-<h2>Value at risk by segment</h2>{table(ordered(digest.by_segment))}
-<h2>Value at risk by region</h2>{table(ordered(digest.by_region))}
-<h2>Top reasons (customers at or above the reporting threshold)</h2>{table(reasons)}
-<h2>Planned actions</h2>{table(actions, index=False)}
-<h2>Contact decisions: the rule that decided for each scored customer</h2>{table(digest.decisions.to_frame("customers"))}
-<h2>Today's list (first 50 of {len(contacted)})</h2>{table(listing)}
-<p>Excluded from scoring: {meta["excluded"]} customers ({html.escape(json.dumps(meta["exclusions"]))}).</p>
-</body></html>"""
+    triggers = pd.DataFrame.from_dict(meta.get("triggers", {}), orient="index").rename_axis("trigger")
+    explained = digest.churn_types.drop("unclear", errors="ignore").sum()
+    own_fault = digest.churn_types.get("service_failure", 0) / explained if explained else 0.0
+    environment = Environment(loader=PackageLoader("serving", "templates"), autoescape=select_autoescape())
+    return environment.get_template("summary.html").render(
+        meta=meta,
+        digest=digest,
+        planned=len(contacted),
+        saving=float(contacted["expected_saving"].sum()),
+        own_fault=f"{own_fault:.0%}",
+        exclusions=json.dumps(meta["exclusions"]),
+        tables={
+            "churn_types": table(digest.churn_types.rename_axis("churn type").to_frame("customers")),
+            "tiers": table(digest.tiers.to_frame("customers")),
+            "by_segment": table(ordered(digest.by_segment)),
+            "by_region": table(ordered(digest.by_region)),
+            "reasons": table(digest.reasons.rename_axis("first reason").to_frame("customers")),
+            "actions": table(actions, index=False),
+            "triggers": table(triggers) if len(triggers) else "none configured",
+            "decisions": table(digest.decisions.to_frame("customers")),
+            "listing": table(listing),
+        },
+    )

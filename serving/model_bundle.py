@@ -7,6 +7,8 @@ Layout (written by training, read here; serving never imports training):
                          training metadata
     churn.txt            LightGBM churn booster (model text)
     next_product.txt     LightGBM multiclass next-product booster (model text)
+    drivers.txt          LightGBM booster of the driver and context features alone: its SHAP
+                         contributions rank the reasons (`serving.reasons`); never a probability
 
 Scores are calibrated probabilities of churn within the label horizon. Explanations are exact
 TreeSHAP contributions of the churn booster in log-odds (LightGBM `pred_contrib`).
@@ -16,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import string
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,9 @@ import numpy as np
 import pandas as pd
 
 from features.value import customer_value
+from serving.reasons import Diagnosis, Reason, diagnose, family_specs
+
+__all__ = ["Diagnosis", "FeatureSchemaError", "ModelBundle", "Reason", "categoricals_as_text"]
 
 BUNDLE_SCHEMA_VERSION = 1
 NO_PRODUCT = "none"
@@ -33,13 +36,6 @@ NO_PRODUCT = "none"
 
 class FeatureSchemaError(ValueError):
     """Feature rows that do not match the bundle's feature schema; the message names the column."""
-
-
-@dataclass(frozen=True)
-class Reason:
-    code: str
-    text: str
-    contribution: float
 
 
 def categoricals_as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +65,11 @@ class ModelBundle:
     """A loaded bundle. Construct with `ModelBundle.load(directory)`."""
 
     def __init__(
-        self, meta: dict[str, Any], churn_booster: lgb.Booster, next_product_booster: lgb.Booster | None
+        self,
+        meta: dict[str, Any],
+        churn_booster: lgb.Booster,
+        next_product_booster: lgb.Booster | None,
+        driver_booster: lgb.Booster | None = None,
     ):
         if meta.get("schema_version") != BUNDLE_SCHEMA_VERSION:
             raise ValueError(
@@ -78,6 +78,9 @@ class ModelBundle:
         self.meta = meta
         self.churn_booster = churn_booster
         self.next_product_booster = next_product_booster
+        # the reasons' model: drivers and context only (training.models.fit_driver_model)
+        self.driver_booster = driver_booster
+        self.driver_features: list[str] = (meta.get("drivers") or {}).get("features", [])
         self.feature_names: list[str] = meta["features"]["names"]
         self.categories: dict[str, list[str]] = meta["features"]["categories"]
         self.families: dict[str, str] = meta["features"]["families"]
@@ -89,6 +92,9 @@ class ModelBundle:
         for booster in (churn_booster, next_product_booster):
             if booster is not None and (booster.pandas_categorical or []) != levels:
                 raise ValueError("bundle: a booster's category levels differ from bundle.json's")
+        driver_levels = [self.categories[n] for n in self.driver_features if n in self.categories]
+        if driver_booster is not None and (driver_booster.pandas_categorical or []) != driver_levels:
+            raise ValueError("bundle: the driver booster's category levels differ from bundle.json's")
 
     # -- persistence --------------------------------------------------------------------------
     @classmethod
@@ -96,9 +102,10 @@ class ModelBundle:
         directory = Path(directory)
         meta = json.loads((directory / "bundle.json").read_text())
         churn = lgb.Booster(model_file=str(directory / "churn.txt"))
-        next_path = directory / "next_product.txt"
+        next_path, driver_path = directory / "next_product.txt", directory / "drivers.txt"
         next_product = lgb.Booster(model_file=str(next_path)) if next_path.exists() else None
-        return cls(meta, churn, next_product)
+        drivers = lgb.Booster(model_file=str(driver_path)) if driver_path.exists() else None
+        return cls(meta, churn, next_product, drivers)
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
@@ -107,6 +114,8 @@ class ModelBundle:
         self.churn_booster.save_model(str(directory / "churn.txt"))
         if self.next_product_booster is not None:
             self.next_product_booster.save_model(str(directory / "next_product.txt"))
+        if self.driver_booster is not None:
+            self.driver_booster.save_model(str(directory / "drivers.txt"))
         return directory
 
     @property
@@ -237,16 +246,8 @@ class ModelBundle:
         """`contributions` as an array (features, then bias), for prepared rows or their `matrix`."""
         return self._predict(self.churn_booster, self._x(data), pred_contrib=True)
 
-    def reasons(
-        self,
-        prepared: pd.DataFrame | np.ndarray,
-        contributions: pd.DataFrame | np.ndarray,
-        top: int = 3,
-    ) -> list[list[Reason]]:
-        """Top reason families per customer: families ranked by their summed positive contribution.
-
-        `prepared`: prepared rows or their `matrix`; `contributions`: from `contributions` (or
-        LightGBM's raw `pred_contrib` array, features then bias)."""
+    def family_contributions(self, contributions: pd.DataFrame | np.ndarray) -> tuple[list[str], np.ndarray]:
+        """(families, positive SHAP contribution summed per family, shape (rows, families))."""
         families = sorted(set(self.families.values()))
         family_of_feature = np.array([families.index(self.families[name]) for name in self.feature_names])
         values = (
@@ -258,27 +259,40 @@ class ModelBundle:
         by_family = np.zeros((len(positive), len(families)))
         for k in range(len(families)):
             by_family[:, k] = positive[:, family_of_feature == k].sum(axis=1)
-        order = np.argsort(-by_family, axis=1, kind="stable")[:, :top]
-        strength = np.take_along_axis(by_family, order, axis=1)
-        texts = self.meta["reasons"]
-        columns = self.columns(prepared)
-        result: list[list[Reason]] = []
-        for row, (ranked, amounts) in enumerate(zip(order, strength, strict=True)):
-            values = _RowView(columns, row)
-            reasons = []
-            for k, amount in zip(ranked, amounts, strict=True):
-                if amount <= 0:
-                    break
-                family = families[k]
-                reasons.append(
-                    Reason(
-                        family.upper(),
-                        _reason_text(texts.get(family, []), values, family),
-                        float(amount),
-                    )
-                )
-            result.append(reasons)
-        return result
+        return families, by_family
+
+    def diagnose(
+        self,
+        prepared: pd.DataFrame | np.ndarray,
+        contributions: pd.DataFrame | np.ndarray,
+        top: int = 3,
+        min_type_share: float = 0.5,
+        min_driver_logit: float = 0.1,
+    ) -> list[Diagnosis]:
+        """Per customer: the top driver reasons, the evidence (symptoms) and the kind of churn
+        (`serving.reasons`). `prepared`: prepared rows or their `matrix`; `contributions`: from
+        `contributions` (or LightGBM's raw `pred_contrib` array, features then bias)."""
+        families, by_family = self.family_contributions(contributions)
+        specs = family_specs(self.meta["reasons"], families)
+        if self.driver_booster is not None:  # drivers and context weighed by the reasons' model
+            x = self._x(prepared)
+            columns = [self.feature_names.index(name) for name in self.driver_features]
+            reasoning = self._predict(self.driver_booster, x[:, columns], pred_contrib=True)
+            positive = np.clip(reasoning[:, : len(columns)], 0.0, None)
+            for k, family in enumerate(families):
+                if specs[k].role != "symptom":
+                    mine = [j for j, name in enumerate(self.driver_features) if self.families[name] == family]
+                    by_family[:, k] = positive[:, mine].sum(axis=1) if mine else 0.0
+        return diagnose(self.columns(prepared), by_family, specs, top, min_type_share, min_driver_logit)
+
+    def reasons(
+        self,
+        prepared: pd.DataFrame | np.ndarray,
+        contributions: pd.DataFrame | np.ndarray,
+        top: int = 3,
+    ) -> list[list[Reason]]:
+        """Top driver reasons per customer, ranked by their summed positive contribution."""
+        return [d.reasons for d in self.diagnose(prepared, contributions, top)]
 
     def next_product_arrays(
         self, prepared: pd.DataFrame | np.ndarray, top: int = 3
@@ -353,54 +367,3 @@ class _Columns(dict):
         if isinstance(self._data, pd.DataFrame):
             return key in self._data.columns
         return key in self._position
-
-
-class _RowView(dict):
-    """One row of a frame as a mapping, built only when a reason text asks for a value."""
-
-    def __init__(self, columns: _Columns, row: int):
-        super().__init__()
-        self._columns = columns
-        self._row = row
-
-    def __missing__(self, key: str) -> Any:
-        value = self._columns[key][self._row]  # KeyError for an unknown placeholder, as before
-        value = value.item() if isinstance(value, np.generic) else value
-        self[key] = value
-        return value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self._columns else default
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._columns
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float | np.floating) and np.isnan(value))
-
-
-def _reason_text(options: list[dict[str, str | None]], values: dict[str, Any], family: str) -> str:
-    """The first option whose `when` holds and whose placeholders all have a value; a text never
-    shows `nan`: an option that would is skipped, and with none left the text says data is missing."""
-    for option in options:
-        when = option.get("when")
-        if when is not None and (_missing(values.get(when)) or float(values[when]) <= 0):
-            continue
-        text = str(option["text"])
-        try:
-            fields = [name for _, name, _, _ in string.Formatter().parse(text) if name]
-            if any(_missing(values[name]) for name in fields):
-                continue
-            return text.format_map(values)
-        except (KeyError, ValueError, TypeError):
-            break
-    if options:
-        return f"{family.replace('_', ' ').capitalize()}: not enough data for this customer to describe it"
-    if family in values:  # a family that is one column, e.g. a bank's own table
-        value = values[family]
-        if _missing(value):
-            return f"{family} is missing"
-        shown = f"{value:,.4g}" if isinstance(value, int | float | np.floating) else str(value)
-        return f"{family} = {shown}"
-    return family.replace("_", " ")

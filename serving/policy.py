@@ -59,11 +59,13 @@ def choose_actions(
     segment: np.ndarray,
     reason_codes: Sequence[np.ndarray],
     playbook: PlaybookConfig,
+    churn_type: np.ndarray | None = None,
 ) -> np.ndarray:
     """The first playbook rule whose conditions all hold, per customer.
 
     `reason_codes`: one array per reason rank, the k-th holding each customer's k-th reason code
-    (None where the customer has fewer reasons); a rule's `reason` matches any rank."""
+    (None where the customer has fewer reasons); a rule's `reason` matches the first reason,
+    `any_reason` any rank. `churn_type`: each customer's kind of churn (None: not diagnosed)."""
     n = len(risk_tier)
     chosen = np.full(n, None, dtype=object)
     undecided = np.ones(n, dtype=bool)
@@ -75,10 +77,16 @@ def choose_actions(
             match &= value_tier == rule.value_tier
         if rule.segment is not None:
             match &= segment == rule.segment
+        if rule.churn_type is not None:
+            match &= (
+                churn_type if churn_type is not None else np.full(n, None, dtype=object)
+            ) == rule.churn_type
         if rule.reason is not None:
+            match &= reason_codes[0] == rule.reason
+        if rule.any_reason is not None:
             held = np.zeros(n, dtype=bool)
             for codes in reason_codes:
-                held |= codes == rule.reason
+                held |= codes == rule.any_reason
             match &= held
         chosen[match] = rule.action
         undecided &= ~match

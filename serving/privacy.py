@@ -5,7 +5,7 @@ What holds customer data (README, Privacy):
 
 | where                                   | by            | kept                                 |
 |-----------------------------------------|---------------|--------------------------------------|
-| risk_list, risk_lists/<date>/ files     | customer id   | `privacy.retention_days.risk_lists`  |
+| risk_list, trigger_list, list files     | customer id   | `privacy.retention_days.risk_lists`  |
 | customer_features, customer_context     | customer id   | the latest run only                  |
 | contact_history (recorded outcomes)     | customer id   | `...contact_outcomes`                |
 | prediction_log                          | pseudonym     | `...prediction_log`                  |
@@ -35,6 +35,7 @@ from serving.store import (
     FEATURES_TABLE,
     LIST_TABLE,
     RUNS_TABLE,
+    TRIGGERS_TABLE,
     access_log,
     contact_history,
     make_engine,
@@ -114,7 +115,7 @@ def erase(config: AppConfig, customer_id: int, pseudonym_key: str) -> dict[str, 
         with engine.begin() as connection:
             metadata.create_all(connection, tables=[erasure_log])
             inspector = sa.inspect(connection)
-            for name in (LIST_TABLE, FEATURES_TABLE, CONTEXT_TABLE, contact_history.name):
+            for name in (LIST_TABLE, TRIGGERS_TABLE, FEATURES_TABLE, CONTEXT_TABLE, contact_history.name):
                 if inspector.has_table(name):
                     removed[name] = connection.execute(
                         sa.text(f"DELETE FROM {name} WHERE customer_id = :id"), {"id": customer_id}
@@ -143,8 +144,7 @@ def _erase_files(out: Path, customer_id: int) -> dict[str, int]:
     removed = {"list_files": 0, "rejects_files": 0, "feature_files": 0}
     for path in sorted((out / "risk_lists" / VERSIONS).glob("*/*/*")):
         if path.suffix == ".parquet" and path.is_file():
-            id_column = "customer_id" if path.name == "risk_list.parquet" else None
-            removed["list_files"] += _rewrite_parquet(path, customer_id, id_column)
+            removed["list_files"] += _rewrite_parquet(path, customer_id, None)
         elif path.suffix == ".csv":
             removed["list_files"] += _rewrite_csv(path, customer_id)
     for path in sorted((out / "rejects").glob("**/*.csv")):
@@ -158,6 +158,8 @@ def _erase_files(out: Path, customer_id: int) -> dict[str, int]:
 def _rewrite_parquet(path: Path, customer_id: int, id_column: str | None) -> int:
     """`id_column`: the column holding the id; None when it is the (named) index."""
     frame = pd.read_parquet(path)
+    if id_column is None and "customer_id" in frame.columns:
+        id_column = "customer_id"
     if id_column is not None:
         ids = frame[id_column].to_numpy()
     elif "customer_id" in frame.index.names:

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from serving.store import (
     LIST_TABLE,
     RUNS_TABLE,
+    TRIGGERS_TABLE,
     append_daily_tables,
     clear_daily_tables,
     index_daily_tables,
@@ -60,6 +61,7 @@ def write_database(
     batches: Iterable[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]],
     meta: dict[str, Any],
     url: str,
+    triggers: pd.DataFrame | None = None,
 ) -> None:
     """Replace this date's list and run record, the latest feature rows and customer context, and
     the bank's contacts in the contact history, in one transaction.
@@ -74,15 +76,20 @@ def write_database(
     try:
         with engine.begin() as connection:
             inspector = sa.inspect(connection)
-            for name in (LIST_TABLE, RUNS_TABLE):
+            for name in (LIST_TABLE, RUNS_TABLE, TRIGGERS_TABLE):
                 if inspector.has_table(name):
                     connection.execute(sa.text(f"DELETE FROM {name} WHERE as_of = :as_of"), {"as_of": as_of})
             clear_daily_tables(connection)
             for table, features, context, contacts in batches:
                 table = table.assign(as_of=as_of)
+                _add_new_columns(connection, LIST_TABLE, table)
                 table.to_sql(LIST_TABLE, connection, if_exists="append", index=False, chunksize=20_000)
                 append_daily_tables(connection, features, context, contacts, as_of, recorded_at)
             index_daily_tables(connection)
+            if triggers is not None and len(triggers):
+                triggers = triggers.assign(as_of=as_of)
+                _add_new_columns(connection, TRIGGERS_TABLE, triggers)
+                triggers.to_sql(TRIGGERS_TABLE, connection, if_exists="append", index=False, chunksize=20_000)
             failpoint("database-writing")
             run = pd.DataFrame(
                 [
@@ -106,6 +113,17 @@ def finish_version(folder: Path, meta: dict[str, Any], page: str) -> None:
     (folder / "run.json").write_text(json.dumps(meta, indent=2, default=str))
     (folder / "summary.html").write_text(page)
     failpoint("files-written")
+
+
+def _add_new_columns(connection: sa.Connection, name: str, frame: pd.DataFrame) -> None:
+    """Columns a newer version of the list has that the stored table lacks (it keeps older dates)."""
+    if not sa.inspect(connection).has_table(name):
+        return
+    present = {c["name"] for c in sa.inspect(connection).get_columns(name)}
+    for column in frame.columns:
+        if column not in present:
+            kind = "FLOAT" if pd.api.types.is_float_dtype(frame[column]) else "TEXT"
+            connection.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{column}" {kind}'))
 
 
 def publish(folder: Path) -> Path:

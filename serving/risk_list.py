@@ -21,6 +21,7 @@ from serving.model_bundle import categoricals_as_text
 from serving.publish import finish_version, new_version, publish, reconcile, write_database
 from serving.registry import load_champion
 from serving.store import LIST_TABLE, api_contacts, contact_window
+from serving.triggers import decide_triggers, trigger_candidates
 
 
 @dataclass(frozen=True)
@@ -142,12 +143,27 @@ def retention_line(config: AppConfig) -> str:
     return f"retention             {'removed ' + describe(removed) if removed else 'nothing past its retention period'}"
 
 
-def write_files(folder: Path, table: pd.DataFrame, features: pd.DataFrame) -> None:
-    """The list as Parquet and CSV (`table`) and the scored feature rows (`features.parquet`,
-    which monitoring compares with the model's training reference), into a version folder."""
+def write_files(folder: Path, table: pd.DataFrame, features: pd.DataFrame, triggers: pd.DataFrame) -> None:
+    """The list and the trigger lists as Parquet and CSV and the scored feature rows
+    (`features.parquet`, which monitoring compares with the model's training reference), into a
+    version folder."""
     table.to_parquet(folder / "risk_list.parquet", index=False)
     table.to_csv(folder / "risk_list.csv", index=False)
+    triggers.to_parquet(folder / "triggers.parquet", index=False)
+    triggers.to_csv(folder / "triggers.csv", index=False)
     categoricals_as_text(features).to_parquet(folder / "features.parquet")
+
+
+def trigger_counts(triggers: pd.DataFrame, config: AppConfig) -> dict[str, dict[str, int]]:
+    """Customers and contacts per trigger list, every configured list present."""
+    counts = triggers.groupby("trigger")["contact"].agg(["size", "sum"]) if len(triggers) else None
+    return {
+        name: {
+            "customers": int(counts.loc[name, "size"]) if counts is not None and name in counts.index else 0,
+            "contacts": int(counts.loc[name, "sum"]) if counts is not None and name in counts.index else 0,
+        }
+        for name in config.triggers.lists
+    }
 
 
 def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tuple[RiskListRun, list[str]]:
@@ -173,6 +189,12 @@ def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tupl
     bundle, version = load_champion(config)
     recorded, rejected_contacts = read_recorded_contacts(config, config.output_path / "rejects")
     rows, features = build_risk_list(tables, bundle, version, as_of, config, recorded_contacts=recorded)
+    scored = rows[rows["status"] == "scored"]
+    triggers = decide_triggers(
+        trigger_candidates(features, scored, config),
+        scored[scored["contact"].fillna(False).astype(bool)],
+        config,
+    )
     steps.update()
     excluded = rows[rows["status"] == "excluded"]
     meta = {
@@ -189,23 +211,24 @@ def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tupl
         "rejected_customers": validated.reject_counts["customers"],
         "rejects": validated.reject_counts | {"contact_history": rejected_contacts},
         "contacts_planned": int(rows["contact"].fillna(False).sum()),
+        "triggers": trigger_counts(triggers, config),
         "created_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
     }
     # the rows as files and databases store them: plain text, customer id as a column
     table = categoricals_as_text(rows).reset_index()
     digest = ListDigest.of(rows)
     folder = new_version(config.output_path / "risk_lists", meta["as_of"])
-    write_files(folder, table, features)
+    write_files(folder, table, features, triggers)
     steps.update()
     meta["seconds"] = round(time.perf_counter() - started, 2)  # up to the commit, which follows at once
     finish_version(folder, meta, summary_html(digest, meta))
     context = tables["customers"].set_index("customer_id").loc[features.index]
-    write_database([(table, features, context, tables["contacts"])], meta, config.database_url)
+    write_database([(table, features, context, tables["contacts"])], meta, config.database_url, triggers)
     out_dir = publish(folder)
     steps.update()
     steps.close()
     lines = summary_lines(digest, meta) + [
-        f"written to            {out_dir} (risk_list.parquet, risk_list.csv, summary.html) and {LIST_TABLE} in "
+        f"written to            {out_dir} (risk_list, triggers: .parquet and .csv; summary.html) and {LIST_TABLE} in "
         f"{sa.make_url(config.database_url).render_as_string(hide_password=True)}",
         retention_line(config),
         f"took                  {time.perf_counter() - started:.1f} s",

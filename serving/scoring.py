@@ -121,19 +121,30 @@ def decide(
     code = [np.full(n, None, dtype=object) for _ in range(TOP)]
     text = [np.full(n, None, dtype=object) for _ in range(TOP)]
     contribution = [np.full(n, np.nan) for _ in range(TOP)]
+    evidence = np.full(n, None, dtype=object)
+    churn_type = np.full(n, None, dtype=object)
+    confidence = np.full(n, np.nan)
     explain = np.flatnonzero(reportable)
     if explain.size:
         subset = x[explain]
-        reasons = bundle.reasons(subset, bundle.contributions_array(subset), top=TOP)
-        for row, customer_reasons in zip(explain, reasons, strict=True):
-            for k, reason in enumerate(customer_reasons):
+        diagnoses = bundle.diagnose(
+            subset, bundle.contributions_array(subset), TOP, scoring.min_type_share, scoring.min_driver_logit
+        )
+        for row, diagnosis in zip(explain, diagnoses, strict=True):
+            for k, reason in enumerate(diagnosis.reasons):
                 code[k][row] = reason.code
                 text[k][row] = reason.text
                 contribution[k][row] = reason.contribution
+            evidence[row] = "; ".join(diagnosis.evidence) or None
+            churn_type[row] = diagnosis.churn_type
+            confidence[row] = diagnosis.churn_type_confidence
     for k in range(TOP):
         out[f"reason_{k + 1}_code"] = code[k]
         out[f"reason_{k + 1}_text"] = text[k]
         out[f"reason_{k + 1}_contribution"] = contribution[k]
+    out["evidence"] = evidence
+    out["churn_type"] = churn_type
+    out["churn_type_confidence"] = confidence
 
     codes, propensities = bundle.next_product_arrays(x, top=TOP)
     for k in range(TOP):
@@ -141,7 +152,7 @@ def decide(
         out[f"next_product_{k + 1}_propensity"] = propensities[:, k]
 
     playbook = config.playbook
-    action = choose_actions(risk_tier, value_tier, segment, code, playbook)
+    action = choose_actions(risk_tier, value_tier, segment, code, playbook, churn_type)
     action = np.where(reportable, action, None)
     attribute = action_attributes(action, playbook)
     out["action"] = action
@@ -157,6 +168,9 @@ def decide(
     policy = config.contact_policy
     control = in_control_group(ids, policy.control_group_key, policy.control_group_share)
     out["control_group"] = control
+    out["do_not_contact"] = np.asarray(customers["do_not_contact"], dtype=bool)
+    out["days_since_last_contact"] = history["days_since_last_contact"]
+    out["contacts_last_quarter"] = history["contacts_last_quarter"]
     candidates = {
         "reportable": reportable,
         "do_not_contact": np.asarray(customers["do_not_contact"], dtype=bool),

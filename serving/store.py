@@ -2,6 +2,7 @@
 
 Written by the daily risk-list job (pandas, replaced whole in one transaction):
     risk_list, risk_list_runs     the day's list and its run record, keyed by as-of date
+    trigger_list                  the day's trigger lists (a maturing deposit, a stopped salary, ...)
     customer_features             the latest feature rows per customer (what /score looks up)
     customer_context              do-not-contact flag, branch, segment, region (what the policy needs)
 
@@ -30,6 +31,7 @@ import sqlalchemy as sa
 
 LIST_TABLE = "risk_list"
 RUNS_TABLE = "risk_list_runs"
+TRIGGERS_TABLE = "trigger_list"  # the day's trigger lists, keyed by as-of date
 FEATURES_TABLE = "customer_features"
 CONTEXT_TABLE = "customer_context"
 CONTEXT_COLUMNS = ["do_not_contact", "branch_id", "segment", "region", "join_date"]

@@ -33,10 +33,11 @@ from training.models import (
     NO_PRODUCT,
     _lgb_params,
     choose_calibrator,
+    fit_driver_model,
     logistic_baseline,
     one_rule_score,
 )
-from training.pipeline import TrainingResult, _bundle_meta, evaluated_result, feature_columns
+from training.pipeline import TrainingResult, _bundle_meta, driver_columns, evaluated_result, feature_columns
 from training.split import out_of_time_split
 
 
@@ -249,14 +250,25 @@ def train_models_dask(config: AppConfig, client) -> tuple[TrainingResult, pd.Dat
         early_stopping_iteration(np_losses, training.next_product.early_stopping_rounds),
     )
 
-    meta_frame = features_meta(config)
-    bundle = ModelBundle(
-        _bundle_meta(config, meta_frame, split, calibrator, all_classes), booster, np_booster
-    )
-
-    # every test row: scores on the workers, gathered with the labels
+    # the reasons' model (drivers and context alone) and the training ranges, on client samples
     sample_rows = config.engine.client_sample_rows
     train_sample = _sample(frames["train"], sample_rows, counts["train"][0], seed)
+    valid_sample = _sample(frames["validation"], sample_rows, counts["validation"][0], seed)
+    reasoning = driver_columns(config, columns)
+    drivers = fit_driver_model(
+        train_sample[reasoning],
+        train_sample["churn"].to_numpy(),
+        valid_sample[reasoning],
+        valid_sample["churn"].to_numpy(),
+        training.churn,
+        seed,
+        training.monotone_increasing,
+    )
+    meta = _bundle_meta(config, train_sample[columns], split, calibrator, all_classes)
+    meta["drivers"] = {"features": reasoning}
+    bundle = ModelBundle(meta, booster, np_booster, drivers)
+
+    # every test row: scores on the workers, gathered with the labels
     logistic = logistic_baseline(train_sample[columns], train_sample["churn"].to_numpy(), seed)
 
     def test_scores(p: pd.DataFrame) -> pd.DataFrame:

@@ -106,6 +106,30 @@ def fit_churn_model(
     return ChurnModel(booster=booster, calibrator=calibrator, calibration_choice=choice)
 
 
+def fit_driver_model(
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    X_valid: pd.DataFrame,
+    y_valid: np.ndarray,
+    params: BoosterParams,
+    seed: int,
+    monotone_increasing: tuple[str, ...] = (),
+) -> lgb.Booster:
+    """The churn model of drivers and context alone (no symptoms), whose SHAP contributions rank
+    the reasons. The main model leans on symptoms (the money already leaving), and among drivers
+    its contributions follow whatever correlates with draining; a model that cannot see the
+    symptoms has to put the risk on the causes. It is never used for the probability."""
+    columns = list(X_train.columns)
+    booster = lgb.train(
+        churn_settings(params, seed, columns, tuple(n for n in monotone_increasing if n in columns)),
+        lgb.Dataset(X_train, y_train),
+        num_boost_round=params.num_boost_round,
+        valid_sets=[lgb.Dataset(X_valid, y_valid)],
+        callbacks=[lgb.early_stopping(params.early_stopping_rounds, first_metric_only=True, verbose=False)],
+    )
+    return booster.model_from_string(booster.model_to_string(num_iteration=booster.best_iteration))
+
+
 def _fit_isotonic(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     iso = IsotonicRegression(out_of_bounds="clip", y_min=1e-4, y_max=1 - 1e-4).fit(p, y)
     return {"method": "isotonic", "x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}

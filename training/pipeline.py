@@ -18,6 +18,7 @@ from training.metrics import churn_metrics, ranking_metrics
 from training.models import (
     NO_PRODUCT,
     fit_churn_model,
+    fit_driver_model,
     fit_next_product_model,
     logistic_baseline,
     one_rule_score,
@@ -79,7 +80,7 @@ def _bundle_meta(
         "next_product": {"classes": classes},
         "products": {code: p.model_dump() for code, p in config.products.items()},
         "value": config.value.model_dump(),
-        "reasons": {family: [r.model_dump() for r in texts] for family, texts in config.reasons.items()},
+        "reasons": {family: spec.model_dump() for family, spec in config.reasons.items()},
         "labels": config.labels.model_dump(),
         "training": {
             "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -88,6 +89,13 @@ def _bundle_meta(
             "churn_params": (churn_params or config.training.churn).model_dump(),
         },
     }
+
+
+def driver_columns(config: AppConfig, columns: list[str]) -> list[str]:
+    """The features the reasons' model sees: those of driver and context families (README, Reasons)."""
+    catalog = {s.name: s for s in feature_catalog(config.features, tuple(config.products))}
+    keep = {family for family, spec in config.reasons.items() if spec.role in ("driver", "context")}
+    return [name for name in columns if catalog[name].family in keep]
 
 
 def training_ranges(X: pd.DataFrame) -> dict[str, list[float | None]]:
@@ -155,11 +163,19 @@ def train_models(tables: Mapping[str, pd.DataFrame], config: AppConfig) -> Train
         config.training.next_product,
         seed,
     )
-    bundle = ModelBundle(
-        _bundle_meta(config, X["train"], split, churn.calibrator, next_product.classes, churn_params),
-        churn.booster,
-        next_product.booster,
+    reasoning = driver_columns(config, columns)
+    drivers = fit_driver_model(
+        X["train"][reasoning],
+        y["train"],
+        X["validation"][reasoning],
+        y["validation"],
+        config.training.churn,
+        seed,
+        config.training.monotone_increasing,
     )
+    meta = _bundle_meta(config, X["train"], split, churn.calibrator, next_product.classes, churn_params)
+    meta["drivers"] = {"features": reasoning}
+    bundle = ModelBundle(meta, churn.booster, next_product.booster, drivers)
 
     evaluation = config.evaluation
     kwargs = {"capacity": evaluation.contact_capacity, "top_shares": evaluation.top_shares}

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from churn.cli import main
+from features.schema import TABLE_NAMES
 from tests.conftest import ROOT, SAMPLE
 
 
@@ -23,13 +24,14 @@ def test_churn_features__summarises_the_sample_and_writes_outputs(env, capsys):
     assert main(["features"]) == 0
     out = capsys.readouterr().out
     assert "as-of date            2026-06-01" in out
-    assert "features              65" in out
+    assert "features              84" in out
     summary = json.loads((env / "out" / "features" / "summary_2026-06-01.json").read_text())
     assert summary["customers"] > 2000
     assert 0.005 < summary["churn_rate"] < 0.1
     assert sorted(p.name for p in (env / "out" / "rejects").iterdir()) == sorted(
-        f"{n}.csv" for n in ("customers", "holdings", "balances", "transactions", "interactions", "contacts")
-    )
+        f"{n}.csv" for n in TABLE_NAMES
+    ), "one rejects file per table, the optional market table's included"
+    assert "market" in TABLE_NAMES
 
 
 def test_churn_features__bad_rows_in_csv_go_to_rejects(env, capsys):

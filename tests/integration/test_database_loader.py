@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from features.build import build_features
 from features.io import SourceError, read_tables, write_tables_to_database
+from features.schema import GLOBAL_TABLES
 from features.validation import validate_tables
 
 AS_OF = pd.Timestamp("2026-03-01")
@@ -13,10 +14,13 @@ AS_OF = pd.Timestamp("2026-03-01")
 
 @pytest.fixture(scope="module")
 def subset(sample) -> dict[str, pd.DataFrame]:
-    """The first 300 customers of the sample and all their rows."""
+    """The first 300 customers of the sample and all their rows (tables not split by customer,
+    such as `market`, whole)."""
     keep = sample["customers"]["customer_id"].iloc[:300]
     return {
-        name: frame[frame["customer_id"].isin(keep)].reset_index(drop=True)
+        name: frame
+        if name in GLOBAL_TABLES
+        else frame[frame["customer_id"].isin(keep)].reset_index(drop=True)
         for name, frame in sample.tables.items()
     }
 

@@ -54,8 +54,10 @@ def test_churn_score__files_and_html_page_are_written(env, capsys):
         "Risk tiers",
         "Value at risk by segment",
         "Value at risk by region",
-        "Top reasons",
+        "First reasons: the causes",
+        "Why: the kind of churn",
         "Planned actions",
+        "Trigger lists",
     ):
         assert heading in page
     assert folder.is_symlink(), "the date is a link to its published version"
@@ -176,7 +178,8 @@ def test_churn_purge__erases_one_customer_everywhere_and_records_it_by_pseudonym
     assert main(["purge", "--customer", str(customer)]) == 0
     out = capsys.readouterr().out
     assert re.match(
-        r"erased the customer: risk_list [1-9]\d*, customer_features 1, customer_context 1", out
+        r"erased the customer: risk_list [1-9]\d*, trigger_list \d+, customer_features 1, customer_context 1",
+        out,
     ), out
     assert str(customer) not in out, "the output names what was removed, not whom"
     # then no list, table or file of the outputs holds them, and the erasure is on record

@@ -15,7 +15,12 @@ from tests.conftest import SAMPLE
 def test_generate_bank__config_seed_reproduces_the_committed_sample(config):
     g = config.generator
     regenerated = generate_bank(
-        customers=g.customers, months=g.months, seed=g.seed, start=str(g.start), activity=g.activity
+        customers=g.customers,
+        months=g.months,
+        seed=g.seed,
+        start=str(g.start),
+        activity=g.activity,
+        type_shares=g.churn_type_shares,
     )
     committed = read_tables(SAMPLE)
     for name in TABLE_NAMES:

@@ -7,19 +7,14 @@ with a drift in their last two months, scored at the day after their last month-
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from features.build import build_features
 from features.generator import generate_bank
 from features.validation import validate_tables
-from monitoring.monitor import (
-    PREDICTION,
-    Reference,
-    check_version,
-    judge,
-    performance_figures,
-    psi_table,
-    quality_table,
-)
+from monitoring.drift import check_version, judge, psi_table, quality_table
+from monitoring.realised import expected_auc, performance_figures
+from monitoring.reference import PREDICTION, Reference
 from serving.risk_list import default_as_of
 from training.tracking import reference_sample
 
@@ -49,9 +44,9 @@ def _scored(trained, config, products, seed: int | None = None, **generator) -> 
 @pytest.mark.parametrize(
     ("scenario", "expected"),
     [
-        (
+        (  # the market feed shows the campaign itself: its region, beyond the training range
             "rate_campaign",
-            {"external_out_30d", "external_out_90d", "external_out_share_90d", "large_outflows_90d"},
+            {"competitor_gap_latest", "external_out_30d", "external_out_90d", "external_out_share_90d"},
         ),
         ("app_outage", {"logins_30d", "logins_90d", "login_trend", "days_since_last_login"}),
         ("channel_recode", {"digital_txn_share_90d"}),
@@ -65,7 +60,7 @@ def test_check_version__each_scenario_raises_an_alert_naming_its_features(
     )
     assert check.alerts, f"{scenario}: no alert"
     named = {feature for alert in check.alerts for feature in alert.features}
-    if scenario != "rate_campaign":  # one region's campaign shows in the region view (next test)
+    if scenario != "rate_campaign":  # one region's campaign shows in its region (next test)
         overall = {f for a in check.alerts if a.kind != "segment_drift" for f in a.features}
         assert overall & expected, f"{scenario}: overall alerts name {sorted(overall)}"
     assert named & expected, f"{scenario}: alerts name {sorted(named)}"
@@ -86,8 +81,8 @@ def test_segment_views__the_rate_campaign_shows_in_its_own_region_first(trained,
         for k, v in check.segments.items()
         if k.startswith("region=") and k != "region=North"
     ]
-    assert north > max(others)
-    assert any(a.kind == "segment_drift" and a.subject == "region=North" for a in check.alerts)
+    assert north > max(others), "its customers' behaviour moved most"
+    assert [a.subject for a in check.alerts if a.kind == "market"] == ["region=North"]
 
 
 @pytest.mark.parametrize("seed", [None, 11, 12, 13])
@@ -143,8 +138,21 @@ def test_performance_figures__hand_checked_example_and_the_auc_drop_alert(config
     assert figures["precision_at_capacity"] == pytest.approx(0.5)  # top 2: 0.80 (churned), 0.40 (stayed)
     assert figures["customers"] == 6 and figures["base_rate"] == pytest.approx(1 / 3)
     assert [a.kind for a in alerts if a.kind == "auc_drop"] == []
-    _, alerts = performance_figures(y, p, {"roc_auc": 0.95}, capacity)
-    assert "auc_drop" in [a.kind for a in alerts]  # 0.875 is 0.075 below 0.95
+    # the same scores, the churners now the two lowest: AUC 0, far below what the model expected
+    _, alerts = performance_figures(np.array([1, 0, 0, 0, 1, 0]), p, {"roc_auc": 0.80}, capacity)
+    assert "auc_drop" in [a.kind for a in alerts]
+
+
+def test_expected_auc__hand_checked_and_what_right_probabilities_reach_on_average():
+    # two customers at 0.2 and 0.8: pairs (churner, stayer) 0.2*0.2 ranked wrong, 0.8*0.8 right
+    assert expected_auc(np.array([0.2, 0.8])) == pytest.approx(0.64 / 0.68)
+    assert expected_auc(np.array([0.3, 0.3, 0.3])) == pytest.approx(0.5)  # ties count half
+    rng = np.random.default_rng(7)
+    p = rng.beta(0.5, 12, 20_000)
+    rest = np.sort(p)[:-300]  # the riskiest contacted and left out, as in the judged lists
+    realised = [roc_auc_score(y, rest) for y in (rng.random((20, len(rest))) < rest)]
+    assert np.mean(realised) == pytest.approx(expected_auc(rest), abs=0.01)
+    assert expected_auc(rest) < expected_auc(p) - 0.005, "leaving out the riskiest lowers it"
 
 
 def test_quality_table__missing_out_of_range_and_new_categories():

@@ -175,11 +175,13 @@ def test_complaint_features__resolved_only_if_resolved_before_as_of():
         {"customer_id": 1, "ts": "2025-06-16", "type": "service_call", "channel": "phone"},
     ]
     row = features(bank(interactions=complaints)).loc[1]
-    assert row["complaints_90d"] == 2
-    assert row["complaints_365d"] == 3
+    assert row["complaints_90d"] == 1, "complaints about the service; the fee dispute is its own family"
+    assert row["complaints_365d"] == 2
     assert row["unresolved_complaints"] == 2, "resolved after as-of was still open at as-of"
+    assert row["oldest_unresolved_complaint_days"] == 303
     assert row["service_calls_90d"] == 1
     assert row["days_since_last_complaint"] == 16
+    assert (row["fee_complaints_365d"], row["unresolved_fee_complaints"]) == (1, 0)
 
 
 def test_product_features__held_opened_and_closed():

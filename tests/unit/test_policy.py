@@ -30,22 +30,52 @@ def test_in_control_group__stable_keyed_and_about_the_configured_share():
 
 
 @pytest.mark.parametrize(
-    ("risk", "value", "reasons", "expected"),
+    ("risk", "value", "kind", "reasons", "expected"),
     [
-        ("high", "high", ["OUTFLOW"], "relationship_manager_visit"),
-        ("high", "medium", ["COMPLAINTS", "OUTFLOW"], "service_recovery_call"),
-        ("medium", "low", ["BALANCE", "OUTFLOW"], "rate_offer"),
-        ("medium", "low", ["MATURITIES"], "rate_offer"),
-        ("medium", "high", ["SALARY"], "payroll_incentive"),
-        ("high", "low", ["ENGAGEMENT", "PROFILE"], "digital_reengagement"),
-        ("medium", "medium", ["PROFILE", "RFM"], "retention_call"),
-        ("medium", "medium", [], "retention_call"),
+        ("high", "high", "natural", ["HARDSHIP"], "hardship_support"),
+        ("high", "high", "natural", ["MOVED_AWAY", "COMPLAINT"], "keep_foothold"),
+        ("high", "high", "service_failure", ["COMPLAINT"], "relationship_manager_visit"),
+        ("medium", "low", "service_failure", ["COMPLAINT", "COMPETITOR_RATE"], "service_recovery_call"),
+        ("high", "low", "service_failure", ["FEES"], "service_recovery_call"),
+        ("medium", "low", "competitive", ["SALARY_MOVED"], "payroll_incentive"),
+        ("medium", "low", "competitive", ["DEPOSIT_MATURED", "SALARY_MOVED"], "rate_offer"),
+        ("high", "high", "competitive", ["COMPETITOR_RATE"], "relationship_manager_visit"),
+        ("high", "high", "unclear", ["FEES"], "relationship_manager_visit"),
+        ("medium", "medium", "unclear", [], "retention_call"),
+        ("medium", "medium", None, [], "retention_call"),
     ],
 )
-def test_choose_actions__first_matching_playbook_rule(risk, value, reasons, expected):
+def test_choose_actions__first_matching_playbook_rule(risk, value, kind, reasons, expected):
     by_rank = [np.array([code], dtype=object) for code in [*reasons, None, None, None][:3]]
-    action = choose_actions(np.array([risk]), np.array([value]), np.array(["mass"]), by_rank, CONFIG.playbook)
+    action = choose_actions(
+        np.array([risk]),
+        np.array([value]),
+        np.array(["mass"]),
+        by_rank,
+        CONFIG.playbook,
+        np.array([kind], dtype=object),
+    )
     assert action[0] == expected
+
+
+def test_choose_actions__a_service_failure_is_never_sent_a_rate_offer_and_natural_churn_gets_no_spend():
+    rng = np.random.default_rng(3)
+    n = 2000
+    codes = np.array(
+        ["COMPLAINT", "FEES", "SERVICE_INCIDENT", "COMPETITOR_RATE", "SALARY_MOVED", None], dtype=object
+    )
+    kinds = rng.choice(np.array(["service_failure", "competitive", "natural", "unclear"], dtype=object), n)
+    action = choose_actions(
+        rng.choice(np.array(["high", "medium", "low"]), n),
+        rng.choice(np.array(["high", "medium", "low"]), n),
+        np.full(n, "mass"),
+        [rng.choice(codes, n) for _ in range(3)],
+        CONFIG.playbook,
+        kinds,
+    )
+    assert not ((kinds == "service_failure") & (action == "rate_offer")).any()
+    spend = {a for a, k in zip(action, kinds, strict=True) if k == "natural"}
+    assert spend <= {"keep_foothold", "hardship_support"}
 
 
 def _candidate(**overrides):

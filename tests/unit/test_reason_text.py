@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from serving.model_bundle import _reason_text
+from serving.reasons import reason_text as _reason_text
 
 BALANCE = [
     {

@@ -1,0 +1,146 @@
+"""Configuration of what the retention team is told and asked to do: reasons, playbook, triggers.
+
+- `reasons`: for each feature family, its role and texts. Drivers are what a reason names (a
+  cause the bank can act on or must know about, with its code from `features.causes`); symptoms
+  (balances falling, money leaving) are shown as evidence beside them; context families are never
+  a reason (who the customer is, what they hold, the bank's own past contacts).
+- `playbook`: actions with a cost and an expected effect, rules on the kind of churn, the first
+  reason, tiers and segment (first match wins), and each team's daily capacity.
+- `triggers`: the event lists beside the risk ranking (a deposit about to mature, a salary that
+  stopped, an application, a complaint left open too long).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from churn.frozen import Frozen
+from features.causes import CAUSE_CODES, CHURN_TYPES
+
+Role = Literal["driver", "symptom", "context"]
+
+
+class ReasonText(Frozen):
+    """One wording of a family's reason: used when `when` (a feature) is above 0, or always."""
+
+    text: str
+    when: str | None = None
+    code: str | None = None  # drivers: the cause this wording names
+
+    @field_validator("code")
+    @classmethod
+    def _known_cause(cls, value: str | None) -> str | None:
+        if value is not None and value not in CAUSE_CODES:
+            raise ValueError(f"{value!r} is not a cause code ({', '.join(CAUSE_CODES)})")
+        return value
+
+
+class ReasonFamily(Frozen):
+    role: Role
+    texts: tuple[ReasonText, ...]
+
+    @field_validator("texts", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _codes_for_drivers(self) -> ReasonFamily:
+        if not self.texts:
+            raise ValueError("texts: at least one")
+        coded = [t.code is not None for t in self.texts]
+        if self.role == "driver" and not all(coded):
+            raise ValueError("texts: every text of a driver family names its cause (code)")
+        if self.role != "driver" and any(coded):
+            raise ValueError(f"texts: a {self.role} family names no cause (no code)")
+        return self
+
+
+class PlaybookAction(Frozen):
+    channel: str
+    owner: str
+    cost: float = Field(ge=0.0)
+    effect: float = Field(gt=0.0, le=1.0)
+    description: str
+
+
+class PlaybookRule(Frozen):
+    """A rule matches when all its conditions hold; the first matching rule decides."""
+
+    action: str
+    churn_type: Literal["natural", "competitive", "service_failure", "unclear"] | None = None
+    reason: str | None = None  # the first reason's code
+    any_reason: str | None = None  # any of the top reasons' codes
+    risk_tier: Literal["high", "medium", "low"] | None = None
+    value_tier: Literal["high", "medium", "low"] | None = None
+    segment: str | None = None
+
+
+class PlaybookConfig(Frozen):
+    actions: dict[str, PlaybookAction]
+    rules: tuple[PlaybookRule, ...]
+    capacity: dict[str, int] = Field(default_factory=dict)
+    per_branch: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlaybookConfig:
+        for k, rule in enumerate(self.rules):
+            if rule.action not in self.actions:
+                raise ValueError(f"rules[{k}].action: unknown action {rule.action!r}")
+        if not self.rules or any(
+            v is not None for v in self.rules[-1].model_dump(exclude={"action"}).values()
+        ):
+            raise ValueError("rules: the last rule must have no conditions, so every customer gets an action")
+        owners = {a.owner for a in self.actions.values()}
+        missing = owners - set(self.capacity) - set(self.per_branch)
+        if missing:
+            raise ValueError(f"capacity: no daily capacity for team(s) {', '.join(sorted(missing))}")
+        return self
+
+
+class Bound(Frozen):
+    below: float | None = None  # the feature's value must be under this...
+    above: float | None = None  # ...and over this
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> Bound:
+        if self.below is None and self.above is None:
+            raise ValueError("give `below`, `above` or both")
+        return self
+
+
+class Trigger(Frozen):
+    """One event list: who it takes (bounds on features, all of which must hold) and the action."""
+
+    description: str
+    when: dict[str, Bound] = Field(min_length=1)
+    action: str
+
+
+class TriggerConfig(Frozen):
+    """Daily event lists beside the risk ranking, under the same contact policy and one contact
+    budget per customer across every list."""
+
+    lists: dict[str, Trigger] = Field(default_factory=dict)
+    # a customer on today's lists is given at most one contact (the risk list first, then the
+    # trigger lists in this order); the contact policy's gaps and limits apply to all of them
+
+
+__all__ = [
+    "CHURN_TYPES",
+    "PlaybookAction",
+    "PlaybookConfig",
+    "PlaybookRule",
+    "ReasonFamily",
+    "ReasonText",
+    "Role",
+    "Trigger",
+    "TriggerConfig",
+]

@@ -1,0 +1,1 @@
+"""The simulated bank behind `features.generator`: population, causes, monthly flows, campaigns."""

@@ -1,0 +1,96 @@
+"""The bank's own retention campaigns, as a bank that wants to learn would run them.
+
+Each month the bank contacts the customers its own (imperfect) risk view ranks highest, 2% of
+the active book, with actions chosen by its habits rather than by cause; a random 10% of each
+campaign is held back as a control group (recorded, never contacted). A small exploration share
+is drawn at random across all risk levels and given a random action, so what each action does
+for whom can be learned without the bank's targeting in the way.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from features.bank.state import ACTIVE, NEVER
+from features.schema import NO_ACTION
+
+if TYPE_CHECKING:
+    from features.bank.months import Bank
+
+# the playbook's actions (configs/default.yaml), the channel each goes out by, and how often the
+# bank's campaigns used it before this product
+ACTION_CHANNELS = {
+    "relationship_manager_visit": "branch",
+    "service_recovery_call": "phone",
+    "rate_offer": "phone",
+    "payroll_incentive": "email",
+    "digital_reengagement": "sms",
+    "retention_call": "phone",
+    "keep_foothold": "email",
+    "hardship_support": "phone",
+}
+CAMPAIGN_MIX = {
+    "relationship_manager_visit": 0.05,
+    "service_recovery_call": 0.10,
+    "rate_offer": 0.35,
+    "payroll_incentive": 0.05,
+    "digital_reengagement": 0.15,
+    "retention_call": 0.28,
+    "keep_foothold": 0.01,
+    "hardship_support": 0.01,
+}
+ACTIONS = tuple(ACTION_CHANNELS)
+TARGETED_SHARE = 0.02
+EXPLORATION_SHARE = 0.003
+CONTROL_SHARE = 0.10
+ACCEPT = np.array(
+    [0.55, 0.35, 0.08, 0.15]
+)  # by uplift type: persuadable, sure thing, lost cause, sleeping dog
+
+
+def run_campaign(bank: Bank, m: int) -> None:
+    """This month's campaign: the bank's targets and an exploration draw, each with a control group."""
+    rng, pop = bank.rng, bank.pop
+    ms, _, length = bank.span(m)
+    eligible = np.flatnonzero(
+        (bank.status == ACTIVE)
+        & ~pop.do_not_contact
+        & (m - bank.contact_month >= 3)
+        & (bank.died_month == NEVER)
+    )
+    view = np.log(np.maximum(bank.last_hazard[eligible], 1e-9)) + rng.normal(0, 1.2, eligible.size)
+    quota = int(TARGETED_SHARE * (bank.status == ACTIVE).sum())
+    order = np.argsort(-view)
+    targeted = eligible[order[:quota]]
+    rest = eligible[order[quota:]]
+    explored = rest[rng.random(rest.size) < EXPLORATION_SHARE]
+    selected = np.concatenate([targeted, explored])
+    habit = rng.choice(len(ACTIONS), targeted.size, p=[CAMPAIGN_MIX[a] for a in ACTIONS])
+    random = rng.integers(0, len(ACTIONS), explored.size)
+    action = np.array(ACTIONS, dtype=object)[np.concatenate([habit, random])]
+    control = rng.random(selected.size) < CONTROL_SHARE
+    reached = ~control & (rng.random(selected.size) < 0.7)
+    accepted = reached & (rng.random(selected.size) < ACCEPT[pop.uplift_type[selected]])
+    outcome = np.where(
+        control, "control", np.where(~reached, "not_reached", np.where(accepted, "accepted", "declined"))
+    )
+    bank.contact_month[selected] = m
+    bank.contact_reached[selected] = reached
+    campaign = np.where(
+        np.arange(selected.size) < targeted.size,
+        f"RET-{np.datetime64(int(ms), 'D').astype('datetime64[M]')}",
+        f"EXP-{np.datetime64(int(ms), 'D').astype('datetime64[M]')}",
+    )
+    bank.events.add(
+        "ct",
+        customer=selected,
+        ts=(ms + rng.integers(0, length, selected.size)) * 86400
+        + rng.integers(8 * 3600, 18 * 3600, selected.size),
+        campaign=campaign.astype(object),
+        channel=np.array([ACTION_CHANNELS[a] for a in action], dtype=object),
+        action=np.where(control, NO_ACTION, action).astype(object),
+        control=control,
+        outcome=outcome.astype(object),
+    )
