@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint serve demo-drift bench-features bench-train bench-lr bench-tune bench-reasons bench-score bench-serve bench-soak bench-scale sample clean
+.PHONY: run test test-fast lint serve demo-drift bench-features bench-train bench-lr bench-tune bench-reasons bench-uplift bench-score bench-serve bench-soak bench-scale sample clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,9 @@ bench-serve: $(STAMP)
 	$(BIN)/python -m benchmarks.serve
 
 # 10 minutes at 100 requests/s with champion swaps; server memory of the first and last minute.
+bench-uplift: $(STAMP)
+	$(BIN)/python -m benchmarks.uplift
+
 bench-soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak
 

@@ -17,69 +17,16 @@ from typing import Annotated
 
 import typer
 
-from churn.config import AppConfig, ConfigError, load_config
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    help="Bank churn: data, features, models, scores.",
+from churn.cli_common import (
+    ConfigOption,
+    DataOption,
+    EngineOption,
+    SchedulerOption,
+    UserError,
+    _config,
+    app,
 )
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="YAML config; configs/default.yaml when omitted.", show_default=False
-    ),
-]
-DataOption = Annotated[
-    str | None,
-    typer.Option(
-        "--data",
-        help="Tables directory (Parquet/CSV) or SQLAlchemy URL; overrides data.source.",
-        show_default=False,
-    ),
-]
-
-
-EngineOption = Annotated[
-    str | None,
-    typer.Option(
-        "--engine",
-        help="local (pandas in this process) or dask (one task per customer partition) [config: engine.kind].",
-        show_default=False,
-    ),
-]
-SchedulerOption = Annotated[
-    str | None,
-    typer.Option(
-        "--scheduler",
-        help="Address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786; implies --engine dask "
-        "[config: engine.scheduler; a LocalCluster when unset].",
-        show_default=False,
-    ),
-]
-
-
-class UserError(Exception):
-    """An error the user can fix; printed as one message, exit code 2."""
-
-
-def _config(
-    path: Path | None, data: str | None = None, engine: str | None = None, scheduler: str | None = None
-) -> AppConfig:
-    config = load_config(path)
-    if data is not None:
-        config = config.model_copy(update={"data": config.data.model_copy(update={"source": data})})
-    if engine is not None and engine not in ("local", "dask"):
-        raise UserError(f"--engine: {engine!r} is not one of local, dask")
-    if engine == "local" and scheduler:
-        raise UserError("--scheduler: a Dask scheduler needs --engine dask")
-    updates = {"kind": "dask" if scheduler else engine, "scheduler": scheduler}
-    updates = {k: v for k, v in updates.items() if v is not None}
-    if updates:
-        config = config.model_copy(update={"engine": config.engine.model_copy(update=updates)})
-    return config
+from churn.config import AppConfig, ConfigError
 
 
 def _with_tuning(config: AppConfig, tune: bool, minutes: float | None) -> AppConfig:
@@ -278,11 +225,24 @@ def score(
     data: DataOption = None,
     engine: EngineOption = None,
     scheduler: SchedulerOption = None,
+    ranking: Annotated[
+        str | None,
+        typer.Option(
+            help="uplift (learned uplift per action, each customer's best) or probability (the playbook's "
+            "action and effect) [config: uplift.ranking].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score every customer with the champion model and write the day's risk list (files, database, HTML)."""
     from serving.risk_list import run_daily_list
 
-    _, lines = run_daily_list(_config(config, data, engine, scheduler), as_of)
+    cfg = _config(config, data, engine, scheduler)
+    if ranking is not None:
+        if ranking not in ("uplift", "probability"):
+            raise UserError(f"--ranking: {ranking!r} is not one of uplift, probability")
+        cfg = cfg.model_copy(update={"uplift": cfg.uplift.model_copy(update={"ranking": ranking})})
+    _, lines = run_daily_list(cfg, as_of)
     for line in lines:
         typer.echo(line)
 
@@ -502,6 +462,11 @@ def _run_steps(cfg: AppConfig) -> None:
 
     for line in run_report(cfg):
         typer.echo(line)
+    typer.echo("== impact of past campaigns")
+    from monitoring.impact_job import run_impact
+
+    for line in run_impact(cfg):
+        typer.echo(line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -532,6 +497,10 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {exc}", err=True)
         return 2
     return 0
+
+
+# the retention loop's commands register themselves on the same app
+from churn import cli_retention  # noqa: E402, F401
 
 
 def entry_point() -> None:

@@ -18,9 +18,18 @@ from churn.retention_config import (  # the sections that decide who gets which 
     ReasonFamily,
     ReasonText,
     TriggerConfig,
+    UpliftConfig,
 )
 
-__all__ = ["PlaybookAction", "PlaybookConfig", "PlaybookRule", "ReasonFamily", "ReasonText", "TriggerConfig"]
+__all__ = [
+    "PlaybookAction",
+    "PlaybookConfig",
+    "PlaybookRule",
+    "ReasonFamily",
+    "ReasonText",
+    "TriggerConfig",
+    "UpliftConfig",
+]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -380,6 +389,7 @@ class AppConfig(_Frozen):
     privacy: PrivacyConfig = PrivacyConfig()
     reasons: dict[str, ReasonFamily] = Field(default_factory=dict)
     triggers: TriggerConfig = TriggerConfig()
+    uplift: UpliftConfig = UpliftConfig()
     generator: GeneratorConfig = GeneratorConfig()
     source: SourceTableConfig | None = None
 
@@ -388,6 +398,12 @@ class AppConfig(_Frozen):
         if "current_account" not in self.products:
             raise ValueError("products must include 'current_account' (every customer holds one)")
         actions = self.playbook.actions if self.playbook else {}
+        for kind, allowed in self.uplift.allowed.items():
+            for action in allowed:
+                if action not in actions:
+                    raise ValueError(
+                        f"uplift.allowed.{kind}: unknown action {action!r} (not in the playbook)"
+                    )
         for name, trigger in self.triggers.lists.items():
             if trigger.action not in actions:
                 raise ValueError(f"triggers.lists.{name}.action: {trigger.action!r} is not a playbook action")

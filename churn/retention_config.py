@@ -133,8 +133,69 @@ class TriggerConfig(Frozen):
     # trigger lists in this order); the contact policy's gaps and limits apply to all of them
 
 
+class UpliftParams(Frozen):
+    """The arm models' LightGBM settings: small trees, since the randomised rows are few."""
+
+    num_leaves: int = Field(7, ge=2)
+    learning_rate: float = Field(0.05, gt=0.0, le=1.0)
+    num_boost_round: int = Field(300, ge=1)
+    early_stopping_rounds: int = Field(30, ge=1)
+    min_child_samples: int = Field(40, ge=1)
+    feature_fraction: float = Field(0.8, gt=0.0, le=1.0)
+    lambda_l2: float = Field(5.0, ge=0.0)
+
+
+class UpliftConfig(Frozen):
+    """Learned uplift per action from the bank's randomised campaigns (`training/uplift.py`), and
+    how the list uses it."""
+
+    enabled: bool = True
+    # uplift: rank by P(churn) x value x learned uplift(action, customer) - cost, choosing each
+    # customer's best action; probability: the playbook's action and P(churn) x value x effect - cost
+    ranking: Literal["uplift", "probability"] = "probability"
+    # in uplift mode: `best` takes each customer's best allowed action by learned uplift; `playbook`
+    # keeps the playbook's action (chosen by kind and cause) and ranks and excludes by its uplift
+    choose: Literal["best", "playbook"] = "best"
+    # the share of the customers a month's exploration could have drawn and did not, taken as
+    # controls beside the campaigns' own control groups (0: the campaigns' controls alone)
+    not_drawn_share: float = Field(0.1, ge=0.0, le=1.0)
+    # campaigns whose customers were drawn at random (exploration), by name pattern; every other
+    # campaign chose its customers by the bank's own risk view
+    exploration_campaigns: str = "EXP-*"
+    min_arm_rows: int = Field(100, ge=10)  # an action's model needs this many randomised rows
+    prior_events: float = Field(100.0, gt=0.0)  # churners at which learned and playbook weigh the same
+    test_months: int = Field(3, ge=1)  # the latest campaign months, held out for the Qini figures
+    bootstrap: int = Field(200, ge=10)  # resamples for the Qini intervals
+    # a customer whose best action is expected to raise their churn by more than this (probability
+    # points) is a predicted sleeping dog and is not contacted
+    sleeping_dog_harm: float = Field(0.002, ge=0.0)
+    # the actions a customer may get in uplift mode, by kind of churn (a service failure never gets
+    # a rate offer, natural churn no retention spend); `unclear` and undiagnosed: every action
+    allowed: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    params: UpliftParams = UpliftParams()  # the base model (churn without a contact)
+    # L2 penalties of the linear offsets: any contact against the base, each action against any contact
+    contact_l2: float = Field(30.0, ge=0.0)
+    action_l2: float = Field(100.0, ge=0.0)
+
+    @field_validator("allowed", mode="before")
+    @classmethod
+    def _lists_to_tuples(cls, value: Any) -> Any:
+        return {k: tuple(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _known_kinds(self) -> UpliftConfig:
+        unknown = set(self.allowed) - set(CHURN_TYPES)
+        if unknown:
+            raise ValueError(
+                f"allowed: {', '.join(sorted(unknown))} is not a kind of churn ({', '.join(CHURN_TYPES)})"
+            )
+        return self
+
+
 __all__ = [
     "CHURN_TYPES",
+    "UpliftConfig",
+    "UpliftParams",
     "PlaybookAction",
     "PlaybookConfig",
     "PlaybookRule",

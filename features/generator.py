@@ -23,13 +23,14 @@ import pandas as pd
 
 from features.bank.assemble import assemble
 from features.bank.causes import DEFAULT_TYPE_SHARES, NO_CAUSE, WEIGHTS, CauseModel
-from features.bank.months import UPLIFT_EFFECT, Bank
+from features.bank.months import Bank
 from features.bank.population import UPLIFT_TYPES, competitor_gaps, draw_population, open_initial_products
-from features.bank.state import NEVER, PRODUCTS, Holdings, days, month_starts
+from features.bank.response import truth_table
+from features.bank.state import NEVER, PRODUCTS, Events, Holdings, days, month_starts
 from features.causes import CAUSE_CODES, CAUSES
 from features.schema import INCOME_BANDS, REGIONS
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "4"
 __all__ = ["DRIFT_SCENARIOS", "PRODUCTS", "GeneratedBank", "generate_bank", "write_bank"]
 
 # Drift scenarios `generate_bank` can play in its last months (what monitoring must find).
@@ -88,24 +89,20 @@ def generate_bank(
         raise ValueError(f"drift_region: {drift_region!r} is not one of {', '.join(REGIONS)}")
     if not 1 <= drift_months < months:
         raise ValueError(f"drift_months: {drift_months} is not between 1 and {months - 1}")
-    causes = CauseModel(dict(type_shares) if type_shares else dict(DEFAULT_TYPE_SHARES))
-    drift_from = months - drift_months
-    start = pd.Timestamp(start)
-    rng = np.random.default_rng(seed)
-    starts = month_starts(start, months)
-    start_days = days(starts)
-    pop = draw_population(rng, customers, months, start, start_days, activity)
-    holdings = Holdings(customers)
-    balances = open_initial_products(rng, pop, holdings, start_days[0])
-    gap = competitor_gaps(
-        np.random.default_rng(seed if market_seed is None else market_seed), months, len(REGIONS)
+    bank, starts = simulated_bank(
+        customers,
+        months,
+        seed,
+        start,
+        activity,
+        scenario,
+        drift_months,
+        drift_region,
+        type_shares,
+        market_seed,
     )
-    if scenario == "rate_campaign":  # a competitor's aggressive rate offer in one region
-        gap[drift_from:, REGIONS.index(drift_region)] += 3.0
-    bank = Bank(rng, pop, holdings, start_days, balances, gap, causes, activity, scenario, drift_from)
-    for m in range(months):
-        bank.step(m)
-
+    drift_from = months - drift_months
+    pop, holdings, start_days, gap, start = bank.pop, bank.holdings, bank.days, bank.gap, pd.Timestamp(start)
     ids = np.arange(100_001, 100_001 + customers)
     attributes = {
         "join_date": pop.join_day,
@@ -131,7 +128,10 @@ def generate_bank(
         "start": str(start.date()),
         "end": str(starts[-1].date() - pd.Timedelta(days=1)),
         "activity": activity,
-        "type_shares": causes.type_shares,
+        "type_shares": bank.causes.type_shares,
+        "market_seed": market_seed,
+        "drift_months": drift_months,
+        "drift_region": drift_region,
         "rows": {name: len(frame) for name, frame in tables.items()},
         "scenario": None
         if scenario is None
@@ -145,6 +145,53 @@ def generate_bank(
     return GeneratedBank(
         tables, _truth_customers(bank, ids, starts), _truth_hazard(bank, ids, starts), manifest
     )
+
+
+def simulated_bank(
+    customers: int,
+    months: int,
+    seed: int,
+    start: str | pd.Timestamp,
+    activity: float,
+    scenario: str | None,
+    drift_months: int,
+    drift_region: str,
+    type_shares: dict[str, float] | None,
+    market_seed: int | None,
+    extra_months: int = 0,
+    run_months: int | None = None,
+    events: Events | None = None,
+) -> tuple[Bank, pd.DatetimeIndex]:
+    """The bank's state after its `months` simulated months (the arguments of `generate_bank`),
+    with room for `extra_months` more: the calendar runs on, and the market holds its last month's
+    competitor rates (what `churn simulate` continues). `run_months` stops earlier (a list dated
+    inside the history); `events` replaces the collector of the rows the tables are made of."""
+    causes = CauseModel(dict(type_shares) if type_shares else dict(DEFAULT_TYPE_SHARES))
+    drift_from = months - drift_months
+    start = pd.Timestamp(start)
+    rng = np.random.default_rng(seed)
+    starts = month_starts(start, months)
+    start_days = days(starts)
+    pop = draw_population(rng, customers, months, start, start_days, activity)
+    holdings = Holdings(customers)
+    balances = open_initial_products(rng, pop, holdings, start_days[0])
+    gap = competitor_gaps(
+        np.random.default_rng(seed if market_seed is None else market_seed), months, len(REGIONS)
+    )
+    if scenario == "rate_campaign":  # a competitor's aggressive rate offer in one region
+        gap[drift_from:, REGIONS.index(drift_region)] += 3.0
+    if extra_months:
+        gap = np.vstack([gap, np.repeat(gap[-1:], extra_months, axis=0)])
+        start_days = days(month_starts(start, months + extra_months))
+    bank = Bank(rng, pop, holdings, start_days, balances, gap, causes, activity, scenario, drift_from)
+    if events is not None:
+        bank.events = events
+    # every part of every month draws from its own stream: a drift scenario changes what it
+    # changes, and the rest of the bank stays the same customer by customer
+    bank.streams = (seed,)
+    for m in range(months if run_months is None else run_months):
+        bank.step(m)
+    return bank, starts
 
 
 def _month_date(month: np.ndarray, starts: pd.DatetimeIndex) -> pd.Series:
@@ -170,7 +217,6 @@ def _truth_customers(bank: Bank, ids: np.ndarray, starts: pd.DatetimeIndex) -> p
             "churn_type": pd.Categorical(kind, categories=["service_failure", "competitive", "natural"]),
             "cause_code": pd.Categorical(cause, categories=CAUSE_CODES),
             "uplift_type": pd.Categorical(np.array(UPLIFT_TYPES)[pop.uplift_type], categories=UPLIFT_TYPES),
-            "contact_effect_logit": UPLIFT_EFFECT[pop.uplift_type],
             "rate_sensitivity": pop.rate_sensitivity,
             "digital": pop.digital,
             "moved": _month_date(np.where(bank.moved_month != NEVER, bank.moved_month, -1), starts),
@@ -219,7 +265,7 @@ def write_bank(bank: GeneratedBank, out_dir: str | Path) -> Path:
     drivers = {
         "cause_hazard_weights": WEIGHTS,
         "causes": {code: {"churn_type": t, "meaning": meaning} for code, (t, meaning) in CAUSES.items()},
-        "uplift_effect_logit": dict(zip(UPLIFT_TYPES, UPLIFT_EFFECT.tolist(), strict=True)),
+        "contact_response": truth_table(),
         "no_cause": NO_CAUSE,
     }
     (out / "truth" / "drivers.json").write_text(json.dumps(drivers, indent=2) + "\n")

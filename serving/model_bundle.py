@@ -9,6 +9,7 @@ Layout (written by training, read here; serving never imports training):
     next_product.txt     LightGBM multiclass next-product booster (model text)
     drivers.txt          LightGBM booster of the driver and context features alone: its SHAP
                          contributions rank the reasons (`serving.reasons`); never a probability
+    uplift/              optional: the learned uplift of each action (`serving.uplift_model`)
 
 Scores are calibrated probabilities of churn within the label horizon. Explanations are exact
 TreeSHAP contributions of the churn booster in log-odds (LightGBM `pred_contrib`).
@@ -27,6 +28,7 @@ import pandas as pd
 
 from features.value import customer_value
 from serving.reasons import Diagnosis, Reason, diagnose, family_specs
+from serving.uplift_model import UpliftModel
 
 __all__ = ["Diagnosis", "FeatureSchemaError", "ModelBundle", "Reason", "categoricals_as_text"]
 
@@ -70,6 +72,7 @@ class ModelBundle:
         churn_booster: lgb.Booster,
         next_product_booster: lgb.Booster | None,
         driver_booster: lgb.Booster | None = None,
+        uplift: UpliftModel | None = None,
     ):
         if meta.get("schema_version") != BUNDLE_SCHEMA_VERSION:
             raise ValueError(
@@ -80,6 +83,8 @@ class ModelBundle:
         self.next_product_booster = next_product_booster
         # the reasons' model: drivers and context only (training.models.fit_driver_model)
         self.driver_booster = driver_booster
+        # the learned uplift of each action (serving.uplift_model; None: the playbook's effects)
+        self.uplift = uplift
         self.driver_features: list[str] = (meta.get("drivers") or {}).get("features", [])
         self.feature_names: list[str] = meta["features"]["names"]
         self.categories: dict[str, list[str]] = meta["features"]["categories"]
@@ -105,7 +110,7 @@ class ModelBundle:
         next_path, driver_path = directory / "next_product.txt", directory / "drivers.txt"
         next_product = lgb.Booster(model_file=str(next_path)) if next_path.exists() else None
         drivers = lgb.Booster(model_file=str(driver_path)) if driver_path.exists() else None
-        return cls(meta, churn, next_product, drivers)
+        return cls(meta, churn, next_product, drivers, UpliftModel.load(directory / "uplift"))
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
@@ -116,6 +121,8 @@ class ModelBundle:
             self.next_product_booster.save_model(str(directory / "next_product.txt"))
         if self.driver_booster is not None:
             self.driver_booster.save_model(str(directory / "drivers.txt"))
+        if self.uplift is not None:
+            self.uplift.save(directory / "uplift")
         return directory
 
     @property

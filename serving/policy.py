@@ -162,6 +162,11 @@ def decide_contacts(
         c["contacts_last_quarter"] >= policy.max_contacts_per_quarter,
         f"reached the limit of {policy.max_contacts_per_quarter} contacts per quarter",
     )
+    if "sleeping_dog" in c:
+        apply(
+            np.asarray(c["sleeping_dog"], dtype=bool),
+            "predicted sleeping dog: every allowed action is expected to raise their churn",
+        )
     saving = c["expected_saving"].astype(float)
     apply(saving <= 0, "expected saving does not cover the contact cost")
 

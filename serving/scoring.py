@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from churn.config import AppConfig
+from serving.actions import choose
 from serving.model_bundle import ModelBundle
 from serving.policy import (
     action_attributes,
@@ -152,17 +153,18 @@ def decide(
         out[f"next_product_{k + 1}_propensity"] = propensities[:, k]
 
     playbook = config.playbook
-    action = choose_actions(risk_tier, value_tier, segment, code, playbook, churn_type)
-    action = np.where(reportable, action, None)
+    rule_action = choose_actions(risk_tier, value_tier, segment, code, playbook, churn_type)
+    # value unknown (a bank's own table without balances): no saving can be claimed
+    chosen = choose(bundle, x, probability, value, rule_action, churn_type, reportable, config)
+    action = chosen["action"]
     attribute = action_attributes(action, playbook)
     out["action"] = action
     out["action_channel"] = attribute["channel"]
     out["action_owner"] = attribute["owner"]
     out["action_description"] = attribute["description"]
-    effect = attribute["effect"].astype(float)
-    cost = attribute["cost"].astype(float)
-    # value unknown (a bank's own table without balances): no saving can be claimed
-    saving = np.where(reportable, np.nan_to_num(probability * value * effect, nan=0.0) - cost, np.nan)
+    out["uplift"] = chosen["uplift"]
+    out["action_why"] = chosen["action_why"]
+    saving = chosen["expected_saving"]
     out["expected_saving"] = saving
 
     policy = config.contact_policy
@@ -178,6 +180,7 @@ def decide(
         "days_since_last_contact": history["days_since_last_contact"],
         "contacts_last_quarter": history["contacts_last_quarter"],
         "expected_saving": np.nan_to_num(saving, nan=0.0),
+        "sleeping_dog": chosen["sleeping_dog"],
         "owner": np.where(attribute["owner"] == None, "", attribute["owner"]),  # noqa: E711
         "branch_id": branch_id,
     }

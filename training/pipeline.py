@@ -185,6 +185,13 @@ def train_models(tables: Mapping[str, pd.DataFrame], config: AppConfig) -> Train
     metrics |= {f"calibration_{k}": v for k, v in churn.calibration_choice.items()}
     metrics["num_trees"] = float(bundle.churn_booster.num_trees())
     extra: dict[str, Any] = {}
+    if config.uplift.enabled and config.playbook is not None:
+        from training.uplift import campaign_rows, fit_uplift
+
+        learned = fit_uplift(campaign_rows(tables, config), bundle, config)
+        bundle.uplift = learned.model
+        metrics |= learned.metrics
+        extra["uplift"] = learned
     if search is not None:
         from training.tuning_report import record_search
 
@@ -262,7 +269,33 @@ def summary_lines(result: TrainingResult) -> list[str]:
         f"top 10%               lift {m['lift_top10']:.1f}, captures {m['capture_top10']:.0%} of churners",
         f"next product MAP@3    {result.next_product_metrics['map_at_3']:.3f} (popularity {result.popularity_metrics['map_at_3']:.3f})",
         f"top drivers           {', '.join(result.global_shap.index[:5])}",
+        *uplift_lines(result),
     ]
+
+
+def uplift_lines(result: TrainingResult) -> list[str]:
+    """What the uplift models rest on, and their held-out Qini figures."""
+    learned = result.extra.get("uplift")
+    if learned is None:
+        return []
+    lines = [f"uplift                {note.removeprefix('uplift: ')}" for note in learned.notes[:3]]
+    if learned.model is not None:
+        meta = learned.model.meta
+        shares = ", ".join(
+            f"{a} {s:.0%}" for a, s in sorted(meta["learned_share"].items(), key=lambda kv: -kv[1])
+        )
+        lines.insert(
+            0,
+            f"uplift                base model + linear offsets on {meta['rows']['control']} control and "
+            f"{sum(v for k, v in meta['rows'].items() if k != 'control')} contacted rows; learned share {shares or 'none'}",
+        )
+    m = result.metrics
+    if "uplift_qini" in m:
+        lines.append(
+            f"uplift Qini           {m['uplift_qini']:.4f} (95% interval {m['uplift_qini_low']:.4f} .. "
+            f"{m['uplift_qini_high']:.4f}) on the held-out campaign months"
+        )
+    return lines
 
 
 def as_float_dict(values: Mapping[str, Any]) -> dict[str, float]:

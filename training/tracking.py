@@ -177,6 +177,10 @@ def log_training_run(
             from training.tuning_tracking import log_search
 
             log_search(result.extra["tuning"], run.info.run_id, experiment_id)
+        if "uplift" in result.extra:
+            from training.uplift_report import log_uplift
+
+            log_uplift(result.extra["uplift"])
 
         y = result.extra["y_test"]
         scores = {"lightgbm (calibrated)": result.test_frame["churn_probability"].to_numpy()}

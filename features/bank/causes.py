@@ -78,7 +78,9 @@ class Signals:
     hardship_recently: np.ndarray
     products_held: np.ndarray
     short_tenure: np.ndarray
-    contact_effect: np.ndarray  # log-odds added to the causes a contact can touch (not natural ones)
+    contact_effect: (
+        np.ndarray
+    )  # (customers, causes) log-odds a recent contact adds (`response.contact_effect`)
 
 
 @dataclass
@@ -128,8 +130,7 @@ class CauseModel:
         out = np.zeros((len(noise), len(CAUSE_CODES)))
         for code, value in signal.items():
             kind = CAUSES[code][0]
-            # a retention contact can change minds, not circumstances
-            logit = w["baseline"][code] + value + loyalty + (s.contact_effect if kind != "natural" else 0.0)
+            logit = w["baseline"][code] + value + loyalty + s.contact_effect[:, CAUSE_INDEX[code]]
             probability = self.scale[kind] / (1.0 + np.exp(-logit))
             out[:, CAUSE_INDEX[code]] = probability * happened[code] if code in happened else probability
         return np.clip(out, 0.0, 0.5)

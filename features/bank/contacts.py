@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from features.bank.response import ACTIONS
 from features.bank.state import ACTIVE, NEVER
 from features.schema import NO_ACTION
 
@@ -41,9 +42,9 @@ CAMPAIGN_MIX = {
     "keep_foothold": 0.01,
     "hardship_support": 0.01,
 }
-ACTIONS = tuple(ACTION_CHANNELS)
+assert tuple(ACTION_CHANNELS) == ACTIONS, "one list of actions for campaigns and responses"
 TARGETED_SHARE = 0.02
-EXPLORATION_SHARE = 0.003
+EXPLORATION_SHARE = 0.01
 CONTROL_SHARE = 0.10
 ACCEPT = np.array(
     [0.55, 0.35, 0.08, 0.15]
@@ -78,6 +79,7 @@ def run_campaign(bank: Bank, m: int) -> None:
     )
     bank.contact_month[selected] = m
     bank.contact_reached[selected] = reached
+    bank.contact_action[selected] = np.where(control, -1, np.array([ACTIONS.index(a) for a in action]))
     campaign = np.where(
         np.arange(selected.size) < targeted.size,
         f"RET-{np.datetime64(int(ms), 'D').astype('datetime64[M]')}",
@@ -86,7 +88,7 @@ def run_campaign(bank: Bank, m: int) -> None:
     bank.events.add(
         "ct",
         customer=selected,
-        ts=(ms + rng.integers(0, length, selected.size)) * 86400
+        ts=(ms + rng.integers(0, min(7, length), selected.size)) * 86400
         + rng.integers(8 * 3600, 18 * 3600, selected.size),
         campaign=campaign.astype(object),
         channel=np.array([ACTION_CHANNELS[a] for a in action], dtype=object),

@@ -13,6 +13,7 @@ from features.bank.causes import CAUSE_INDEX, NO_CAUSE, CauseModel, Signals, dea
 from features.bank.contacts import run_campaign
 from features.bank.flows import adopt_products, emit_interactions, emit_month_flows
 from features.bank.population import Population
+from features.bank.response import EFFECT_MONTHS, contact_effect
 from features.bank.state import (
     ACTIVE,
     CLOSED,
@@ -27,9 +28,6 @@ from features.bank.state import (
     codes,
 )
 from features.schema import COMPLAINT_CATEGORIES, FEE_COMPLAINT, TRANSACTION_CATEGORIES, TRANSACTION_CHANNELS
-
-# Log-odds change of the leaving hazards for three months after a contact that reached them.
-UPLIFT_EFFECT = np.array([-1.4, 0.0, 0.0, 0.9])
 
 
 class Bank:
@@ -72,6 +70,12 @@ class Bank:
         self.cause = np.full(n, NO_CAUSE)
         self.contact_month = np.full(n, NEVER)
         self.contact_reached = np.zeros(n, dtype=bool)
+        self.contact_action = np.full(n, -1)  # index into response.ACTIONS of the last contact
+        # the bank's own monthly campaigns; a simulation of a list turns them off
+        self.campaigns = True
+        # when set, every part of a month draws from its own stream seeded by (*streams, month,
+        # part): two continuations of one state stay on common random numbers part by part
+        self.streams: tuple[int, ...] | None = None
         self.cc_application_month = np.full(n, NEVER)
         self.mortgage_opened_month = np.full(n, NEVER)
         self.lapses = np.zeros(n, dtype=bool)
@@ -92,18 +96,26 @@ class Bank:
 
     # -- the month --------------------------------------------------------------------------------
     def step(self, m: int) -> None:
-        self._join(m)
-        self._life_events(m)
-        self._engagement_and_salary(m)
-        service = self._service(m)
-        self._maturities(m)
-        self._decide(m, service)
-        emit_month_flows(self, m)
-        emit_interactions(self, m, service)
-        self._adopt(m)
-        self._contact(m)
-        self._finish_leaving(m)
-        self._month_end(m)
+        service: dict[str, np.ndarray] = {}
+        parts = (
+            lambda: self._join(m),
+            lambda: self._life_events(m),
+            lambda: self._engagement_and_salary(m),
+            lambda: service.update(self._service(m)),
+            lambda: self._maturities(m),
+            # the month's campaign goes out at its start: its contacts work from this month on
+            lambda: self._contact(m) if self.campaigns else None,
+            lambda: self._decide(m, service),
+            lambda: emit_month_flows(self, m),
+            lambda: emit_interactions(self, m, service),
+            lambda: self._adopt(m),
+            lambda: self._finish_leaving(m),
+            lambda: self._month_end(m),
+        )
+        for k, part in enumerate(parts):
+            if self.streams is not None:
+                self.rng = np.random.default_rng((*self.streams, m, k))
+            part()
 
     def _join(self, m: int) -> None:
         rng, pop = self.rng, self.pop
@@ -230,11 +242,10 @@ class Bank:
         """The cause hazards, who decides to leave, and why; the estates of the dead close."""
         rng, n, pop = self.rng, self.n, self.pop
         ms, _, _ = self.span(m)
-        contact_effect = np.where(
-            self.contact_reached & (m - self.contact_month <= 3) & (m > self.contact_month),
-            UPLIFT_EFFECT[pop.uplift_type],
-            0.0,
+        in_effect = (
+            self.contact_reached & (m >= self.contact_month) & (m - self.contact_month < EFFECT_MONTHS)
         )
+        effect = contact_effect(pop.uplift_type, self.contact_action, in_effect)
         fees_90d = sum(self.fees_by_month[-3:]) if self.fees_by_month else np.zeros(n)
         signals = Signals(
             unresolved_service=service["unresolved_service"],
@@ -252,7 +263,7 @@ class Bank:
             hardship_recently=(m - self.hardship_month) <= 6,
             products_held=self.holdings.count_held(),
             short_tenure=(ms - pop.join_day) / 365.25 < 2,
-            contact_effect=contact_effect,
+            contact_effect=effect,
         )
         hazards = self.causes.hazards(signals, rng.normal(0, 0.35, n))
         self.last_hazard = 1.0 - np.prod(1.0 - hazards, axis=1)  # what the bank's own targeting sees, noisily
@@ -329,4 +340,4 @@ class Bank:
         )
 
 
-__all__ = ["ACTIVE", "CLOSED", "DRAINING", "NEVER", "PRODUCTS", "SILENT", "UPLIFT_EFFECT", "Bank"]
+__all__ = ["ACTIVE", "CLOSED", "DRAINING", "NEVER", "PRODUCTS", "SILENT", "Bank"]

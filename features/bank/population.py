@@ -51,10 +51,10 @@ def _uplift_types(rng: np.random.Generator, tenure_years, segment, digital, age)
     bank sees (long tenure and branch customers persuadable; digital-only young customers with
     short tenure more often react badly to being called), so a model can learn them, noisily."""
     persuadable = 0.4 * np.log1p(tenure_years) + 0.5 * (segment > 0) - 0.4 * digital
-    sleeping = 1.2 * digital - 0.25 * np.log1p(tenure_years) + 0.02 * np.maximum(35 - age, 0) - 0.6
+    sleeping = 1.2 * digital - 0.25 * np.log1p(tenure_years) + 0.03 * np.maximum(35 - age, 0) - 0.9
     lost = 0.3 * (tenure_years < 2) + 0.2
     logits = np.stack([persuadable, np.full(len(segment), 0.55), lost, sleeping], axis=1)
-    logits = logits + rng.gumbel(0, 1.0, logits.shape)
+    logits = logits + rng.gumbel(0, 0.5, logits.shape)
     return logits.argmax(axis=1)
 
 
@@ -73,7 +73,7 @@ def draw_population(
     age0 = np.clip(rng.normal(46, 16, n), 18, 90)
     region = rng.choice(len(REGIONS), n, p=[0.26, 0.16, 0.16, 0.14, 0.14, 0.14])
     joins_during = rng.random(n) < 0.12
-    join_month = np.where(joins_during, rng.integers(0, months - 3, n), -1)
+    join_month = np.where(joins_during, rng.integers(0, months, n), -1)
     tenure_years = np.minimum(rng.exponential(8.0, n), age0 - 18)
     join_day = np.where(
         joins_during,

@@ -86,3 +86,38 @@ def test_churn_report__churn_by_kind_and_month_with_the_share_that_is_our_own_fa
         assert (report / name).exists(), name
     page = (report / "churn_report.html").read_text()
     assert "our own fault" in page and "<img" in page
+
+
+def test_churn_impact__campaigns_against_their_controls_with_the_outcomes_crm_recorded(api_env, capsys):
+    from monitoring.impact_job import recorded_outcomes
+
+    contacts = pd.read_parquet(SAMPLE / "contacts.parquet")
+    treated = contacts[~contacts["control_group"] & (contacts["ts"] < "2026-03-01")].iloc[0]
+    url = f"sqlite:///{api_env / 'out' / 'churn.db'}"
+    with sa.create_engine(url).begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO contact_history (event_id, customer_id, contacted_at, source, channel, action, "
+                "control_group, reached, offer_accepted, customer_status, recorded_at) VALUES "
+                "(:e, :c, :t, 'api', 'phone', :a, 0, 1, 1, 'stayed', :t)"
+            ),
+            {
+                "e": "impact-test-1",
+                "c": int(treated["customer_id"]),
+                "t": treated["ts"].to_pydatetime(),
+                "a": treated["action"],
+            },
+        )
+    recorded = recorded_outcomes(url)
+    assert recorded.set_index("customer_id").loc[int(treated["customer_id"]), "outcome"] == "accepted"
+    assert main(["impact"]) == 0
+    out = capsys.readouterr().out
+    assert "campaigns judged" in out and "contacted" in out
+    folder = next((api_env / "out" / "impact").iterdir())
+    overall = pd.read_csv(folder / "overall.csv", index_col=0).iloc[0]
+    assert overall["controls"] > 50 and overall["contacted"] > overall["controls"]
+    assert (
+        pd.read_csv(folder / "action.csv", index_col=0).index.isin(list(pd.unique(contacts["action"]))).all()
+    )
+    outcomes = pd.read_csv(folder / "outcomes.csv", index_col=0)
+    assert {"accepted", "declined", "not_reached"} <= set(outcomes.index)

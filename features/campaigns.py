@@ -1,0 +1,100 @@
+"""The bank's retention campaigns as rows: who was contacted with what (or held back), their
+features at the first of the month and whether they churned within the horizon.
+
+Used to learn uplift (`training/uplift.py`) and to prove what the campaigns kept
+(`monitoring/impact.py`). Reads the `contacts` table and the other raw tables, nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from churn.config import AppConfig
+from features.schema import GLOBAL_TABLES, NO_ACTION
+
+CONTROL = "control"
+NOT_DRAWN = "not drawn"
+
+
+def _subset(tables: Mapping[str, pd.DataFrame], ids: np.ndarray) -> dict[str, pd.DataFrame]:
+    return {
+        name: frame
+        if name in GLOBAL_TABLES or "customer_id" not in frame.columns
+        else frame[frame["customer_id"].isin(ids)]
+        for name, frame in tables.items()
+    }
+
+
+def _not_drawn(
+    tables: Mapping[str, pd.DataFrame], contacts: pd.DataFrame, as_of: pd.Timestamp, share: float, seed: int
+) -> np.ndarray:
+    """A random `share` of the customers the month's campaigns could have drawn and did not: active,
+    contactable, not contacted in the three months before nor in this one. The bank's exploration
+    drew at random from them, so they are its control group (the campaigns' own controls are few)."""
+    from features.build import active_customers
+
+    active = pd.Index(active_customers(tables, as_of)["customer_id"])
+    customers = tables["customers"].set_index("customer_id")
+    blocked = customers.index[customers["do_not_contact"].astype(bool)]
+    recent = contacts.loc[
+        (contacts["ts"] >= as_of - pd.DateOffset(months=3))
+        & (contacts["ts"] < as_of + pd.DateOffset(months=1)),
+        "customer_id",
+    ]
+    pool = active.difference(blocked).difference(pd.Index(recent.unique())).to_numpy()
+    rng = np.random.default_rng((seed, int(as_of.value // 86_400_000_000_000)))
+    return np.sort(pool[rng.random(pool.size) < share])
+
+
+def campaign_rows(
+    tables: Mapping[str, pd.DataFrame], config: AppConfig, not_drawn_share: float | None = None
+) -> pd.DataFrame:
+    """One row per campaign contact whose horizon the data confirms, plus a sample of the customers
+    the month's exploration did not draw: the features at the first of the contact's month, `arm`
+    (the action, or `control`), `churn`, `as_of` and `campaign` (`not drawn` for the sample)."""
+    from features.labels import confirmable_as_of
+    from features.snapshots import build_training_set
+
+    share = config.uplift.not_drawn_share if not_drawn_share is None else not_drawn_share
+    contacts = tables.get("contacts")
+    if contacts is None or contacts.empty or "control_group" not in contacts.columns:
+        return pd.DataFrame()
+    month_end = tables["balances"]["month_end"]
+    months = (month_end.min(), month_end.max())
+    last = confirmable_as_of(months[1], config.labels)
+    everyone = contacts
+    contacts = contacts.assign(as_of=contacts["ts"].dt.to_period("M").dt.to_timestamp())
+    contacts = contacts[(contacts["as_of"] <= last) & (contacts["as_of"] > months[0])]
+    control = contacts["control_group"].astype(bool)
+    contacts = contacts.assign(arm=np.where(control, CONTROL, contacts["action"].astype(str)))
+    contacts = contacts[control | (contacts["action"].astype(str) != NO_ACTION)]
+    # a customer in two campaigns of one month counts once, as the first
+    contacts = contacts.sort_values("ts").drop_duplicates(["customer_id", "as_of"])
+    frames = []
+    for as_of, group in contacts.groupby("as_of", sort=True):
+        group = group[["customer_id", "arm", "campaign"]]
+        if share > 0:
+            pool = _not_drawn(tables, everyone, as_of, share, config.training.seed)
+            group = pd.concat(
+                [group, pd.DataFrame({"customer_id": pool, "arm": CONTROL, "campaign": NOT_DRAWN})],
+                ignore_index=True,
+            )
+        try:
+            rows = build_training_set(
+                _subset(tables, group["customer_id"].unique()),
+                [as_of],
+                config.features,
+                config.labels,
+                tuple(config.products),
+                months,
+            )
+        except ValueError:  # too little history before this month
+            continue
+        frames.append(rows.reset_index().merge(group, on="customer_id"))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+__all__ = ["CONTROL", "NOT_DRAWN", "campaign_rows"]

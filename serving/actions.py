@@ -1,0 +1,112 @@
+"""Which action for whom, and what it is expected to save.
+
+Two ranking modes (`uplift.ranking`, or `churn score --ranking`):
+
+- `uplift` (when the bundle carries learned uplift models): for every customer on the list, each
+  action the kind of churn allows (`uplift.allowed`) is valued at P(churn) x value x uplift - cost,
+  in the form `value x uplift(action, customer) - cost`, where uplift is the learned reduction of
+  the churn probability (`serving.uplift_model`, shrunk toward the playbook's effect where the
+  evidence is thin); the best one is chosen. A customer whose every allowed action is expected to
+  raise their churn is a predicted sleeping dog and is not contacted.
+- `probability`: the playbook's rule chooses the action and the saving is P(churn) x value x the
+  playbook's effect - cost (the ranking before uplift models).
+
+Either way each row says why: the uplift used, where it comes from, and the next best action.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from churn.config import AppConfig
+
+
+def _why_playbook(action: Any, effect: float, saving: float) -> str | None:
+    if action is None:
+        return None
+    return (
+        f"playbook rule for the kind and cause: {action} (assumed effect {effect:.0%}), saving {saving:,.0f}"
+    )
+
+
+def choose(
+    bundle: Any,
+    x: np.ndarray,
+    probability: np.ndarray,
+    value: np.ndarray,
+    playbook_action: np.ndarray,
+    churn_type: np.ndarray,
+    reportable: np.ndarray,
+    config: AppConfig,
+    ranking: str | None = None,
+) -> dict[str, np.ndarray]:
+    """`action`, `uplift`, `expected_saving`, `action_why` and `sleeping_dog` per row."""
+    playbook, u = config.playbook, config.uplift
+    mode = ranking or u.ranking
+    n = len(probability)
+    worth = np.nan_to_num(value, nan=0.0)
+    effects = {name: a.effect for name, a in playbook.actions.items()}
+    costs = {name: a.cost for name, a in playbook.actions.items()}
+    action = np.where(reportable, playbook_action, None)
+    effect = np.array([effects.get(a, np.nan) if a is not None else np.nan for a in action], dtype=float)
+    cost = np.array([costs.get(a, np.nan) if a is not None else np.nan for a in action], dtype=float)
+    uplift = probability * effect
+    saving = np.where(reportable, np.nan_to_num(uplift * worth, nan=0.0) - np.nan_to_num(cost), np.nan)
+    why = np.array(
+        [
+            _why_playbook(a, e, s) if r else None
+            for a, e, s, r in zip(action, effect, saving, reportable, strict=True)
+        ],
+        dtype=object,
+    )
+    dogs = np.zeros(n, dtype=bool)
+    rows = np.flatnonzero(reportable)
+    chosen = {
+        "action": action,
+        "uplift": uplift,
+        "expected_saving": saving,
+        "action_why": why,
+        "sleeping_dog": dogs,
+    }
+    if mode != "uplift" or bundle.uplift is None or rows.size == 0:
+        return chosen
+
+    names = list(playbook.actions)
+    estimates = bundle.uplift.uplift(x[rows], probability[rows], effects)
+    lift = np.column_stack([estimates[a] for a in names])
+    values = lift * worth[rows, None] - np.array([costs[a] for a in names])[None, :]
+    allowed = np.ones((rows.size, len(names)), dtype=bool)
+    for kind, actions in u.allowed.items():
+        mine = churn_type[rows] == kind
+        allowed[mine] = np.isin(names, actions)[None, :]
+    if u.choose == "playbook":  # rank by learned uplift, keep the playbook's action (chosen by cause)
+        allowed &= (
+            np.array(names, dtype=object)[None, :] == np.asarray(playbook_action, dtype=object)[rows, None]
+        )
+    values = np.where(allowed, values, -np.inf)
+    order = np.argsort(-values, axis=1)
+    best, second = order[:, 0], order[:, 1] if len(names) > 1 else order[:, 0]
+    pick = np.arange(rows.size)
+    action[rows] = np.array(names, dtype=object)[best]
+    uplift[rows] = lift[pick, best]
+    saving[rows] = values[pick, best]
+    best_lift = np.where(allowed, lift, -np.inf).max(axis=1)
+    dogs[rows] = best_lift < -u.sleeping_dog_harm
+    share = bundle.uplift.learned_share
+    for k, row in enumerate(rows):
+        a, b = names[best[k]], names[second[k]]
+        runner = (
+            f"; next best {b} {values[k, second[k]]:,.0f}"
+            if np.isfinite(values[k, second[k]]) and b != a
+            else ""
+        )
+        why[row] = (
+            f"{a}: uplift {100 * lift[k, best[k]]:+.1f} points ({share.get(a, 0.0):.0%} learned) x value "
+            f"{worth[row]:,.0f} - cost {costs[a]:,.0f} = {values[k, best[k]]:,.0f}{runner}"
+        )
+    return chosen
+
+
+__all__ = ["choose"]

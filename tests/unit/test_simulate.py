@@ -1,0 +1,118 @@
+"""`churn simulate`: the bank continued with and without a list's contacts, on common random numbers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.cli import main
+from churn.config import load_config
+from features.bank.simulate import SimulationError, simulate_with_config
+from features.generator import generate_bank, write_bank
+
+
+@pytest.fixture(scope="module")
+def bank_dir(tmp_path_factory):
+    return write_bank(
+        generate_bank(customers=2000, months=14, seed=41), tmp_path_factory.mktemp("sim") / "bank"
+    )
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config()
+
+
+def _simulate(bank_dir, frame, config, seeds=3):
+    return simulate_with_config(bank_dir, frame, config, seeds)
+
+
+def _list_of(bank_dir, types: tuple[str, ...], action: str) -> pd.DataFrame:
+    truth = pd.read_parquet(bank_dir / "truth" / "customers.parquet")
+    alive = truth["decided_to_leave"].isna()
+    return pd.DataFrame(
+        {
+            "customer_id": truth["customer_id"],
+            "action": action,
+            "contact": alive & truth["uplift_type"].isin(types),
+        }
+    )
+
+
+def test_simulate__no_contacts_change_nothing_exactly(bank_dir, config):
+    frame = _list_of(bank_dir, (), "retention_call")
+    figures = _simulate(bank_dir, frame, config)
+    assert figures["contacted"] == 0 and figures["cost"] == 0
+    assert figures["saved_customers"] == 0 and figures["saved_customers_interval"] == [0, 0]
+
+
+def test_simulate__persuadables_are_saved_and_sleeping_dogs_pushed_away(bank_dir, config):
+    """What the generator plants: a service-recovery call saves persuadable customers, any contact
+    drives sleeping dogs away; sure things and lost causes do not move."""
+    persuaded = _simulate(bank_dir, _list_of(bank_dir, ("persuadable",), "service_recovery_call"), config)
+    dogs = _simulate(bank_dir, _list_of(bank_dir, ("sleeping_dog",), "service_recovery_call"), config)
+    unmoved = _simulate(bank_dir, _list_of(bank_dir, ("sure_thing", "lost_cause"), "rate_offer"), config)
+    assert persuaded["saved_customers"] > 0 and persuaded["value_saved"] > 0
+    assert dogs["saved_customers"] < 0
+    assert dogs["sleeping_dogs_contacted"] == dogs["contacted"] > 0
+    assert unmoved["saved_customers"] == 0
+    assert persuaded["cost"] == pytest.approx(40.0 * persuaded["contacted"])
+    assert persuaded["net_value"] == pytest.approx(persuaded["value_saved"] - persuaded["cost"], abs=0.05)
+
+
+def test_contact_effect__no_action_touches_natural_churn_and_dogs_are_pushed_whatever_the_action():
+    from features.bank.response import ACTIONS, RESPONSE_TYPES, contact_effect
+    from features.causes import CAUSE_CODES, CAUSES
+
+    types = np.repeat(np.arange(len(RESPONSE_TYPES)), len(ACTIONS))
+    actions = np.tile(np.arange(len(ACTIONS)), len(RESPONSE_TYPES))
+    effect = contact_effect(types, actions, np.ones(types.size, dtype=bool))
+    natural = [j for j, code in enumerate(CAUSE_CODES) if CAUSES[code][0] == "natural"]
+    assert (effect[:, natural] == 0).all()
+    dog = types == RESPONSE_TYPES.index("sleeping_dog")
+    touchable = [j for j in range(len(CAUSE_CODES)) if j not in natural]
+    assert (effect[np.ix_(dog, touchable)] > 0).all()
+    unmoved = np.isin(types, [RESPONSE_TYPES.index("sure_thing"), RESPONSE_TYPES.index("lost_cause")])
+    assert (effect[unmoved] == 0).all()
+    persuadable = types == RESPONSE_TYPES.index("persuadable")
+    recovery = persuadable & (actions == ACTIONS.index("service_recovery_call"))
+    offer = persuadable & (actions == ACTIONS.index("rate_offer"))
+    complaint, rival = CAUSE_CODES.index("COMPLAINT"), CAUSE_CODES.index("COMPETITOR_RATE")
+    assert effect[recovery, complaint] < effect[offer, complaint], "service recovery fits a service failure"
+    assert effect[offer, rival] < effect[recovery, rival], "a rate offer fits competition"
+    assert (contact_effect(types, actions, np.zeros(types.size, dtype=bool)) == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.drop(columns=["contact"]), "missing column(s) contact"),
+        (lambda f: f.assign(action="free_holiday"), "action: free_holiday not in the playbook"),
+        (lambda f: f.assign(contact="maybe"), "contact: "),
+        (lambda f: f.assign(customer_id=f["customer_id"] + 10**6), "not customers of this bank"),
+        (lambda f: pd.concat([f, f]), "contacted twice"),
+        (lambda f: f.assign(as_of="2030-01-01"), "as_of: 2030-01-01 is outside the bank's months"),
+    ],
+)
+def test_simulate__a_bad_list_is_refused_naming_the_field(bank_dir, config, change, message):
+    frame = change(_list_of(bank_dir, ("persuadable",), "rate_offer").head(50).assign(contact=True))
+    with pytest.raises(SimulationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _simulate(bank_dir, frame, config, seeds=1)
+
+
+def test_simulate_cli__writes_the_figures_and_refuses_a_bank_it_cannot_continue(bank_dir, tmp_path, capsys):
+    listed = tmp_path / "list.csv"
+    _list_of(bank_dir, ("persuadable",), "rate_offer").to_csv(listed, index=False)
+    out = tmp_path / "figures.json"
+    assert (
+        main(["simulate", "--bank", str(bank_dir), "--list", str(listed), "--json", str(out), "--seeds", "2"])
+        == 0
+    )
+    figures = json.loads(out.read_text())
+    assert {"saved_customers", "value_saved", "cost", "net_value", "sleeping_dogs_contacted"} <= set(figures)
+    assert "net value" in capsys.readouterr().out
+    assert main(["simulate", "--bank", str(tmp_path), "--list", str(listed)]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
