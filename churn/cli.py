@@ -447,6 +447,12 @@ def _run_steps(cfg: AppConfig) -> None:
     typer.echo("== promotion")
     for line in run_promotion(cfg):
         typer.echo(line)
+    # before the list, so the day's page shows what past campaigns kept
+    typer.echo("== impact of past campaigns")
+    from monitoring.impact_job import run_impact
+
+    for line in run_impact(cfg):
+        typer.echo(line)
     typer.echo("== daily risk list")
     from serving.risk_list import run_daily_list
 
@@ -461,11 +467,6 @@ def _run_steps(cfg: AppConfig) -> None:
     from monitoring.churn_report_job import run_report
 
     for line in run_report(cfg):
-        typer.echo(line)
-    typer.echo("== impact of past campaigns")
-    from monitoring.impact_job import run_impact
-
-    for line in run_impact(cfg):
         typer.echo(line)
 
 

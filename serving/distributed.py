@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from churn.config import AppConfig
 from features.distributed import Partitions, check_reject_shares, open_partitions, validated_partition
-from serving.list_summary import ListDigest, summary_html, summary_lines
+from serving.list_summary import ListDigest, latest_impact, summary_html, summary_lines
 from serving.model_bundle import categoricals_as_text
 from serving.policy import decide_contacts
 from serving.publish import finish_version, new_version, publish, reconcile, write_database
@@ -241,7 +241,7 @@ def run_daily_list_dask(
         "partitions": parts.count,
     }
     meta["seconds"] = round(time.perf_counter() - started, 2)
-    finish_version(staging, meta, summary_html(digest, meta))
+    finish_version(staging, meta, summary_html(digest, meta, latest_impact(config.output_path)))
     write_database(
         _batches(client, finished, config.engine.db_batch_rows), meta, config.database_url, triggers
     )

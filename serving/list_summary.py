@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -114,9 +115,40 @@ def summary_lines(digest: ListDigest, meta: dict[str, Any], top: int = 10) -> li
     return lines
 
 
-def summary_html(digest: ListDigest, meta: dict[str, Any]) -> str:
+def latest_impact(output_dir: Path) -> tuple[str, pd.DataFrame, pd.DataFrame] | None:
+    """The latest `churn impact` figures (month, the overall row, the per-action rows), if any."""
+    folders = sorted(p for p in (Path(output_dir) / "impact").glob("*") if (p / "overall.csv").exists())
+    if not folders:
+        return None
+    latest = folders[-1]
+    return (
+        latest.name,
+        pd.read_csv(latest / "overall.csv", index_col=0),
+        pd.read_csv(latest / "action.csv", index_col=0),
+    )
+
+
+IMPACT_COLUMNS = [
+    "contacted",
+    "controls",
+    "churn_rate_contacted",
+    "churn_rate_control",
+    "incremental_customers",
+    "incremental_customers_low",
+    "incremental_customers_high",
+    "value_kept",
+    "cost",
+    "net_value",
+    "verdict",
+]
+
+
+def summary_html(
+    digest: ListDigest, meta: dict[str, Any], impact: tuple[str, pd.DataFrame, pd.DataFrame] | None = None
+) -> str:
     """A self-contained page of the day's list (templates/summary.html): the kinds of churn,
-    tiers, value at risk, the causes, planned actions, trigger lists and who is not contacted."""
+    tiers, value at risk, the causes, planned actions, trigger lists, who is not contacted, and
+    what past campaigns kept against their control groups (`impact`, from `latest_impact`)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     contacted = digest.contacted
@@ -147,6 +179,7 @@ def summary_html(digest: ListDigest, meta: dict[str, Any]) -> str:
             "branch_id",
             "reason_1_text",
             "evidence",
+            "action_why",
             "next_product_1",
         ]
     ]
@@ -171,5 +204,11 @@ def summary_html(digest: ListDigest, meta: dict[str, Any]) -> str:
             "triggers": table(triggers) if len(triggers) else "none configured",
             "decisions": table(digest.decisions.to_frame("customers")),
             "listing": table(listing),
+            "impact": None
+            if impact is None
+            else table(
+                pd.concat([impact[1], impact[2]])[[c for c in IMPACT_COLUMNS if c in impact[1].columns]]
+            ),
         },
+        impact_month=None if impact is None else impact[0],
     )

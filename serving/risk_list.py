@@ -16,7 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from churn.config import AppConfig
-from serving.list_summary import ListDigest, summary_html, summary_lines
+from serving.list_summary import ListDigest, latest_impact, summary_html, summary_lines
 from serving.model_bundle import categoricals_as_text
 from serving.publish import finish_version, new_version, publish, reconcile, write_database
 from serving.registry import load_champion
@@ -221,7 +221,7 @@ def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tupl
     write_files(folder, table, features, triggers)
     steps.update()
     meta["seconds"] = round(time.perf_counter() - started, 2)  # up to the commit, which follows at once
-    finish_version(folder, meta, summary_html(digest, meta))
+    finish_version(folder, meta, summary_html(digest, meta, latest_impact(config.output_path)))
     context = tables["customers"].set_index("customer_id").loc[features.index]
     write_database([(table, features, context, tables["contacts"])], meta, config.database_url, triggers)
     out_dir = publish(folder)

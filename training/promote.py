@@ -58,6 +58,9 @@ def score_bundle(
             mask = groups == group
             if y[mask].sum() >= promotion.min_segment_positives and (1 - y[mask]).sum() > 0:
                 scores[f"auc.{column}.{group}"] = float(roc_auc_score(y[mask], p[mask]))
+    held_out = (bundle.uplift.meta.get("held_out") or {}) if bundle.uplift is not None else {}
+    if "qini_low" in held_out:  # the uplift models' incremental value on held-out randomised months
+        scores["uplift_qini_low"] = float(held_out["qini_low"])
     return scores
 
 
@@ -83,6 +86,12 @@ def decide(
             gate_failures.append(
                 f"{key} fell {champion[key] - value:.3f} (from {champion[key]:.3f} to {value:.3f})"
             )
+    # a list ranked by learned uplift needs uplift models that show incremental value
+    if config.uplift.ranking == "uplift" and challenger.get("uplift_qini_low", 1.0) <= 0:
+        gate_failures.append(
+            f"uplift models show no incremental value on held-out campaigns (Qini lower bound "
+            f"{challenger['uplift_qini_low']:.4f} <= 0) while the list ranks by uplift"
+        )
     # better = strictly higher on every listed metric, by at least its margin
     shortfalls = [
         f"{metric} {challenger[metric]:.4f} vs champion {champion[metric]:.4f} (needs more than +{gain:g})"

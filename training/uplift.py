@@ -259,6 +259,12 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         "campaign_months": [f"{pd.Timestamp(m):%Y-%m}" for m in months],
         "held_out_months": [f"{pd.Timestamp(m):%Y-%m}" for m in held],
     }
+    if "uplift_qini" in metrics:
+        meta["held_out"] = {
+            "qini": metrics["uplift_qini"],
+            "qini_low": metrics["uplift_qini_low"],
+            "qini_high": metrics["uplift_qini_high"],
+        }
     metrics["uplift_rows"] = float(len(rows))
     metrics["uplift_control_rows"] = float((arm == CONTROL).sum())
     return UpliftResult(UpliftModel(meta, boosters), metrics, curves, notes, scored_test)

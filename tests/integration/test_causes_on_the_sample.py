@@ -121,3 +121,7 @@ def test_churn_impact__campaigns_against_their_controls_with_the_outcomes_crm_re
     )
     outcomes = pd.read_csv(folder / "outcomes.csv", index_col=0)
     assert {"accepted", "declined", "not_reached"} <= set(outcomes.index)
+    # the day's page shows the latest impact figures beside the list
+    assert main(["score", "--as-of", "2026-11-01"]) == 0
+    page = (api_env / "out" / "risk_lists" / "2026-11-01" / "summary.html").read_text()
+    assert f"campaigns to {folder.name}" in page and "all campaigns" in page and "verdict" in page

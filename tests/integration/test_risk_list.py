@@ -58,6 +58,7 @@ def test_churn_score__files_and_html_page_are_written(env, capsys):
         "Why: the kind of churn",
         "Planned actions",
         "Trigger lists",
+        "What past campaigns kept, against their control groups",
     ):
         assert heading in page
     assert folder.is_symlink(), "the date is a link to its published version"

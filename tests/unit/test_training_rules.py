@@ -96,6 +96,15 @@ def test_decide__promotion_rules(challenger, champion, force, promoted, reason):
     assert reason in why
 
 
+def test_decide__a_list_ranked_by_uplift_needs_uplift_models_with_incremental_value():
+    better = GOOD | {"roc_auc": 0.81, "net_saving": 1100.0}
+    by_uplift = CONFIG.model_copy(update={"uplift": CONFIG.uplift.model_copy(update={"ranking": "uplift"})})
+    decision, why = decide(better | {"uplift_qini_low": -0.001}, GOOD, by_uplift)
+    assert not decision and "no incremental value" in why
+    assert decide(better | {"uplift_qini_low": 0.002}, GOOD, by_uplift)[0]
+    assert decide(better | {"uplift_qini_low": -0.001}, GOOD, CONFIG)[0], "ranked by probability: not a gate"
+
+
 def test_customer_value__margins_by_kind_fees_and_discounting():
     products = {
         "current_account": {"kind": "deposit", "balance_margin": 0.02, "annual_fee_margin": 60},
