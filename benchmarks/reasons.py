@@ -56,43 +56,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    from benchmarks.cached import cached_bank, cached_bundle
     from churn.config import load_config
-    from features.generator import generate_bank, write_bank
-    from features.validation import validate_tables
     from serving.risk_list import build_risk_list, default_as_of
-    from training.pipeline import train_models
 
     started = time.perf_counter()
     root = CACHE / f"reasons_{args.customers}_seed{args.seed}"
     config = load_config(environ={"CHURN_DATA_SOURCE": str(root)})
-    if not (root / "manifest.json").exists():
-        shares = config.generator.churn_type_shares
-        write_bank(generate_bank(customers=args.customers, seed=args.seed, type_shares=shares), root)
+    tables = cached_bank(root, args.customers, args.seed, config, extract_date=pd.Timestamp("2026-11-22"))
     generated = time.perf_counter()
-    from features.io import read_tables
-
-    tables = validate_tables(
-        read_tables(root),
-        extract_date=pd.Timestamp("2026-11-22"),
-        products=tuple(config.products),
-        actions=config.action_codes,
-    ).tables
-    from serving.model_bundle import ModelBundle
-
-    model_dir = root / "bundle"
-    if args.retrain or not (model_dir / "bundle.json").exists():
-        result = train_models(tables, config)
-        result.bundle.save(model_dir)
-        (root / "metrics.json").write_text(json.dumps({"roc_auc": result.metrics["roc_auc"]}))
-    bundle = ModelBundle.load(model_dir)
-    roc_auc = json.loads((root / "metrics.json").read_text())["roc_auc"]
+    bundle, metrics = cached_bundle(root, tables, config, args.retrain, ("roc_auc",))
+    roc_auc = metrics["roc_auc"]
     trained = time.perf_counter()
     as_of = default_as_of(tables)
     rows, _ = build_risk_list(tables, bundle, "bench", as_of, config)
     truth = pd.read_parquet(root / "truth" / "customers.parquet")
     figures = evaluate(rows, truth, as_of)
     print(
-        f"bank: {args.customers:,} customers, seed {args.seed} (generated {generated - started:.0f} s; trained "
+        f"bank: {args.customers:,} customers, seed {args.seed} (generated or read and validated {generated - started:.0f} s; trained "
         f"{trained - generated:.0f} s: ROC-AUC {roc_auc:.3f}); list as of {as_of:%Y-%m-%d}"
     )
     print(

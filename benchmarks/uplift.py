@@ -55,42 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retrain", action="store_true")
     args = parser.parse_args(argv)
 
+    from benchmarks.cached import cached_bank, cached_bundle
     from churn.config import load_config
     from features.bank.simulate import simulate_with_config
-    from features.generator import generate_bank, write_bank
-    from features.io import read_tables
-    from features.validation import validate_tables
-    from serving.model_bundle import ModelBundle
     from serving.risk_list import build_risk_list, default_as_of
-    from training.pipeline import train_models
 
     started = time.perf_counter()
     root = CACHE / f"uplift_{args.customers}_seed{args.seed}"
     config = _scaled(load_config(environ={"CHURN_DATA_SOURCE": str(root)}), args.capacity_scale)
-    if not (root / "manifest.json").exists():
-        write_bank(
-            generate_bank(
-                customers=args.customers, seed=args.seed, type_shares=config.generator.churn_type_shares
-            ),
-            root,
-        )
+    tables = cached_bank(root, args.customers, args.seed, config)
     generated = time.perf_counter()
-    manifest = json.loads((root / "manifest.json").read_text())
-    tables = validate_tables(
-        read_tables(root),
-        extract_date=pd.Timestamp(manifest["end"]) + pd.Timedelta(days=21),
-        products=tuple(config.products),
-        actions=config.action_codes,
-    ).tables
-    model_dir = root / "bundle"
-    if args.retrain or not (model_dir / "bundle.json").exists():
-        result = train_models(tables, config)
-        result.bundle.save(model_dir)
-        (root / "metrics.json").write_text(
-            json.dumps({k: v for k, v in result.metrics.items() if k.startswith(("uplift", "roc_auc"))})
-        )
-    bundle = ModelBundle.load(model_dir)
-    metrics = json.loads((root / "metrics.json").read_text())
+    bundle, metrics = cached_bundle(root, tables, config, args.retrain, ("uplift", "roc_auc"))
     trained = time.perf_counter()
     as_of = default_as_of(tables)
     lists = {}
@@ -115,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     simulated = time.perf_counter()
 
     print(
-        f"bank: {args.customers:,} customers, seed {args.seed} (generated {generated - started:.0f} s; trained "
+        f"bank: {args.customers:,} customers, seed {args.seed} (generated or read and validated {generated - started:.0f} s; trained "
         f"{trained - generated:.0f} s: ROC-AUC {metrics.get('roc_auc', float('nan')):.3f}); lists as of "
         f"{as_of:%Y-%m-%d}, capacities x{args.capacity_scale:g}; {args.seeds} continuations each "
         f"(lists {listed - trained:.0f} s, simulation {simulated - listed:.0f} s)"

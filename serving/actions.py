@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from churn.config import AppConfig
+from serving.policy import action_attributes
 
 
 def _why_playbook(action: Any, effect: float, saving: float) -> str | None:
@@ -50,8 +51,8 @@ def choose(
     effects = {name: a.effect for name, a in playbook.actions.items()}
     costs = {name: a.cost for name, a in playbook.actions.items()}
     action = np.where(reportable, playbook_action, None)
-    effect = np.array([effects.get(a, np.nan) if a is not None else np.nan for a in action], dtype=float)
-    cost = np.array([costs.get(a, np.nan) if a is not None else np.nan for a in action], dtype=float)
+    attribute = action_attributes(action, playbook)
+    effect, cost = attribute["effect"].astype(float), attribute["cost"].astype(float)
     uplift = probability * effect
     saving = np.where(reportable, np.nan_to_num(uplift * worth, nan=0.0) - np.nan_to_num(cost), np.nan)
     why = np.array(

@@ -1,0 +1,49 @@
+"""A generated bank and its trained bundle, cached under `benchmarks/.cache/` between benchmark runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def cached_bank(
+    root: Path, customers: int, seed: int, config: Any, extract_date: pd.Timestamp | None = None
+) -> dict:
+    """The validated tables of a bank generated once into `root` (`generate_bank` with the config's
+    kind shares); extracted on `extract_date`, or three weeks after the bank's last day."""
+    from features.generator import generate_bank, write_bank
+    from features.io import read_tables
+    from features.validation import validate_tables
+
+    if not (root / "manifest.json").exists():
+        shares = config.generator.churn_type_shares
+        write_bank(generate_bank(customers=customers, seed=seed, type_shares=shares), root)
+    if extract_date is None:
+        end = json.loads((root / "manifest.json").read_text())["end"]
+        extract_date = pd.Timestamp(end) + pd.Timedelta(days=21)
+    return validate_tables(
+        read_tables(root),
+        extract_date=extract_date,
+        products=tuple(config.products),
+        actions=config.action_codes,
+    ).tables
+
+
+def cached_bundle(
+    root: Path, tables: dict, config: Any, retrain: bool, metrics: tuple[str, ...]
+) -> tuple[Any, dict[str, float]]:
+    """The bundle trained on `tables` as `churn train` does (once, or again with `retrain`), and
+    the training metrics whose names start with one of `metrics`."""
+    from serving.model_bundle import ModelBundle
+    from training.pipeline import train_models
+
+    model_dir = root / "bundle"
+    if retrain or not (model_dir / "bundle.json").exists():
+        result = train_models(tables, config)
+        result.bundle.save(model_dir)
+        kept = {k: v for k, v in result.metrics.items() if k.startswith(metrics)}
+        (root / "metrics.json").write_text(json.dumps(kept))
+    return ModelBundle.load(model_dir), json.loads((root / "metrics.json").read_text())
