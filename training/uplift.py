@@ -30,7 +30,6 @@ curve and random targeting, as a share of the action's customers) with a bootstr
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from typing import Any
@@ -43,7 +42,6 @@ from churn.config import AppConfig
 from features.campaigns import NOT_DRAWN, campaign_rows
 from serving.uplift_model import BASE, CONTACT, CONTROL, UpliftModel, apply_offset, standardise
 
-logger = logging.getLogger(__name__)
 CUTS = np.linspace(0.0, 1.0, 21)
 
 
@@ -53,7 +51,6 @@ class UpliftResult:
     metrics: dict[str, float]
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    rows: pd.DataFrame | None = None  # the held-out rows with their predicted uplift (benchmarks)
 
 
 def _fit_arm(x: np.ndarray, y: np.ndarray, params: Any, seed: int, categorical: list[int]) -> lgb.Booster:
@@ -209,7 +206,6 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     metrics: dict[str, float] = {}
     curves: dict[str, pd.DataFrame] = {}
     notes: list[str] = []
-    scored_test = None
     if test.any():
         boosters, linear, shares, _ = fitted(~test)
         probe = UpliftModel(
@@ -224,9 +220,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         learned = probe.learned(x_all[test])
         test_arm, test_y = arm[test], y[test]
         groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        scored_test = rows.loc[test, ["customer_id", "as_of", "arm", "churn"]].copy()
         for action, estimate in learned.items():
-            scored_test[f"uplift_{action}"] = estimate
             mine = (test_arm == action) | (test_arm == CONTROL)
             treated = test_arm[mine] == action
             if treated.sum() < 20 or (~treated).sum() < 20:
@@ -267,7 +261,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         }
     metrics["uplift_rows"] = float(len(rows))
     metrics["uplift_control_rows"] = float((arm == CONTROL).sum())
-    return UpliftResult(UpliftModel(meta, boosters), metrics, curves, notes, scored_test)
+    return UpliftResult(UpliftModel(meta, boosters), metrics, curves, notes)
 
 
 __all__ = ["UpliftResult", "campaign_rows", "fit_uplift", "qini"]
