@@ -14,11 +14,16 @@ def cached_bank(
 ) -> dict:
     """The validated tables of a bank generated once into `root` (`generate_bank` with the config's
     kind shares); extracted on `extract_date`, or three weeks after the bank's last day."""
-    from features.generator import generate_bank, write_bank
+    import shutil
+
+    from features.generator import GENERATOR_VERSION, generate_bank, write_bank
     from features.io import read_tables
     from features.validation import validate_tables
 
-    if not (root / "manifest.json").exists():
+    manifest = root / "manifest.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("generator_version") != GENERATOR_VERSION:
+        shutil.rmtree(root)  # written by another generator: its bank and bundle are stale
+    if not manifest.exists():
         shares = config.generator.churn_type_shares
         write_bank(generate_bank(customers=customers, seed=seed, type_shares=shares), root)
     if extract_date is None:

@@ -30,7 +30,7 @@ from features.bank.state import NEVER, PRODUCTS, Events, Holdings, days, month_s
 from features.causes import CAUSE_CODES, CAUSES
 from features.schema import INCOME_BANDS, REGIONS
 
-GENERATOR_VERSION = "4"
+GENERATOR_VERSION = "5"
 __all__ = ["DRIFT_SCENARIOS", "PRODUCTS", "GeneratedBank", "generate_bank", "write_bank"]
 
 # Drift scenarios `generate_bank` can play in its last months (what monitoring must find).
@@ -216,6 +216,15 @@ def _truth_customers(bank: Bank, ids: np.ndarray, starts: pd.DatetimeIndex) -> p
             ),
             "churn_type": pd.Categorical(kind, categories=["service_failure", "competitive", "natural"]),
             "cause_code": pd.Categorical(cause, categories=CAUSE_CODES),
+            "won_back": _month_date(np.where(bank.won_back_month != NEVER, bank.won_back_month, -1), starts),
+            "won_back_cause": pd.Categorical(
+                np.where(
+                    bank.won_back_cause >= 0,
+                    np.array(CAUSE_CODES, dtype=object)[np.maximum(bank.won_back_cause, 0)],
+                    None,
+                ),
+                categories=CAUSE_CODES,
+            ),
             "uplift_type": pd.Categorical(np.array(UPLIFT_TYPES)[pop.uplift_type], categories=UPLIFT_TYPES),
             "rate_sensitivity": pop.rate_sensitivity,
             "digital": pop.digital,

@@ -148,9 +148,13 @@ def build_labels(
     opened = holdings[(holdings["opened"] >= as_of) & (holdings["opened"] < horizon_end)]
     opened = opened[~pd.MultiIndex.from_frame(opened[["customer_id", "product"]]).isin(held_pairs)]
     opened = opened[opened["product"].isin(products)]
-    rank = opened["product"].map({p: k for k, p in enumerate(products)})
+    # a tie (two products opened the same day) goes to the catalogue's order, whatever the column's
+    # dtype (a categorical product column would map to a categorical rank sorted by its categories)
+    rank = opened["product"].astype(str).map({p: k for k, p in enumerate(products)}).to_numpy(dtype=np.int64)
     first = (
-        opened.assign(rank=rank).sort_values(["customer_id", "opened", "rank"]).drop_duplicates("customer_id")
+        opened.assign(rank=rank)
+        .sort_values(["customer_id", "opened", "rank"], kind="stable")
+        .drop_duplicates("customer_id")
     )
     labels["next_product"] = (
         first.set_index("customer_id")["product"].astype(object).reindex(labels.index).fillna(NO_PRODUCT)
@@ -166,7 +170,8 @@ def drained_before(
 
     The label's drain rule without its confirmation months (which lie in the future): assets at
     the last month-end below `drain_ratio` of the average of the three before, from a reference
-    of at least `min_reference_assets`. Such customers have already left in all but name.
+    of at least `min_reference_assets`; or whose drain the label's rule confirmed before `as_of`.
+    Such customers have already left in all but name.
 
     Returns:
         A boolean Series indexed by customer id (customers without four month-ends are False).
@@ -186,4 +191,11 @@ def drained_before(
     wide = wide.reindex(columns=range(4))
     reference = wide[[1, 2, 3]].mean(axis=1, skipna=False)
     drained = (wide[0] < rule.drain_ratio * reference) & (reference >= rule.min_reference_assets)
+    # and those whose drain the label's rule already confirmed on month-ends before `as_of` (an
+    # account emptied months ago, kept open with nothing in it, is not a customer to retain)
+    past = {**tables, "balances": balances[balances["month_end"] <= last]}
+    gone = churn_dates(past, rule) < as_of
+    drained = drained.reindex(drained.index.union(gone.index), fill_value=False) | gone.reindex(
+        drained.index.union(gone.index), fill_value=False
+    )
     return drained.fillna(False).astype(bool)

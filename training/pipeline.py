@@ -286,7 +286,7 @@ def uplift_lines(result: TrainingResult) -> list[str]:
         )
         lines.insert(
             0,
-            f"uplift                base model + linear offsets on {meta['rows']['control']} control and "
+            f"uplift                R-learner, linear relative effects, on {meta['rows']['control']} control and "
             f"{sum(v for k, v in meta['rows'].items() if k != 'control')} contacted rows; learned share {shares or 'none'}",
         )
     m = result.metrics

@@ -2,26 +2,31 @@
 
 Every campaign in the `contacts` table holds back a random control group, and the bank mixed its
 actions at random within a campaign (and explored across risk levels with random actions), so
-within the campaigns' customers, who got which action (or none) is random given what the bank
-saw. For each campaign month whose horizon the data confirms, the rows are the campaign's
-customers with their features at the first of that month (before the contact) and whether they
-churned within the horizon after it.
+within each campaign, who got which action (or none) is random given what the bank saw. For each
+campaign month whose horizon the data confirms, the rows are the campaign's customers with their
+features at the first of that month (before the contact) and whether they churned within the
+horizon after it.
 
 Controls: the campaigns' own control groups, and a sample of the contactable customers the
-month's exploration did not draw (it drew at random from them; `features.campaigns`).
+month's exploration did not draw (it drew at random from them; `features.campaigns`), which join
+that month's exploration campaign as one randomised group.
 
-The model: a base LightGBM model of churn without a contact, on the control rows, that also sees
-whether the bank's targeting chose the row (its risk view saw more than the features, so targeted
-customers are compared with targeted controls); then L2-penalised linear offsets on the base's
-log-odds, fitted on the contacted rows: one for any contact, and one per action on top of it.
-uplift(a, x) = P(churn | x, no contact) - P(churn | x, contact with a), with the base read as for
-a customer drawn at random. Chosen over one LightGBM model per arm (a T-learner), whose
-per-arm trees stopped after a handful of rounds on so few churners and learned almost no
-heterogeneity, and over an S-learner (the action as a feature), whose trees split on the action
-late or never: the risk is non-linear and gets the trees, the effect of a contact varies smoothly
-with a few traits (tenure, digital use, complaints, competition) and gets a penalised linear form
-that a few hundred churners can fit. Where an action has little evidence, `serving.uplift_model`
-shrinks toward the playbook's effect.
+The learner: an R-learner on LightGBM. The treatment propensity is known from the design: the
+share of a randomised group (a campaign; a month's exploration with its not-drawn sample) that
+got the treatment, counted from the rows. The outcome model m(x) = P(churn | x) is a small binary
+booster on every row (it also sees whether the bank's targeting chose the row), cross-fitted on
+two halves. The effect tau(x) = P(churn | x, treated) - P(churn | x, not) minimises the R-loss
+sum ((y - m(x)) - (t - e) tau(x))^2, a weighted regression of (y - m) / (t - e) with weights
+(t - e)^2, by small regression trees with early stopping: first for any contact against the
+controls, then for each action against the controls, starting from the any-contact effect so an
+action with few rows stays near it. With a known propensity the R-loss is unbiased whatever the
+outcome model's errors (they cost variance, not bias), which is why it replaced a base model with
+offsets on its log-odds: the base, fitted on the few controls, was miscalibrated on the targeted
+customers and the offsets absorbed its error as a harmful effect of contacting them. Chosen over
+one booster per arm (a T-learner), whose per-arm trees learned almost no heterogeneity on so few
+churners, and over the action as a feature (an S-learner), whose trees split on it late or never.
+uplift(a, x) = -tau_a(x). Where an action has little evidence, `serving.uplift_model` shrinks
+toward the playbook's effect.
 
 Evaluation: the latest `test_months` campaign months are held out; per action, the Qini curve of
 its rows and the controls ranked by predicted uplift, the Qini coefficient (the area between the
@@ -40,9 +45,10 @@ import pandas as pd
 
 from churn.config import AppConfig
 from features.campaigns import NOT_DRAWN, campaign_rows
-from serving.uplift_model import BASE, CONTACT, CONTROL, UpliftModel, apply_offset, standardise
+from serving.uplift_model import CONTACT, CONTROL, UpliftModel, apply_effect, effect_basis
 
 CUTS = np.linspace(0.0, 1.0, 21)
+MIN_RISK = 0.002  # the least churn probability an effect is taken relative to
 
 
 @dataclass
@@ -53,10 +59,8 @@ class UpliftResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _fit_arm(x: np.ndarray, y: np.ndarray, params: Any, seed: int, categorical: list[int]) -> lgb.Booster:
-    """The base: churn within the horizon without a contact, a small binary booster."""
-    rng = np.random.default_rng(seed)
-    valid = rng.random(len(y)) < 0.2
+def _boost(x: np.ndarray, y: np.ndarray, params: Any, seed: int, categorical: list[int]) -> lgb.Booster:
+    """A small binary booster with early stopping on a random fifth, cut to its best round."""
     settings = {
         "objective": "binary",
         "metric": "binary_logloss",
@@ -70,6 +74,7 @@ def _fit_arm(x: np.ndarray, y: np.ndarray, params: Any, seed: int, categorical: 
         "num_threads": 1,
         "verbose": -1,
     }
+    valid = np.random.default_rng(seed).random(len(y)) < 0.2
     train = lgb.Dataset(x[~valid], y[~valid], categorical_feature=categorical, free_raw_data=False)
     check = lgb.Dataset(x[valid], y[valid], categorical_feature=categorical, reference=train)
     booster = lgb.train(
@@ -82,37 +87,87 @@ def _fit_arm(x: np.ndarray, y: np.ndarray, params: Any, seed: int, categorical: 
     return booster.model_from_string(booster.model_to_string(num_iteration=max(booster.best_iteration, 1)))
 
 
-def standardiser(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = np.nanmean(z, axis=0)
-    scale = np.nanstd(z, axis=0)
-    return np.nan_to_num(mean), np.where(np.nan_to_num(scale) > 0, np.nan_to_num(scale), 1.0)
+def outcome_model(
+    x: np.ndarray, y: np.ndarray, params: Any, seed: int, categorical: list[int]
+) -> tuple[np.ndarray, list[lgb.Booster]]:
+    """m(x) = P(churn | x) for every row, cross-fitted: each half predicted by a booster fitted on
+    the other, so the residuals the effect is learned from are out of sample; and the two boosters."""
+    half = np.random.default_rng(seed + 1).random(len(y)) < 0.5
+    m = np.zeros(len(y))
+    boosters = []
+    for mine in (half, ~half):
+        boosters.append(_boost(x[~mine], y[~mine], params, seed, categorical))
+        m[mine] = boosters[-1].predict(x[mine])
+    return m, boosters
 
 
-def fit_offset(z: np.ndarray, y: np.ndarray, init: np.ndarray, l2: float) -> dict[str, Any]:
-    """Logistic regression of `y` on `z` with `init` as a fixed offset (log-odds) and an L2 penalty
-    on the weights: how an arm's churn log-odds differ from the model above it, smoothly in z."""
-    from scipy.optimize import minimize
-
-    design = np.column_stack([np.ones(len(y)), z])
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        margin = init + design @ theta
-        value = float(np.sum(np.logaddexp(0.0, margin) - y * margin) + 0.5 * l2 * theta[1:] @ theta[1:])
-        grad = design.T @ (1.0 / (1.0 + np.exp(-margin)) - y)
-        grad[1:] += l2 * theta[1:]
-        return value, grad
-
-    theta = minimize(loss, np.zeros(design.shape[1]), jac=True, method="L-BFGS-B").x
-    return {"b": float(theta[0]), "w": theta[1:].tolist()}
+def propensity(treated: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """The share of each row's randomised group that got the treatment (the design's propensity)."""
+    codes, index = np.unique(group, return_inverse=True)
+    share = np.bincount(index, weights=treated.astype(float), minlength=len(codes)) / np.bincount(
+        index, minlength=len(codes)
+    )
+    return share[index]
 
 
-def qini(score: np.ndarray, treated: np.ndarray, churn: np.ndarray) -> tuple[pd.DataFrame, float]:
+def basis_spec(x: np.ndarray, names: list[str], categorical: list[int]) -> dict[str, Any]:
+    """How the effect models read the features: numeric ones centred and scaled as in these rows,
+    categorical ones as indicators of the levels seen (`serving.uplift_model.effect_basis`)."""
+    numeric = [j for j in range(x.shape[1]) if j not in categorical]
+    mean = np.nan_to_num(np.nanmean(x[:, numeric], axis=0))
+    scale = np.nan_to_num(np.nanstd(x[:, numeric], axis=0))
+    levels = {names[j]: sorted(float(v) for v in np.unique(x[:, j][~np.isnan(x[:, j])])) for j in categorical}
+    return {
+        "numeric": [names[j] for j in numeric],
+        "mean": mean.tolist(),
+        "scale": np.where(scale > 0, scale, 1.0).tolist(),
+        "levels": {k: v[1:] for k, v in levels.items() if len(v) > 1},  # the first level is the reference
+    }
+
+
+def fit_effect(
+    z: np.ndarray,
+    y: np.ndarray,
+    treated: np.ndarray,
+    e: np.ndarray,
+    m: np.ndarray,
+    init: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """r(x) = b + w.z, the treatment's relative change of P(churn) (tau(x) = m(x) r(x)), by the
+    R-loss (module docstring) with a ridge penalty chosen by generalised cross-validation; with
+    `init`, what an action adds to it. Rows whose group is all treated or all control carry no
+    information and are left out."""
+    from sklearn.linear_model import RidgeCV
+
+    risk = np.clip(m, MIN_RISK, 1 - MIN_RISK)
+    resid = (treated.astype(float) - e) * risk
+    informative = (e > 0.01) & (e < 0.99)
+    z, resid, y, risk = z[informative], resid[informative], y[informative], risk[informative]
+    label = (y - m[informative]) / resid - (0.0 if init is None else init[informative])
+    # each row's squared residual weighed by the inverse of its churn variance, risk (1 - risk): a
+    # low-risk row's outcome is less noisy, and without this the safe customers (most of the
+    # exploration) would count for almost nothing; scaled to a mean of one
+    weight = resid**2 / (risk * (1 - risk))
+    ridge = RidgeCV(alphas=np.logspace(0, 6, 13) * len(y) / 1000).fit(
+        z, label, sample_weight=weight / weight.mean()
+    )
+    return {"b": float(ridge.intercept_), "w": ridge.coef_.tolist(), "alpha": float(ridge.alpha_)}
+
+
+def qini(
+    score: np.ndarray, treated: np.ndarray, churn: np.ndarray, weight: np.ndarray | None = None
+) -> tuple[pd.DataFrame, float]:
     """Qini curve (customers kept in the top share, against the controls of the same share) and
-    its coefficient: the mean gap between the curve and random targeting, per treated customer."""
+    its coefficient: the mean gap between the curve and random targeting, per treated customer.
+
+    `weight` (inverse propensity: 1/e for a treated row, 1/(1-e) for a control) balances rows from
+    randomised groups that treated different shares: without it a score that ranks one group's
+    customers first compares that group's treated with another group's controls."""
     order = np.argsort(-score, kind="stable")
     t, y = treated[order], churn[order]
-    n_t, n_c = np.cumsum(t), np.cumsum(~t)
-    churn_t, churn_c = np.cumsum(y * t), np.cumsum(y * ~t)
+    w = np.ones(len(order)) if weight is None else weight[order]
+    n_t, n_c = np.cumsum(w * t), np.cumsum(w * ~t)
+    churn_t, churn_c = np.cumsum(w * y * t), np.cumsum(w * y * ~t)
     points = []
     for cut in CUTS:
         k = int(round(cut * len(order)))
@@ -122,24 +177,24 @@ def qini(score: np.ndarray, treated: np.ndarray, churn: np.ndarray) -> tuple[pd.
         nt, nc = n_t[k - 1], n_c[k - 1]
         points.append(float(churn_c[k - 1] * nt / nc - churn_t[k - 1]) if nc else 0.0)
     curve = pd.DataFrame({"share": CUTS, "kept": points})
-    total = max(int(treated.sum()), 1)
+    total = max(float(n_t[-1]), 1.0) if len(order) else 1.0
     coefficient = float(np.mean(np.array(points) - CUTS * points[-1]) / total)
     return curve, coefficient
 
 
 def _bootstrap_qini(
-    groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], reps: int, seed: int
+    groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], reps: int, seed: int
 ) -> dict[str, tuple[float, float]]:
     """95% percentile intervals of each action's Qini coefficient and of their average weighted
     by treated customers (`pooled`), from the same resamples."""
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {name: [] for name in [*groups, "pooled"]}
-    weights = np.array([int(t.sum()) for _, t, _ in groups.values()], dtype=float)
+    weights = np.array([int(g[1].sum()) for g in groups.values()], dtype=float)
     for _ in range(reps):
         values = []
-        for name, (score, treated, churn) in groups.items():
+        for name, (score, treated, churn, weight) in groups.items():
             pick = rng.integers(0, len(score), len(score))
-            values.append(qini(score[pick], treated[pick], churn[pick])[1])
+            values.append(qini(score[pick], treated[pick], churn[pick], weight[pick])[1])
             draws[name].append(values[-1])
         draws["pooled"].append(float(np.average(values, weights=weights)))
     return {name: tuple(float(v) for v in np.percentile(d, [2.5, 97.5])) for name, d in draws.items()}
@@ -165,67 +220,72 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     arm = rows["arm"].to_numpy()
     seed = config.training.seed
 
-    numeric = [j for j in range(x_all.shape[1]) if j not in categorical]
     campaign = rows["campaign"].astype(str)
-    targeted = (
-        ~campaign.eq(NOT_DRAWN) & ~campaign.map(lambda name: fnmatch(name, u.exploration_campaigns))
-    ).to_numpy(dtype=float)
-    z_names = [bundle.feature_names[j] for j in numeric]
+    month = pd.to_datetime(rows["as_of"]).dt.strftime("%Y-%m")
+    exploring = campaign.eq(NOT_DRAWN) | campaign.map(lambda name: fnmatch(name, u.exploration_campaigns))
+    targeted = (~exploring).to_numpy(dtype=float)
+    # the randomised groups: each targeted campaign; each month's exploration with its not-drawn sample
+    group = np.where(exploring, "explore " + month, "campaign " + campaign).astype(str)
+    with_selection = np.column_stack([x_all, targeted])
+    feature_index = {name: j for j, name in enumerate(bundle.feature_names)}
 
     def fitted(
         train_mask: np.ndarray,
-    ) -> tuple[dict[str, lgb.Booster], dict[str, Any], dict[str, float], dict[str, int]]:
+    ) -> tuple[dict[str, Any], dict[str, float], dict[str, int], list[lgb.Booster]]:
+        """The effect models (`serving.uplift_model`'s `meta["effects"]`), evidence shares and events,
+        and the outcome model's two boosters, from the rows in `train_mask`."""
         shares, events = {}, {}
-        control = train_mask & (arm == CONTROL)
-        contacted = train_mask & (arm != CONTROL)
-        control_events = int(y[control].sum())
-        # the base sees whether the bank's targeting chose the row (its risk view saw more than the
-        # features): treated rows are compared with controls chosen the same way
-        with_selection = np.column_stack([x_all, targeted])
-        boosters = {BASE: _fit_arm(with_selection[control], y[control], u.params, seed, categorical)}
-        base = boosters[BASE].predict(with_selection, raw_score=True)
-        scaling = standardiser(x_all[train_mask][:, numeric])
-        z = standardise(x_all[:, numeric], scaling)
-        offsets = {CONTACT: fit_offset(z[contacted], y[contacted], base[contacted], u.contact_l2)}
-        contact = base + apply_offset(z, offsets[CONTACT])
+        control_events = int(y[train_mask & (arm == CONTROL)].sum())
+        idx = np.flatnonzero(train_mask)
+        m, outcome = outcome_model(with_selection[idx], y[idx], u.params, seed, categorical)
+        spec = basis_spec(x_all[idx], bundle.feature_names, categorical)
+        z = effect_basis(x_all[idx], spec, feature_index)
+        arms, groups, ys = arm[idx], group[idx], y[idx]
+        contacted = arms != CONTROL
+        effects: dict[str, Any] = {"basis": spec}
+        effects[CONTACT] = fit_effect(z, ys, contacted, propensity(contacted, groups), m)
+        any_contact = apply_effect(z, effects[CONTACT])
         for action in playbook_actions:
             mine = train_mask & (arm == action)
             if mine.sum() < u.min_arm_rows or y[mine].sum() == 0:
                 continue
-            offsets[action] = fit_offset(z[mine], y[mine], contact[mine], u.action_l2)
+            pair = (arms == action) | (arms == CONTROL)
+            treated = arms[pair] == action
+            e = propensity(treated, groups[pair])
+            effects[action] = fit_effect(z[pair], ys[pair], treated, e, m[pair], init=any_contact[pair])
             events[action] = min(int(y[mine].sum()), control_events)
             shares[action] = events[action] / (events[action] + u.prior_events)
-        linear = {
-            "features": z_names,
-            "mean": scaling[0].tolist(),
-            "scale": scaling[1].tolist(),
-            "offsets": offsets,
-        }
-        return boosters, linear, shares, events
+        return effects, shares, events, outcome
 
     metrics: dict[str, float] = {}
     curves: dict[str, pd.DataFrame] = {}
     notes: list[str] = []
     if test.any():
-        boosters, linear, shares, _ = fitted(~test)
+        effects, shares, _, outcome = fitted(~test)
         probe = UpliftModel(
             {
                 "actions": playbook_actions,
                 "learned_share": shares,
-                "linear": linear,
                 "feature_names": bundle.feature_names,
-            },
-            boosters,
+                "effects": effects,
+            }
         )
-        learned = probe.learned(x_all[test])
-        test_arm, test_y = arm[test], y[test]
-        groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # the effects are relative to the churn risk, read for the held-out rows from the outcome model
+        risk = np.mean([b.predict(with_selection[test]) for b in outcome], axis=0)
+        learned = probe.learned(x_all[test], risk)
+        test_arm, test_y, test_group = arm[test], y[test], group[test]
+        groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         for action, estimate in learned.items():
             mine = (test_arm == action) | (test_arm == CONTROL)
             treated = test_arm[mine] == action
             if treated.sum() < 20 or (~treated).sum() < 20:
                 continue
-            groups[action] = (estimate[mine], treated, test_y[mine].astype(bool))
+            e = propensity(treated, test_group[mine])
+            informative = (e > 0.01) & (e < 0.99)
+            weight = np.where(
+                informative, np.where(treated, 1 / np.maximum(e, 0.01), 1 / np.maximum(1 - e, 0.01)), 0.0
+            )
+            groups[action] = (estimate[mine], treated, test_y[mine].astype(bool), weight)
             curves[action], metrics[f"uplift_qini_{action}"] = qini(*groups[action])
         if groups:
             weights = [int(g[1].sum()) for g in groups.values()]
@@ -239,14 +299,15 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         notes.append(
             f"uplift: {len(months)} campaign months, too few to hold {u.test_months} out: no Qini figures"
         )
-    boosters, linear, shares, events = fitted(np.ones(len(rows), dtype=bool))
+    effects, shares, events, _ = fitted(np.ones(len(rows), dtype=bool))
     for action in playbook_actions:
         if action not in shares:
             notes.append(f"uplift: {action}: too little randomised evidence, the playbook's effect")
     meta = {
         "actions": playbook_actions,
         "learned_share": shares,
-        "linear": linear,
+        "learner": "r-learner, linear relative effects",
+        "effects": effects,
         "feature_names": bundle.feature_names,
         "events": events,
         "rows": {a: int((arm == a).sum()) for a in [CONTROL, *playbook_actions]},
@@ -261,7 +322,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         }
     metrics["uplift_rows"] = float(len(rows))
     metrics["uplift_control_rows"] = float((arm == CONTROL).sum())
-    return UpliftResult(UpliftModel(meta, boosters), metrics, curves, notes)
+    return UpliftResult(UpliftModel(meta), metrics, curves, notes)
 
 
 __all__ = ["UpliftResult", "campaign_rows", "fit_uplift", "qini"]

@@ -1,7 +1,7 @@
 """The bank's own retention campaigns, as a bank that wants to learn would run them.
 
 Each month the bank contacts the customers its own (imperfect) risk view ranks highest, 2% of
-the active book, with actions chosen by its habits rather than by cause; a random 10% of each
+the active book (a customer already draining money out is in the book and ranks higher), with actions chosen by its habits rather than by cause; a random 10% of each
 campaign is held back as a control group (recorded, never contacted). A small exploration share
 is drawn at random across all risk levels and given a random action, so what each action does
 for whom can be learned without the bank's targeting in the way.
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from features.bank.response import ACTIONS
-from features.bank.state import ACTIVE, NEVER
+from features.bank.state import ACTIVE, DRAINING, NEVER
 from features.schema import NO_ACTION
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ CAMPAIGN_MIX = {
 }
 assert tuple(ACTION_CHANNELS) == ACTIONS, "one list of actions for campaigns and responses"
 TARGETED_SHARE = 0.02
+DRAIN_SEEN = 3.0  # log-odds the bank's own risk view adds for a customer whose money is leaving
 EXPLORATION_SHARE = 0.01
 CONTROL_SHARE = 0.10
 ACCEPT = np.array(
@@ -55,13 +56,16 @@ def run_campaign(bank: Bank, m: int) -> None:
     """This month's campaign: the bank's targets and an exploration draw, each with a control group."""
     rng, pop = bank.rng, bank.pop
     ms, _, length = bank.span(m)
+    # a customer already moving money out is still in the book, and the likeliest target
+    in_book = (bank.status == ACTIVE) | (bank.status == DRAINING)
     eligible = np.flatnonzero(
-        (bank.status == ACTIVE)
-        & ~pop.do_not_contact
-        & (m - bank.contact_month >= 3)
-        & (bank.died_month == NEVER)
+        in_book & ~pop.do_not_contact & (m - bank.contact_month >= 3) & (bank.died_month == NEVER)
     )
-    view = np.log(np.maximum(bank.last_hazard[eligible], 1e-9)) + rng.normal(0, 1.2, eligible.size)
+    view = (
+        np.log(np.maximum(bank.last_hazard[eligible], 1e-9))
+        + DRAIN_SEEN * (bank.status[eligible] == DRAINING)
+        + rng.normal(0, 1.2, eligible.size)
+    )
     quota = int(TARGETED_SHARE * (bank.status == ACTIVE).sum())
     order = np.argsort(-view)
     targeted = eligible[order[:quota]]

@@ -148,9 +148,10 @@ def _add_interactions(
     channel: str | np.ndarray,
     category: str | np.ndarray | None = None,
     day: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
 ) -> None:
     """Interactions of one kind this month (on random days unless `day` is given)."""
-    rng = bank.rng
+    rng = bank.rng if rng is None else rng
     ms, _, length = bank.span(m)
     day = ms + rng.integers(0, length, rows.size) if day is None else day
     bank.events.add(
@@ -229,6 +230,7 @@ def adopt_products(bank: Bank, m: int) -> None:
     rng, n, pop, holdings = bank.rng, bank.n, bank.pop, bank.holdings
     ms, _, length = bank.span(m)
     can_adopt = (bank.status == ACTIVE) & (bank.died_month == NEVER)
+    notices = rng.spawn(1)[0]  # the applications' interaction rows draw apart from the products
     day_in_month = ms + rng.integers(0, length, n)
     age = pop.age(pd.Timestamp(ms, unit="D").year)
     lapsed_now = bank.lapses
@@ -258,8 +260,16 @@ def adopt_products(bank: Bank, m: int) -> None:
         "mortgage": 0.003 * ((age > 27) & (age < 46) & (pop.income > 2500)) * ~holdings.held(P["mortgage"]),
     }
     for product, probability in applications.items():
+        # every draw is made for all customers and taken for the applicants, so that one customer's
+        # changed state moves nobody else's products (a simulated list's continuations stay comparable)
         applicants = np.flatnonzero(can_adopt & (rng.random(n) < probability))
-        apply_day = ms + rng.integers(0, length, applicants.size)
+        apply_day = (ms + rng.integers(0, length, n))[applicants]
+        approved = (rng.random(n) < {"credit_card": 0.7, "personal_loan": 0.6, "mortgage": 0.5}[product])[
+            applicants
+        ]
+        chosen = applicants[approved]
+        opened = apply_day[approved] + rng.integers(3, 25, n)[chosen]
+        amount = pop.income * rng.uniform(*{"mortgage": (40, 90)}.get(product, (1, 5)), n)
         _add_interactions(
             bank,
             m,
@@ -268,15 +278,13 @@ def adopt_products(bank: Bank, m: int) -> None:
             np.where(pop.digital[applicants], "mobile", "branch"),
             product,
             day=apply_day,
+            rng=notices,
         )
         if product == "credit_card":
             bank.cc_application_month[applicants] = m
-        approved_share = {"credit_card": 0.7, "personal_loan": 0.6, "mortgage": 0.5}[product]
-        approved = rng.random(applicants.size) < approved_share
-        chosen = applicants[approved]
-        holdings.open(chosen, P[product], apply_day[approved] + rng.integers(3, 25, chosen.size))
+        holdings.open(chosen, P[product], opened)
         if product == "mortgage":
             bank.mortgage_opened_month[chosen] = m
-            bank.mortgage[chosen] = pop.income[chosen] * rng.uniform(40, 90, chosen.size)
+            bank.mortgage[chosen] = amount[chosen]
         if product == "personal_loan":
-            bank.loan[chosen] = pop.income[chosen] * rng.uniform(1, 5, chosen.size)
+            bank.loan[chosen] = amount[chosen]

@@ -13,7 +13,7 @@ from features.bank.causes import CAUSE_INDEX, NO_CAUSE, CauseModel, Signals, dea
 from features.bank.contacts import run_campaign
 from features.bank.flows import adopt_products, emit_interactions, emit_month_flows
 from features.bank.population import Population
-from features.bank.response import EFFECT_MONTHS, contact_effect
+from features.bank.response import EFFECT_MONTHS, contact_effect, win_back_probability
 from features.bank.state import (
     ACTIVE,
     CLOSED,
@@ -28,6 +28,18 @@ from features.bank.state import (
     codes,
 )
 from features.schema import COMPLAINT_CATEGORIES, FEE_COMPLAINT, TRANSACTION_CATEGORIES, TRANSACTION_CHANNELS
+
+MAX_COMPLAINTS = 4  # a month's complaints per customer (a Poisson rate well under one)
+
+
+def poisson_quantile(u: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """Poisson counts by inversion of given uniforms: each count depends on its own draw only."""
+    from scipy.special import pdtr
+
+    count = np.zeros(len(u), dtype=np.int64)
+    for k in range(MAX_COMPLAINTS):
+        count += u > pdtr(k, rate)
+    return count
 
 
 class Bank:
@@ -68,6 +80,8 @@ class Bank:
         self.decided_month = np.full(n, -1)
         self.decided_mode = np.full(n, "", dtype=object)
         self.cause = np.full(n, NO_CAUSE)
+        self.won_back_month = np.full(n, NEVER)  # the last time a contact reversed a decision to leave
+        self.won_back_cause = np.full(n, NO_CAUSE)
         self.contact_month = np.full(n, NEVER)
         self.contact_reached = np.zeros(n, dtype=bool)
         self.contact_action = np.full(n, -1)  # index into response.ACTIONS of the last contact
@@ -105,6 +119,7 @@ class Bank:
             lambda: self._maturities(m),
             # the month's campaign goes out at its start: its contacts work from this month on
             lambda: self._contact(m) if self.campaigns else None,
+            lambda: self._win_back(m),
             lambda: self._decide(m, service),
             lambda: emit_month_flows(self, m),
             lambda: emit_interactions(self, m, service),
@@ -162,7 +177,7 @@ class Bank:
         present = (self.status == ACTIVE) | (self.status == DRAINING)
         self.engagement *= np.exp(rng.normal(-0.005, 0.07, n))
         shock = present & (rng.random(n) < 0.01)
-        self.engagement[shock] *= rng.uniform(0.3, 0.7, shock.sum())
+        self.engagement[shock] *= rng.uniform(0.3, 0.7, n)[shock]
         self.engagement = np.clip(self.engagement, 0.02, 2.0)
         self.engagement[self.died_month != NEVER] = 0.02
         # a new employer pays elsewhere: the salary moves (and often the main banking with it)
@@ -180,20 +195,28 @@ class Bank:
         ms, me, length = self.span(m)
         present = (self.status == ACTIVE) | (self.status == DRAINING)
         outage = self.scenario == "app_outage" and m >= self.drift_from
-        incidents = rng.poisson(pop.incident_rate * (4.0 if outage else 1.0)) * present
+        # each draw below is made for every customer (and up to MAX_COMPLAINTS complaints each) from
+        # its own stream, so one customer's changed state moves nobody else's complaints
+        incident_rng, count_rng, detail_rng, day_rng = rng.spawn(4)
+        incidents = incident_rng.poisson(pop.incident_rate * (4.0 if outage else 1.0)) * present
         i_rows = np.repeat(np.arange(n), incidents)
-        i_day = ms + rng.integers(0, length, i_rows.size)
+        i_day = ms + day_rng.integers(0, length, i_rows.size)
         self.incidents.append((i_rows, i_day))
         # incidents breed complaints; a draining customer complains more
         rate = pop.complaint_rate * (1 + 0.5 * (self.status == DRAINING)) + 0.05 * np.bincount(
             i_rows, minlength=n
         )
-        count = rng.poisson(rate) * present
-        c_rows = np.repeat(np.arange(n), count)
-        c_filed = ms + rng.integers(0, length, c_rows.size)
-        never = rng.random(c_rows.size) < 0.30
-        c_resolved = np.where(never, np.iinfo(np.int64).max, c_filed + rng.integers(2, 90, c_rows.size))
-        category = rng.choice(len(COMPLAINT_CATEGORIES), c_rows.size, p=[0.22, 0.30, 0.14, 0.14, 0.08, 0.12])
+        count = np.minimum(poisson_quantile(count_rng.random(n), rate), MAX_COMPLAINTS) * present
+        slots = np.arange(MAX_COMPLAINTS)[None, :] < count[:, None]
+        c_rows = np.nonzero(slots)[0]
+        filed = ms + detail_rng.integers(0, length, (n, MAX_COMPLAINTS))
+        open_days = detail_rng.integers(2, 90, (n, MAX_COMPLAINTS))
+        never = detail_rng.random((n, MAX_COMPLAINTS))[slots] < 0.30
+        category = detail_rng.choice(
+            len(COMPLAINT_CATEGORIES), (n, MAX_COMPLAINTS), p=[0.22, 0.30, 0.14, 0.14, 0.08, 0.12]
+        )[slots]
+        c_filed = filed[slots]
+        c_resolved = np.where(never, np.iinfo(np.int64).max, c_filed + open_days[slots])
         fee = category == COMPLAINT_CATEGORIES.index(FEE_COMPLAINT)
         self.complaints.append((c_rows, c_filed, c_resolved, fee))
         who = np.concatenate([c[0] for c in self.complaints])
@@ -274,12 +297,14 @@ class Bank:
         cause[died] = CAUSE_INDEX["DECEASED"]
         self.cause[decides] = cause[decides]
         self.decided_month[decides] = m
-        self.drain_left[decides] = rng.choice([1, 2, 3], decides.sum(), p=[0.3, 0.4, 0.3])
+        # drawn for every customer and taken for the deciders, so that one customer's decision does
+        # not move anyone else's draws (a simulated list's two continuations stay comparable)
+        drain_left = rng.choice([1, 2, 3], n, p=[0.3, 0.4, 0.3])
+        self.drain_left[decides] = drain_left[decides]
         small = (self.deposits + self.investments) < 1500
-        closes = rng.random(decides.sum()) < np.where(small[decides], 0.85, 0.6)
-        closes |= died[decides] | (cause[decides] == CAUSE_INDEX["MOVED_AWAY"]) & (
-            rng.random(decides.sum()) < 0.6
-        )
+        draws = rng.random((2, n))[:, decides]
+        closes = draws[0] < np.where(small[decides], 0.85, 0.6)
+        closes |= died[decides] | (cause[decides] == CAUSE_INDEX["MOVED_AWAY"]) & (draws[1] < 0.6)
         self.decided_mode[decides] = np.where(closes, "closed", "silent")
         self.status[decides] = DRAINING
         present = np.flatnonzero((self.status == ACTIVE) | (self.status == DRAINING))
@@ -289,6 +314,26 @@ class Bank:
             month=np.full(present.size, m),
             hazard=self.last_hazard[present],
         )
+
+    def _win_back(self, m: int) -> None:
+        """Draining customers reached by this month's contact: some change their mind and stay."""
+        caught = np.flatnonzero(
+            (self.status == DRAINING)
+            & self.contact_reached
+            & (self.contact_month == m)
+            & (self.died_month == NEVER)
+        )
+        p = win_back_probability(
+            self.pop.uplift_type[caught], self.contact_action[caught], self.cause[caught]
+        )
+        won = caught[self.rng.random(self.n)[caught] < p]
+        self.won_back_month[won] = m
+        self.won_back_cause[won] = self.cause[won]
+        self.status[won] = ACTIVE
+        self.drain_left[won] = 0
+        self.decided_month[won] = -1
+        self.decided_mode[won] = ""
+        self.cause[won] = NO_CAUSE
 
     def _adopt(self, m: int) -> None:
         adopt_products(self, m)

@@ -9,6 +9,12 @@ months after it. The change is the action's effect on the kind of churn behind e
 - a *sure thing* or a *lost cause* is not moved by any contact;
 - a *sleeping dog* is pushed away by any contact, whatever the action (`SLEEPING_DOG_EFFECT`).
 
+A customer who has already decided to leave and is moving their money out can still be won
+back while they drain: a contact that reaches them in their draining months reverses the
+decision with probability `WIN_BACK_SHARE x (1 - exp(effect))`, the effect being the same
+log-odds change of the cause behind their decision (so only persuadable customers, and only by
+an action that fits their cause). The money already moved stays moved.
+
 Nothing saves natural churn: a move, a retirement, a death or hardship is not changed by a call.
 The response type leans on what the bank can observe (tenure, segment, digital use, age; see
 `population._uplift_types`), with noise, so who responds to which action can be learned. All of
@@ -39,6 +45,7 @@ RESPONSE_SCALE = np.array([1.0, 0.0, 0.0, 0.0])
 SLEEPING_DOG_EFFECT = 0.9  # any contact: log-odds added to every cause a contact can touch
 ACTIONS = tuple(ACTION_EFFECT)
 EFFECT_MONTHS = 3  # a contact works in its month and the two after it (a 90-day horizon)
+WIN_BACK_SHARE = 0.6  # of a draining customer's decision a fitting action can reverse
 
 
 def _effect_matrix() -> np.ndarray:
@@ -73,6 +80,21 @@ def contact_effect(response_type: np.ndarray, action: np.ndarray, in_effect: np.
     return out
 
 
+def win_back_probability(response_type: np.ndarray, action: np.ndarray, cause: np.ndarray) -> np.ndarray:
+    """Chance that a contact reaching a draining customer reverses their decision to leave.
+
+    Args:
+        response_type: index into RESPONSE_TYPES per customer.
+        action: index into ACTIONS of the contact, -1 for none.
+        cause: index into CAUSE_CODES of the cause behind the decision, -1 for none.
+    """
+    out = np.zeros(len(response_type))
+    ok = (action >= 0) & (cause >= 0)
+    effect = EFFECT[action[ok], cause[ok]] * RESPONSE_SCALE[response_type[ok]]
+    out[ok] = WIN_BACK_SHARE * np.clip(1.0 - np.exp(effect), 0.0, 1.0)
+    return out
+
+
 def truth_table() -> dict:
     """The response model as written to `truth/drivers.json`."""
     return {
@@ -81,8 +103,17 @@ def truth_table() -> dict:
         "response_scale": dict(zip(RESPONSE_TYPES, RESPONSE_SCALE.tolist(), strict=True)),
         "sleeping_dog_effect_logit": SLEEPING_DOG_EFFECT,
         "effect_months": EFFECT_MONTHS,
+        "win_back": "a draining customer reached by a contact is won back with probability "
+        f"{WIN_BACK_SHARE} x (1 - exp(the action's log-odds effect on their cause, scaled by their type))",
         "natural_churn": "no contact changes it",
     }
 
 
-__all__ = ["ACTIONS", "EFFECT_MONTHS", "RESPONSE_TYPES", "contact_effect", "truth_table"]
+__all__ = [
+    "ACTIONS",
+    "EFFECT_MONTHS",
+    "RESPONSE_TYPES",
+    "contact_effect",
+    "truth_table",
+    "win_back_probability",
+]

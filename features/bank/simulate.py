@@ -8,8 +8,10 @@ bank's own campaigns are off in both continuations: the list replaces them. Repe
 `seeds` continuation streams, the figures come with an interval.
 
 A contact reaches the customer with the probability the bank's campaigns have (`REACH`); an
-attempt costs the action's cost whether it reaches or not. A customer is counted as lost when
-they decide to leave within the horizon; value is the customer's value at the list date, by the
+attempt costs the action's cost whether it reaches or not. A contact can reach a customer who has
+already decided and is draining their money out, and may win them back. A customer is counted as
+lost when at the end of the horizon they are no longer an active customer (draining, closed or
+an empty account), so one who had left before the list date counts as lost in both runs; value is the customer's value at the list date, by the
 product's own value formula (`features.value.customer_value`) on the true balances and holdings.
 This module reads the generator's truth: it is the test bench, never a part of the product.
 """
@@ -28,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from features.bank.response import ACTIONS, EFFECT_MONTHS, RESPONSE_TYPES
-from features.bank.state import ACTIVE, PRODUCTS, Events, P
+from features.bank.state import ACTIVE, DRAINING, PRODUCTS, Events, P
 
 REACH = 0.7  # share of contact attempts that reach the customer (as in the bank's campaigns)
 STREAM = 7919  # separates the continuation streams from the generator's own seed
@@ -159,19 +161,21 @@ def _value(
 def _continue(
     base: Any, m0: int, months: int, streams: tuple[int, ...], contacts: ListToSimulate | None
 ) -> np.ndarray:
-    """Decided-to-leave flags within the horizon for every customer, after one continuation."""
+    """Lost flags (not an active customer at the horizon's end) for every customer, after one
+    continuation."""
     bank = copy.deepcopy(base)
     bank.campaigns, bank.streams = False, streams
     if contacts is not None:
         reached = np.random.default_rng((*streams, 1)).random(contacts.position.size) < REACH
-        live = bank.status[contacts.position] == ACTIVE
+        status = bank.status[contacts.position]
+        live = (status == ACTIVE) | (status == DRAINING)
         who = contacts.position[live]
         bank.contact_month[who] = m0
         bank.contact_reached[who] = reached[live]
         bank.contact_action[who] = contacts.action[live]
     for m in range(m0, m0 + months):
         bank.step(m)
-    return bank.decided_month >= m0
+    return bank.status != ACTIVE
 
 
 def _interval(values: np.ndarray) -> tuple[float, float, float]:
@@ -232,6 +236,7 @@ def simulate_list(
     value = _value(base, products, years, discount_rate)
     who = contacts.position
     response = base.pop.uplift_type[who]
+    state = base.status[who]
     per_seed: dict[str, list[float]] = {"saved_customers": [], "value_saved": [], "net_value": []}
     by_action = np.zeros(len(ACTIONS))
     by_response = np.zeros(len(RESPONSE_TYPES))
@@ -256,6 +261,13 @@ def simulate_list(
         "cost": round(cost, 2),
         "sleeping_dogs_contacted": int((response == RESPONSE_TYPES.index("sleeping_dog")).sum()),
         "contacted_by_response_type": {t: int((response == i).sum()) for i, t in enumerate(RESPONSE_TYPES)},
+        # where the contacted customers stood on the list date: still active, already draining
+        # their money out (a contact may win them back), or gone (a wasted contact)
+        "contacted_by_state": {
+            "active": int((state == ACTIVE).sum()),
+            "draining": int((state == DRAINING).sum()),
+            "left": int(((state != ACTIVE) & (state != DRAINING)).sum()),
+        },
         "saved_by_action": {
             a: round(float(by_action[i]) / seeds, 2)
             for i, a in enumerate(ACTIONS)

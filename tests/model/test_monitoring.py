@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from features.build import build_features
 from features.generator import generate_bank
+from features.labels import drained_before
 from features.validation import validate_tables
 from monitoring.drift import check_version, judge, psi_table, quality_table
 from monitoring.realised import expected_auc, performance_figures
@@ -35,7 +36,11 @@ def _scored(trained, config, products, seed: int | None = None, **generator) -> 
         **generator,
     )
     tables = validate_tables(bank.tables, extract_date=pd.Timestamp("2026-11-22"), products=products).tables
-    features = build_features(tables, default_as_of(tables), config.features, products)
+    as_of = default_as_of(tables)
+    features = build_features(tables, as_of, config.features, products)
+    # the customers the daily list scores: not those who have already left in all but name
+    drained = drained_before(tables, as_of, config.labels).reindex(features.index, fill_value=False)
+    features = features[~drained.to_numpy()]
     bundle = trained.bundle
     scored = features.assign(**{PREDICTION: bundle.churn_probability(bundle.prepare(features))})
     return scored.reset_index(drop=True).assign(source="batch")

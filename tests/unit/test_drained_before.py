@@ -30,3 +30,13 @@ def test_drained_before__small_balances_and_short_history_are_not_drained():
     tables = bank(balances=_series(1, [300, 300, 300, 10]) + _series(2, [5000, 10]))
     result = drained_before(tables, "2025-06-01", RULE).reindex([1, 2], fill_value=False)
     assert not result.any()
+
+
+def test_drained_before__an_account_emptied_months_ago_and_kept_open_has_left():
+    # drained in May 2025 (confirmed by the June and July month-ends), empty since: by October the
+    # last-month rule alone no longer sees it (its reference is empty too); the label's rule does
+    tables = bank(balances=_series(1, [5000, 5000, 5000, 100, 90, 80, 80, 80, 80]))
+    assert bool(drained_before(tables, "2025-11-01", RULE)[1]) is True
+    # a fall the next month-ends did not confirm (the money came back) is no drain
+    later = bank(balances=_series(1, [5000, 5000, 5000, 100, 4000, 4000, 4000, 4000]))
+    assert not drained_before(later, "2025-10-01", RULE).get(1, False)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import lightgbm as lgb
 import numpy as np
 import pytest
 
 from churn.config import load_config
 from serving.actions import choose
-from serving.uplift_model import BASE, CONTACT, UpliftModel
-from training.uplift import qini
+from serving.uplift_model import CONTACT, UpliftModel, apply_effect
+from training.uplift import fit_effect, propensity, qini
 
 
 def _randomised(n: int = 20_000, seed: int = 3):
@@ -31,48 +30,78 @@ def test_qini__positive_for_the_true_ranking_negative_reversed_near_zero_at_rand
     assert abs(random) < 0.01
 
 
-def _base_booster(value: float, features: int = 3) -> lgb.Booster:
-    """A one-tree booster predicting `value` (log-odds) everywhere (the features and the selection flag)."""
-    x = np.zeros((50, features))
-    y = np.r_[np.ones(25), np.zeros(25)]
-    booster = lgb.train(
-        {"objective": "binary", "verbose": -1, "num_leaves": 2, "min_data_in_leaf": 1},
-        lgb.Dataset(x, y, init_score=np.full(50, value)),
-        num_boost_round=1,
-    )
-    return lgb.Booster(model_str=booster.model_to_string())
+def _two_groups(n: int = 40_000, seed: int = 5):
+    """A targeted campaign (risky customers, 90% contacted) and an exploration (safe customers, 10%
+    contacted); a contact halves the risk where x > 0 and does nothing where x < 0."""
+    rng = np.random.default_rng(seed)
+    campaign = rng.random(n) < 0.5
+    x = rng.normal(size=n) + 1.5 * campaign
+    treated = rng.random(n) < np.where(campaign, 0.9, 0.1)
+    risk = np.where(campaign, 0.3, 0.03)
+    p = risk * np.where(treated & (x > 0), 0.5, 1.0)
+    return x, campaign, treated, risk, rng.random(n) < p
 
 
-def _model(shares: dict[str, float], action_offset: float = -1.0) -> UpliftModel:
-    actions = list(load_config().playbook.actions)
-    linear = {
-        "features": ["a", "b"],
-        "mean": [0.0, 0.0],
-        "scale": [1.0, 1.0],
-        "offsets": {CONTACT: {"b": 0.0, "w": [0.5, 0.0]}}
-        | {a: {"b": action_offset, "w": [0.0, 0.0]} for a in shares},
+def test_qini__weighted_by_the_design_propensity_a_score_that_only_sorts_groups_is_not_credited():
+    x, campaign, treated, _, churn = _two_groups()
+    no_effect = np.random.default_rng(1).random(x.size) < np.where(campaign, 0.3, 0.03)
+    e = propensity(treated, campaign.astype(int))
+    weight = np.where(treated, 1 / e, 1 / (1 - e))
+    _, naive = qini(x, treated, no_effect)
+    _, weighted = qini(x, treated, no_effect, weight)
+    assert naive < -0.008, "treated rows from the risky group against controls from the safe one"
+    assert abs(weighted) < 0.003
+    _, real = qini(x, treated, churn, weight)
+    assert real > 0.008, "the score does rank where the contact works"
+
+
+def test_fit_effect__recovers_the_relative_effect_where_it_lies_across_groups_of_different_propensity():
+    x, campaign, treated, risk, churn = _two_groups()
+    e = propensity(treated, campaign.astype(int))
+    effect = fit_effect(x[:, None], churn.astype(float), treated, e, risk)
+    relative = apply_effect(np.array([[-1.5], [1.5]]), effect)
+    assert relative[0] > -0.25 and relative[1] < -0.4, relative
+    naive = fit_effect(x[:, None], churn.astype(float), treated, np.full(x.size, treated.mean()), risk)
+    assert apply_effect(np.array([[-1.5]]), naive)[0] < relative[0] - 0.1, "without the design's propensity"
+
+
+def _effects(contact: float, per_action: dict[str, float]) -> dict:
+    """Constant relative effects: `contact` for any contact, and each action's on top of it."""
+    basis = {"numeric": ["a", "b"], "mean": [0.0, 0.0], "scale": [1.0, 1.0], "levels": {}}
+    return {"basis": basis, CONTACT: {"b": contact, "w": [0.0, 0.0]}} | {
+        a: {"b": v, "w": [0.0, 0.0]} for a, v in per_action.items()
     }
-    meta = {"actions": actions, "learned_share": shares, "linear": linear, "feature_names": ["a", "b"]}
-    return UpliftModel(meta, {BASE: _base_booster(0.0)})
 
 
-def test_uplift_model__shrinks_toward_the_playbook_by_the_evidence_and_round_trips(tmp_path):
+def _model(shares: dict[str, float], contact: float = -0.1, action: float = -0.4) -> UpliftModel:
+    """Any contact takes away 10% of the churn risk; each action in `shares` another 40%."""
+    actions = list(load_config().playbook.actions)
+    effects = _effects(contact, dict.fromkeys(shares, action))
+    return UpliftModel(
+        {"actions": actions, "learned_share": shares, "feature_names": ["a", "b"], "effects": effects}
+    )
+
+
+def test_uplift_model__relative_to_the_risk_shrunk_toward_the_playbook_and_round_trips(tmp_path):
     model = _model({"rate_offer": 0.25})
     x = np.array([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [2.0, 5.0]])
-    learned = model.learned(x)
-    base = 1 / (1 + np.exp(-model.boosters[BASE].predict(np.column_stack([x, np.zeros(4)]), raw_score=True)))
-    np.testing.assert_allclose(
-        learned["rate_offer"], base - 1 / (1 + np.exp(-(np.log(base / (1 - base)) + 0.5 * x[:, 0] - 1.0)))
-    )
-    assert set(learned) == {"rate_offer"}, "an action without an offset has no learned uplift"
-    p = np.full(4, 0.2)
+    p = np.array([0.2, 0.5, 0.0, 1.0])
+    learned = model.learned(x, p)
+    np.testing.assert_allclose(learned["rate_offer"], 0.5 * p, atol=1e-9)
+    assert set(learned) == {"rate_offer"}, "an action without a model of its own has no learned uplift"
     blended = model.uplift(x, p, {"rate_offer": 0.3, "retention_call": 0.15})
     expected = 0.25 * learned["rate_offer"] + 0.75 * p * 0.3
-    np.testing.assert_allclose(blended["rate_offer"], expected)
+    np.testing.assert_allclose(blended["rate_offer"], expected, atol=1e-9)
     np.testing.assert_allclose(blended["retention_call"], p * 0.15)  # no model: the playbook's effect
     loaded = UpliftModel.load(model.save(tmp_path / "uplift"))
-    np.testing.assert_allclose(loaded.uplift(x, p, {"rate_offer": 0.3})["rate_offer"], expected)
+    np.testing.assert_allclose(loaded.uplift(x, p, {"rate_offer": 0.3})["rate_offer"], expected, atol=1e-9)
     assert UpliftModel.load(tmp_path / "nothing") is None
+
+
+def test_uplift_model__a_harmful_contact_adds_at_most_the_risk_that_is_left():
+    model = _model({"retention_call": 1.0}, contact=3.0, action=0.0)
+    p = np.array([0.1, 0.5, 0.9])
+    np.testing.assert_allclose(model.learned(np.zeros((3, 2)), p)["retention_call"], [-0.3, -0.5, -0.1])
 
 
 class _Bundle:
