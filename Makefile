@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint serve demo-drift bench-features bench-train bench-lr bench-tune bench-reasons bench-uplift bench-score bench-serve bench-soak bench-scale sample clean
+.PHONY: run test test-fast lint serve desk bench-desk demo-drift bench-features bench-train bench-lr bench-tune bench-reasons bench-uplift bench-score bench-serve bench-soak bench-scale sample clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ run: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/churn secrets-init
 	$(BIN)/churn serve
+
+# The retention desk on the sample (run `make run` first): prints its URL and a demo login that
+# exists for the sample only (a fresh password at every start).
+desk: $(STAMP)
+	$(BIN)/churn secrets-init
+	$(BIN)/churn desk --demo
 
 # A drift scenario end to end in outputs/demo-drift: train on the sample, then score a copy of the
 # bank in which a competitor's rate campaign hits one region, and monitor: exits 0 when the
@@ -75,6 +81,9 @@ bench-serve: $(STAMP)
 # 10 minutes at 100 requests/s with champion swaps; server memory of the first and last minute.
 bench-uplift: $(STAMP)
 	$(BIN)/python -m benchmarks.uplift
+
+bench-desk: $(STAMP)
+	$(BIN)/python -m benchmarks.desk
 
 bench-soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak

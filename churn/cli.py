@@ -501,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # the retention loop's commands register themselves on the same app
-from churn import cli_retention  # noqa: E402, F401
+from churn import cli_desk, cli_retention  # noqa: E402, F401
 
 
 def entry_point() -> None:

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from churn.frozen import Frozen
 from churn.retention_config import (  # the sections that decide who gets which action
+    DeskConfig,
     PlaybookAction,
     PlaybookConfig,
     PlaybookRule,
@@ -390,6 +391,7 @@ class AppConfig(_Frozen):
     reasons: dict[str, ReasonFamily] = Field(default_factory=dict)
     triggers: TriggerConfig = TriggerConfig()
     uplift: UpliftConfig = UpliftConfig()
+    desk: DeskConfig = DeskConfig()
     generator: GeneratorConfig = GeneratorConfig()
     source: SourceTableConfig | None = None
 

@@ -134,7 +134,7 @@ class TriggerConfig(Frozen):
 
 
 class UpliftParams(Frozen):
-    """The arm models' LightGBM settings: small trees, since the randomised rows are few."""
+    """The uplift outcome model's LightGBM settings: small trees, since the randomised rows are few."""
 
     num_leaves: int = Field(7, ge=2)
     learning_rate: float = Field(0.05, gt=0.0, le=1.0)
@@ -172,10 +172,7 @@ class UpliftConfig(Frozen):
     # the actions a customer may get in uplift mode, by kind of churn (a service failure never gets
     # a rate offer, natural churn no retention spend); `unclear` and undiagnosed: every action
     allowed: dict[str, tuple[str, ...]] = Field(default_factory=dict)
-    params: UpliftParams = UpliftParams()  # the base model (churn without a contact)
-    # L2 penalties of the linear offsets: any contact against the base, each action against any contact
-    contact_l2: float = Field(30.0, ge=0.0)
-    action_l2: float = Field(100.0, ge=0.0)
+    params: UpliftParams = UpliftParams()  # the outcome model's settings (P(churn) on the campaigns' rows)
 
     @field_validator("allowed", mode="before")
     @classmethod
@@ -192,8 +189,22 @@ class UpliftConfig(Frozen):
         return self
 
 
+class DeskConfig(Frozen):
+    """The retention desk (`churn desk`, `serving/desk`): where it listens and how it keeps sessions.
+    Users and their password hashes live in `users_file`; the session-signing key is a secret."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    users_file: str | None = None  # <output_dir>/desk_users.json when unset
+    session_hours: float = Field(8.0, gt=0.0, le=24.0)  # a login lasts a working day
+    page_size: int = Field(50, ge=1, le=1000)  # rows per page of the list
+    # behind TLS (production): the session cookie travels over HTTPS only
+    secure_cookies: bool = False
+
+
 __all__ = [
     "CHURN_TYPES",
+    "DeskConfig",
     "UpliftConfig",
     "UpliftParams",
     "PlaybookAction",

@@ -36,6 +36,8 @@ class Secrets(BaseModel):
 
     api_keys: tuple[ApiKey, ...] = Field(min_length=1)
     pseudonym_key: SecretStr = Field(min_length=16)
+    # signs the retention desk's session cookies (`churn desk`); CHURN_DESK_SESSION_KEY wins
+    desk_session_key: SecretStr | None = Field(None, min_length=32)
 
 
 class SecretsError(ValueError):
@@ -75,11 +77,23 @@ def load_secrets(secrets_file: str | Path, environ: Mapping[str, str] | None = N
         raise SecretsError(f"secrets: {field}: {first['msg']}") from None
 
 
+def _write_owner_only(path: Path, content: dict[str, Any]) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(content, handle, indent=2)
+    os.replace(temporary, path)
+
+
 def init_secrets_file(path: str | Path) -> bool:
-    """Write a secrets file with a fresh read key, a read+write key and a pseudonymisation key,
-    readable by the owner only. Returns False (and leaves it alone) when the file exists."""
+    """Write a secrets file with a fresh read key, a read+write key, a pseudonymisation key and the
+    desk's session key, readable by the owner only. Returns False when the file exists (then only a
+    missing desk session key is added; nothing else is touched)."""
     path = Path(path)
     if path.exists():
+        content = json.loads(path.read_text())
+        if not content.get("desk_session_key"):
+            _write_owner_only(path, content | {"desk_session_key": secrets.token_urlsafe(48)})
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     content = {
@@ -88,10 +102,9 @@ def init_secrets_file(path: str | Path) -> bool:
             {"name": "crm-write", "key": secrets.token_urlsafe(32), "scopes": ["read", "write"]},
         ],
         "pseudonym_key": secrets.token_urlsafe(32),
+        "desk_session_key": secrets.token_urlsafe(48),
     }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(content, handle, indent=2)
+    _write_owner_only(path, content)
     return True
 
 

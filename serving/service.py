@@ -46,11 +46,12 @@ from serving.auth import KeyRing, Secrets, load_secrets, pseudonymise
 from serving.guard import ApiGuard, RateLimiter, log_client_error
 from serving.model_bundle import FeatureSchemaError, ModelBundle
 from serving.openapi import allowed_query_values, build_spec
+from serving.outcomes import record_contact_outcome
 from serving.policy import contact_history_arrays, tiers
 from serving.request_checks import ApiError
 from serving.request_log import WITHHELD_FEATURES, RequestLogWriter, replay_journals
 from serving.scoring import CUSTOMER_COLUMNS, decide
-from serving.store import Outcome, OutcomeConflict, ServingStore, contact_window
+from serving.store import ServingStore, contact_window
 
 logger = logging.getLogger("churn.api")
 HISTORY_UNAVAILABLE = "contact history unavailable (database down): not contacted"
@@ -385,17 +386,19 @@ class ChurnService:
             position = customers.position.get(customer_id)
             if position is None:
                 raise ApiError(404, "customer_id", "unknown customer: not in the latest feature table")
-            when = self._contact_time(contacted_at, customers.join_date[position], now)
-            actions = self.config.playbook.actions if self.config.playbook else {}
-            if action is not None and action not in actions:
-                raise ApiError(400, "action", f"not one of {', '.join(actions)}")
-            outcome = Outcome(
-                event_id, customer_id, when, channel, action, reached, offer_accepted, customer_status
+            request = m.ContactOutcomeRequest.model_construct(
+                event_id=event_id,
+                customer_id=customer_id,
+                contacted_at=contacted_at,
+                channel=channel,
+                action=action,
+                reached=reached,
+                offer_accepted=offer_accepted,
+                customer_status=customer_status,
             )
-            try:
-                created = self.store.record_outcome(outcome, now)
-            except OutcomeConflict:
-                raise ApiError(409, "event_id", "already recorded with different content") from None
+            created = record_contact_outcome(
+                self.store, self.config, request, customers.join_date[position], now
+            )
             self._log_access(ctx, "contact-outcome", uuid.uuid4().hex, [customer_id])
             if ctx is not None:
                 ctx.response.status_code = 201 if created else 200
@@ -407,26 +410,6 @@ class ChurnService:
         return contact_window(
             self.config.data.earliest_date, self.config.serving.clock_tolerance_minutes, now
         )
-
-    def _contact_time(
-        self, contacted_at: dt.datetime, joined: np.datetime64, now: pd.Timestamp
-    ) -> pd.Timestamp:
-        """`contacted_at` as naive UTC, if it lies where a contact can: not before the customer
-        joined (nor `data.earliest_date`), not after now plus the clock tolerance. Anything else
-        would be counted by the contact policy for ever, or break the jobs that read it."""
-        aware = (
-            contacted_at if contacted_at.tzinfo else contacted_at.replace(tzinfo=dt.UTC)
-        )  # UTC if no offset
-        earliest, latest = self._contact_window(now)
-        if aware > latest.to_pydatetime().replace(tzinfo=dt.UTC):
-            tolerance = self.config.serving.clock_tolerance_minutes
-            raise ApiError(400, "contacted_at", f"in the future (more than {tolerance:g} minutes after now)")
-        if aware < earliest.to_pydatetime().replace(tzinfo=dt.UTC):  # compared before converting: no overflow
-            raise ApiError(400, "contacted_at", f"before the earliest allowed date {earliest:%Y-%m-%d}")
-        when = pd.Timestamp(aware.astimezone(dt.UTC).replace(tzinfo=None))
-        if not pd.isna(joined) and when < pd.Timestamp(joined).normalize():
-            raise ApiError(400, "contacted_at", "before the customer joined the bank")
-        return when
 
     # -- GET /risk-list and /model-info (FastAPI, mounted) ------------------------------------------
     @rest.get("/risk-list", response_model=m.RiskListPage)
