@@ -36,8 +36,8 @@ def _scaled(config, factor: float):
 
 
 def _random_list(rows: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
-    scored = rows[(rows["status"] == "scored") & ~rows["control_group"].fillna(False).astype(bool)]
-    scored = scored[~scored["do_not_contact"].fillna(False).astype(bool)]
+    scored = rows[(rows["status"] == "scored") & ~rows["control_group"].eq(True)]
+    scored = scored[~scored["do_not_contact"].eq(True)]
     pick = scored.sample(n=min(size, len(scored)), random_state=seed)
     out = rows[["as_of"]].copy()
     out["action"] = rows["action"].fillna("retention_call")

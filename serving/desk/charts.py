@@ -1,8 +1,12 @@
-"""The desk's charts, drawn on the server by matplotlib as inline SVG: nothing for the browser to
-fetch, no script to run (banks run the desk on closed networks)."""
+"""The desk's charts, drawn on the server by matplotlib as SVG and embedded in the page as an image
+(a data URI): nothing for the browser to fetch, no script to run (banks run the desk on closed
+networks), and the page's content security policy stays strict (matplotlib styles its SVG
+inline, which the policy refuses in the page itself but not inside an image)."""
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 from collections.abc import Sequence
 
@@ -21,10 +25,9 @@ def _svg(figure, title: str) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", bbox_inches="tight")
     plt.close(figure)
-    svg = buffer.getvalue()
-    svg = svg[svg.index("<svg") :]
+    encoded = base64.b64encode(buffer.getvalue().encode()).decode()
     # an accessible name for the chart, and a class the page's tests and styles can find
-    return svg.replace("<svg ", f'<svg role="img" aria-label="{title}" class="chart" ', 1)
+    return f'<img class="chart" alt="{html.escape(title)}" src="data:image/svg+xml;base64,{encoded}">'
 
 
 def contributions(labels: Sequence[str], values: Sequence[float], title: str) -> str:

@@ -145,3 +145,24 @@ def test_users_file__only_argon2_hashes_owner_only_and_the_cli_refuses_bad_users
         )
         assert done.returncode == 2 and message in done.stderr + done.stdout, (args, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_export__csv_and_excel_hold_the_same_filtered_rows_and_a_branch_user_only_their_branch(app):
+    import io
+
+    import pandas as pd
+
+    lead = _logged_in(app, "lead1")
+    csv = lead.get("/desk/list.csv?tier=high&sort=probability")
+    xlsx = lead.get("/desk/list.xlsx?tier=high&sort=probability")
+    assert csv.status_code == 200 and "attachment" in csv.headers["content-disposition"]
+    from_csv = pd.read_csv(io.StringIO(csv.text))
+    from_xlsx = pd.read_excel(io.BytesIO(xlsx.content), engine="openpyxl")
+    assert len(from_csv) == len(from_xlsx) > 0 and set(from_csv["risk_tier"]) == {"high"}
+    assert from_csv["customer_id"].tolist() == from_xlsx["customer_id"].tolist()
+    assert from_csv["churn_probability"].is_monotonic_decreasing
+    assert lead.get("/desk/list.pdf").status_code == 404
+    assert lead.get("/desk/list.csv?sort=secret_column").status_code == 400
+    branch = _logged_in(app, "branch1")
+    mine = pd.read_csv(io.StringIO(branch.get("/desk/list.csv").text))
+    assert mine["branch_id"].nunique() == 1
