@@ -45,18 +45,24 @@ def start_server(workspace: Path, env: dict[str, str], *args: str) -> dict:
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+    wait_until_ready(process, f"{url}/readyz", log_path, 180)
+    return {"url": url, "port": port, "process": process, "log": log_path, "file": log}
+
+
+def wait_until_ready(process: subprocess.Popen, url: str, log_path: Path, seconds: float) -> None:
+    """Until `url` answers 200; fails the test with the log's tail if the process exits or time runs out."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return {"url": url, "port": port, "process": process, "log": log_path, "file": log}
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
         if process.poll() is not None:
             pytest.fail(f"server exited: {log_path.read_text()[-3000:]}")
-        time.sleep(0.5)
+        time.sleep(0.3)
     process.kill()
-    pytest.fail("server not ready in 180 s")
+    pytest.fail(f"server not ready in {seconds:.0f} s")
 
 
 def stop_server(server: dict) -> int:

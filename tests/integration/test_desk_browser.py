@@ -11,11 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import ROOT
-from tests.integration.test_api_server import free_port
+from tests.integration.test_api_server import free_port, wait_until_ready
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -80,19 +79,7 @@ def desk(api_env):
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/desk/login", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None:
-            pytest.fail(f"desk exited: {log_path.read_text()[-3000:]}")
-        time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("desk not ready in 60 s")
+    wait_until_ready(process, f"{url}/desk/login", log_path, 60)
     yield {"url": url, "branches": branches, "as_of": as_of, "log": log_path, "env": env}
     process.terminate()
     process.wait(20)
