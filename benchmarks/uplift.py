@@ -50,12 +50,10 @@ def _perfect_qini(tables: dict, config, root: Path) -> tuple[float, float, float
     the generator's planted response types (persuadable first, sleeping dogs last) on the same
     held-out campaign months and with the same design weights as the learned models' figure. It
     says how much the bank's randomised history can show at all, whatever the learner."""
-    from fnmatch import fnmatch
-
     import numpy as np
 
-    from features.campaigns import CONTROL, NOT_DRAWN, campaign_rows
-    from training.uplift import propensity, qini
+    from features.campaigns import CONTROL, campaign_rows
+    from training.uplift import design_weights, qini, randomised_groups
 
     rows = campaign_rows(tables, config)
     held = np.sort(rows["as_of"].unique())[-config.uplift.test_months :]
@@ -64,16 +62,10 @@ def _perfect_qini(tables: dict, config, root: Path) -> tuple[float, float, float
     kind = truth.reindex(rows["customer_id"]).astype(str).to_numpy()
     score = np.select([kind == "persuadable", kind == "sleeping_dog"], [1.0, -1.0], 0.0)
     score = score + np.random.default_rng(0).normal(0, 1e-3, len(score))  # ties in random order
-    campaign = rows["campaign"].astype(str)
-    explored = campaign.eq(NOT_DRAWN) | campaign.map(
-        lambda c: fnmatch(c, config.uplift.exploration_campaigns)
-    )
-    month = pd.to_datetime(rows["as_of"]).dt.strftime("%Y-%m")
-    group = np.where(explored, "explore " + month, "campaign " + campaign)
+    group, _ = randomised_groups(rows, config.uplift.exploration_campaigns)
     treated = (rows["arm"] != CONTROL).to_numpy()
     churn = rows["churn"].to_numpy().astype(bool)
-    e = propensity(treated, group)
-    weight = np.where(treated, 1 / e, 1 / (1 - e))
+    weight = design_weights(treated, group)
     value = qini(score, treated, churn, weight)[1]
     rng = np.random.default_rng(1)
     draws = []

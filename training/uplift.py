@@ -15,17 +15,18 @@ The learner: an R-learner on LightGBM. The treatment propensity is known from th
 share of a randomised group (a campaign; a month's exploration with its not-drawn sample) that
 got the treatment, counted from the rows. The outcome model m(x) = P(churn | x) is a small binary
 booster on every row (it also sees whether the bank's targeting chose the row), cross-fitted on
-two halves. The effect tau(x) = P(churn | x, treated) - P(churn | x, not) minimises the R-loss
-sum ((y - m(x)) - (t - e) tau(x))^2, a weighted regression of (y - m) / (t - e) with weights
-(t - e)^2, by small regression trees with early stopping: first for any contact against the
-controls, then for each action against the controls, starting from the any-contact effect so an
+two halves. The effect tau(x) = P(churn | x, treated) - P(churn | x, not) = m(x) r(x), a relative change of
+the risk, minimises the R-loss sum ((y - m(x)) - (t - e) m(x) r(x))^2: a weighted ridge regression
+of (y - m) / ((t - e) m) on the standardised features (penalty by generalised cross-validation,
+each row also weighed by the inverse of its churn variance): first for any contact against the
+controls, then for each action against the controls on top of the any-contact effect, so an
 action with few rows stays near it. With a known propensity the R-loss is unbiased whatever the
 outcome model's errors (they cost variance, not bias), which is why it replaced a base model with
 offsets on its log-odds: the base, fitted on the few controls, was miscalibrated on the targeted
 customers and the offsets absorbed its error as a harmful effect of contacting them. Chosen over
 one booster per arm (a T-learner), whose per-arm trees learned almost no heterogeneity on so few
 churners, and over the action as a feature (an S-learner), whose trees split on it late or never.
-uplift(a, x) = -tau_a(x). Where an action has little evidence, `serving.uplift_model` shrinks
+uplift(a, x) = -P(churn) r_a(x). Where an action has little evidence, `serving.uplift_model` shrinks
 toward the playbook's effect.
 
 Evaluation: the latest `test_months` campaign months are held out; per action, the Qini curve of
@@ -182,6 +183,24 @@ def qini(
     return curve, coefficient
 
 
+def randomised_groups(rows: pd.DataFrame, exploration_campaigns: str) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's randomised group, whether the bank's targeting chose it): each targeted campaign
+    is a group; each month's exploration joins its not-drawn sample in one."""
+    campaign = rows["campaign"].astype(str)
+    month = pd.to_datetime(rows["as_of"]).dt.strftime("%Y-%m")
+    exploring = campaign.eq(NOT_DRAWN) | campaign.map(lambda name: fnmatch(name, exploration_campaigns))
+    group = np.where(exploring, "explore " + month, "campaign " + campaign).astype(str)
+    return group, (~exploring).to_numpy()
+
+
+def design_weights(treated: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Inverse-propensity weights for `qini`: 1/e for a treated row, 1/(1-e) for a control, 0 for a
+    row whose group is (almost) all treated or all control."""
+    e = propensity(treated, group)
+    informative = (e > 0.01) & (e < 0.99)
+    return np.where(informative, np.where(treated, 1 / np.maximum(e, 0.01), 1 / np.maximum(1 - e, 0.01)), 0.0)
+
+
 def _bootstrap_qini(
     groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], reps: int, seed: int
 ) -> dict[str, tuple[float, float]]:
@@ -220,13 +239,8 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     arm = rows["arm"].to_numpy()
     seed = config.training.seed
 
-    campaign = rows["campaign"].astype(str)
-    month = pd.to_datetime(rows["as_of"]).dt.strftime("%Y-%m")
-    exploring = campaign.eq(NOT_DRAWN) | campaign.map(lambda name: fnmatch(name, u.exploration_campaigns))
-    targeted = (~exploring).to_numpy(dtype=float)
-    # the randomised groups: each targeted campaign; each month's exploration with its not-drawn sample
-    group = np.where(exploring, "explore " + month, "campaign " + campaign).astype(str)
-    with_selection = np.column_stack([x_all, targeted])
+    group, targeted = randomised_groups(rows, u.exploration_campaigns)
+    with_selection = np.column_stack([x_all, targeted.astype(float)])
     feature_index = {name: j for j, name in enumerate(bundle.feature_names)}
 
     def fitted(
@@ -280,11 +294,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             treated = test_arm[mine] == action
             if treated.sum() < 20 or (~treated).sum() < 20:
                 continue
-            e = propensity(treated, test_group[mine])
-            informative = (e > 0.01) & (e < 0.99)
-            weight = np.where(
-                informative, np.where(treated, 1 / np.maximum(e, 0.01), 1 / np.maximum(1 - e, 0.01)), 0.0
-            )
+            weight = design_weights(treated, test_group[mine])
             groups[action] = (estimate[mine], treated, test_y[mine].astype(bool), weight)
             curves[action], metrics[f"uplift_qini_{action}"] = qini(*groups[action])
         if groups:

@@ -89,7 +89,7 @@ class Desk:
         return self.users.get(name)  # read every time: a removed user or a changed role counts at once
 
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
-        context |= {"user": self.user(request), "csrf": self.csrf(request)}
+        context |= {"user": self.user(request), "csrf": self.csrf(request), "channels": CHANNELS}
         response = self.templates.TemplateResponse(request, template, context, status_code=status)
         response.headers.update(HEADERS)
         return response
@@ -299,7 +299,6 @@ def create_app(config: Any, pseudonym_key: str, session_key: str) -> Starlette:
     ]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error})
     app.state.desk = Desk(config, pseudonym_key)
-    app.state.channels = CHANNELS
     return app
 
 

@@ -79,6 +79,12 @@ class ListQuery:
     page_size: int = 50
 
 
+def _order(table: sa.Table, query: ListQuery) -> tuple[Any, Any]:
+    """The list's order: the chosen column (missing values last), then the customer id."""
+    column = table.c[SORTS[query.sort]]
+    return (column.desc() if query.descending else column.asc()).nulls_last(), table.c.customer_id
+
+
 class DeskData:
     def __init__(self, engine: sa.Engine, output_dir: Path):
         self.engine, self.output_dir = engine, Path(output_dir)
@@ -131,14 +137,12 @@ class DeskData:
         """(matching rows in all, this page's rows)."""
         table = self._list_table()
         where = self._where(table, as_of, query, branch)
-        column = table.c[SORTS[query.sort]]
-        order = column.desc().nulls_last() if query.descending else column.asc().nulls_last()
         with self.engine.connect() as connection:
             total = connection.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar()
             page = pd.read_sql(
                 sa.select(*[table.c[c] for c in LIST_COLUMNS])
                 .where(*where)
-                .order_by(order, table.c.customer_id)
+                .order_by(*_order(table, query))
                 .limit(query.page_size)
                 .offset((query.page - 1) * query.page_size),
                 connection,
@@ -149,13 +153,11 @@ class DeskData:
         """Every row of the filtered view (no paging), the columns the list shows and the reasons."""
         table = self._list_table()
         columns = [*LIST_COLUMNS, "reason_2_text", "reason_3_text", "action_why", "value"]
-        column = table.c[SORTS[query.sort]]
-        order = column.desc().nulls_last() if query.descending else column.asc().nulls_last()
         with self.engine.connect() as connection:
             return pd.read_sql(
                 sa.select(*[table.c[c] for c in columns])
                 .where(*self._where(table, as_of, query, branch))
-                .order_by(order, table.c.customer_id),
+                .order_by(*_order(table, query)),
                 connection,
             )
 
