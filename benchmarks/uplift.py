@@ -45,6 +45,21 @@ def _random_list(rows: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
     return out
 
 
+def _informed_list(rows: pd.DataFrame, truth: pd.DataFrame, size: int) -> pd.DataFrame:
+    """A reference, not a product list: today's ranking with the planted response types known. The
+    `size` persuadable customers with the highest expected saving get the playbook's action; no
+    sure thing, lost cause or sleeping dog is contacted. What perfect knowledge of who responds is
+    worth on this bank, at the same capacity and with the same action rule."""
+    kind = truth["uplift_type"].reindex(rows.index).astype(str)
+    scored = rows[(rows["status"] == "scored") & ~rows["control_group"].eq(True)]
+    scored = scored[~scored["do_not_contact"].eq(True) & kind.reindex(scored.index).eq("persuadable")]
+    pick = scored.sort_values("expected_saving", ascending=False).head(size)
+    out = rows[["as_of"]].copy()
+    out["action"] = rows["action"].fillna("retention_call")
+    out["contact"] = rows.index.isin(pick.index)
+    return out
+
+
 def _perfect_qini(tables: dict, config, root: Path) -> tuple[float, float, float]:
     """The held-out Qini coefficient (with its 95% bootstrap interval) of a perfect uplift score:
     the generator's planted response types (persuadable first, sleeping dogs last) on the same
@@ -111,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         lists[name] = rows
     size = int(lists["probability"]["contact"].fillna(False).astype(bool).sum())
     lists["random"] = _random_list(lists["probability"], size, args.seed)
+    truth = pd.read_parquet(root / "truth" / "customers.parquet").set_index("customer_id")
+    lists["persuadables known"] = _informed_list(lists["probability"], truth, size)
     listed = time.perf_counter()
 
     figures = {}
@@ -179,7 +196,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{'  a perfect score, same rows':40s} {perfect:8.4f}   (95% interval {p_low:.4f} .. {p_high:.4f}: "
             "the planted response types as the score, what the history can show at all)"
         )
-    truth = pd.read_parquet(root / "truth" / "customers.parquet").set_index("customer_id")
     scored = lists["uplift"][lists["uplift"]["status"] == "scored"].join(truth[["uplift_type"]])
     listed_rows = scored[scored["uplift"].notna()]
     by_type = listed_rows.groupby("uplift_type", observed=True)["uplift"].agg(["size", "mean"])

@@ -228,8 +228,9 @@ def score(
     ranking: Annotated[
         str | None,
         typer.Option(
-            help="uplift (learned uplift per action, each customer's best) or probability (the playbook's "
-            "action and effect) [config: uplift.ranking].",
+            help="uplift (learned uplift per action, each customer's best), probability (the playbook's "
+            "action and effect) or auto (uplift once its held-out Qini interval is above zero) "
+            "[config: uplift.ranking].",
             show_default=False,
         ),
     ] = None,
@@ -239,8 +240,8 @@ def score(
 
     cfg = _config(config, data, engine, scheduler)
     if ranking is not None:
-        if ranking not in ("uplift", "probability"):
-            raise UserError(f"--ranking: {ranking!r} is not one of uplift, probability")
+        if ranking not in ("auto", "uplift", "probability"):
+            raise UserError(f"--ranking: {ranking!r} is not one of auto, uplift, probability")
         cfg = cfg.model_copy(update={"uplift": cfg.uplift.model_copy(update={"ranking": ranking})})
     _, lines = run_daily_list(cfg, as_of)
     for line in lines:

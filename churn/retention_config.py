@@ -151,14 +151,15 @@ class UpliftConfig(Frozen):
 
     enabled: bool = True
     # uplift: rank by P(churn) x value x learned uplift(action, customer) - cost, choosing each
-    # customer's best action; probability: the playbook's action and P(churn) x value x effect - cost
-    ranking: Literal["uplift", "probability"] = "probability"
+    # customer's best action; probability: the playbook's action and P(churn) x value x effect - cost;
+    # auto: uplift when the uplift models' held-out Qini interval is above zero, else probability
+    ranking: Literal["auto", "uplift", "probability"] = "auto"
     # in uplift mode: `best` takes each customer's best allowed action by learned uplift; `playbook`
     # keeps the playbook's action (chosen by kind and cause) and ranks and excludes by its uplift
     choose: Literal["best", "playbook"] = "best"
     # the share of the customers a month's exploration could have drawn and did not, taken as
     # controls beside the campaigns' own control groups (0: the campaigns' controls alone)
-    not_drawn_share: float = Field(0.1, ge=0.0, le=1.0)
+    not_drawn_share: float = Field(0.0, ge=0.0, le=1.0)
     # campaigns whose customers were drawn at random (exploration), by name pattern; every other
     # campaign chose its customers by the bank's own risk view
     exploration_campaigns: str = "EXP-*"

@@ -30,7 +30,7 @@ from features.bank.state import NEVER, PRODUCTS, Events, Holdings, days, month_s
 from features.causes import CAUSE_CODES, CAUSES
 from features.schema import INCOME_BANDS, REGIONS
 
-GENERATOR_VERSION = "5"
+GENERATOR_VERSION = "6"
 __all__ = ["DRIFT_SCENARIOS", "PRODUCTS", "GeneratedBank", "generate_bank", "write_bank"]
 
 # Drift scenarios `generate_bank` can play in its last months (what monitoring must find).

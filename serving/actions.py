@@ -1,6 +1,6 @@
 """Which action for whom, and what it is expected to save.
 
-Two ranking modes (`uplift.ranking`, or `churn score --ranking`):
+Ranking modes (`uplift.ranking`, or `churn score --ranking`; `ranking_mode` resolves them):
 
 - `uplift` (when the bundle carries learned uplift models): for every customer on the list, each
   action the kind of churn allows (`uplift.allowed`) is valued at P(churn) x value x uplift - cost,
@@ -10,6 +10,9 @@ Two ranking modes (`uplift.ranking`, or `churn score --ranking`):
   raise their churn is a predicted sleeping dog and is not contacted.
 - `probability`: the playbook's rule chooses the action and the saving is P(churn) x value x the
   playbook's effect - cost (the ranking before uplift models).
+- `auto` (the default): `uplift` when the bundle's uplift models have shown incremental value on
+  the held-out campaign months (the lower bound of their Qini interval above zero), `probability`
+  otherwise, so a bank whose experiments cannot yet show what works keeps today's ranking.
 
 Either way each row says why: the uplift used, where it comes from, and the next best action.
 """
@@ -32,6 +35,31 @@ def _why_playbook(action: Any, effect: float, saving: float) -> str | None:
     )
 
 
+def ranking_mode(bundle: Any, config: AppConfig, ranking: str | None = None) -> tuple[str, str]:
+    """(the ranking the list uses, why): `ranking` or the config's, `auto` resolved for `bundle`."""
+    mode = ranking or config.uplift.ranking
+    model = getattr(bundle, "uplift", None)
+    if mode == "probability":
+        return mode, "configured"
+    if model is None:
+        return "probability", f"{mode}: the model has no uplift models (too little randomised history)"
+    if mode == "uplift":
+        return mode, "configured"
+    held = model.meta.get("held_out") or {}
+    if "qini_low" not in held:
+        return "probability", "auto: the uplift models have no held-out figures"
+    low = float(held["qini_low"])
+    if low > 0:
+        return (
+            "uplift",
+            f"auto: the uplift models' held-out Qini interval is above zero (lower bound {low:.4f})",
+        )
+    return (
+        "probability",
+        f"auto: the uplift models' held-out Qini interval includes zero (lower bound {low:.4f})",
+    )
+
+
 def choose(
     bundle: Any,
     x: np.ndarray,
@@ -45,7 +73,7 @@ def choose(
 ) -> dict[str, np.ndarray]:
     """`action`, `uplift`, `expected_saving`, `action_why` and `sleeping_dog` per row."""
     playbook, u = config.playbook, config.uplift
-    mode = ranking or u.ranking
+    mode, _ = ranking_mode(bundle, config, ranking)
     n = len(probability)
     worth = np.nan_to_num(value, nan=0.0)
     effects = {name: a.effect for name, a in playbook.actions.items()}

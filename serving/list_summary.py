@@ -86,6 +86,9 @@ def summary_lines(digest: ListDigest, meta: dict[str, Any], top: int = 10) -> li
         f"contacts planned      {len(contacted)}: "
         + ", ".join(f"{team} {n}" for team, n in contacted["action_owner"].value_counts().items()),
         f"control group         {digest.control_group} scored, never contacted",
+        f"ranking               {meta['ranking']['mode']} ({meta['ranking']['why']})"
+        if "ranking" in meta
+        else "ranking               not recorded",
         "churn types           "
         + ", ".join(f"{kind} {n}" for kind, n in digest.churn_types.items())
         + " (customers at or above the reporting threshold)",

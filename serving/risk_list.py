@@ -16,6 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from churn.config import AppConfig
+from serving.actions import ranking_mode
 from serving.list_summary import ListDigest, latest_impact, summary_html, summary_lines
 from serving.model_bundle import categoricals_as_text
 from serving.publish import finish_version, new_version, publish, reconcile, write_database
@@ -211,6 +212,7 @@ def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tupl
         "rejected_customers": validated.reject_counts["customers"],
         "rejects": validated.reject_counts | {"contact_history": rejected_contacts},
         "contacts_planned": int(rows["contact"].fillna(False).sum()),
+        "ranking": dict(zip(("mode", "why"), ranking_mode(bundle, config), strict=True)),
         "triggers": trigger_counts(triggers, config),
         "created_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
     }

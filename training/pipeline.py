@@ -293,7 +293,12 @@ def uplift_lines(result: TrainingResult) -> list[str]:
     if "uplift_qini" in m:
         lines.append(
             f"uplift Qini           {m['uplift_qini']:.4f} (95% interval {m['uplift_qini_low']:.4f} .. "
-            f"{m['uplift_qini_high']:.4f}) on the held-out campaign months"
+            f"{m['uplift_qini_high']:.4f}) on the held-out campaign months, any contact"
+        )
+    if "uplift_qini_actions" in m:
+        lines.append(
+            f"uplift Qini, actions  {m['uplift_qini_actions']:.4f} (95% interval {m['uplift_qini_actions_low']:.4f} .. "
+            f"{m['uplift_qini_actions_high']:.4f}), each action against the controls"
         )
     return lines
 

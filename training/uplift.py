@@ -204,18 +204,17 @@ def design_weights(treated: np.ndarray, group: np.ndarray) -> np.ndarray:
 def _bootstrap_qini(
     groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], reps: int, seed: int
 ) -> dict[str, tuple[float, float]]:
-    """95% percentile intervals of each action's Qini coefficient and of their average weighted
-    by treated customers (`pooled`), from the same resamples."""
+    """95% percentile intervals of each group's Qini coefficient and of the actions' average
+    weighted by treated customers (`pooled`; every group but CONTACT), from the same resamples."""
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {name: [] for name in [*groups, "pooled"]}
-    weights = np.array([int(g[1].sum()) for g in groups.values()], dtype=float)
+    actions = [name for name in groups if name != CONTACT]
+    weights = np.array([int(groups[name][1].sum()) for name in actions], dtype=float)
     for _ in range(reps):
-        values = []
         for name, (score, treated, churn, weight) in groups.items():
             pick = rng.integers(0, len(score), len(score))
-            values.append(qini(score[pick], treated[pick], churn[pick], weight[pick])[1])
-            draws[name].append(values[-1])
-        draws["pooled"].append(float(np.average(values, weights=weights)))
+            draws[name].append(qini(score[pick], treated[pick], churn[pick], weight[pick])[1])
+        draws["pooled"].append(float(np.average([draws[name][-1] for name in actions], weights=weights)))
     return {name: tuple(float(v) for v in np.percentile(d, [2.5, 97.5])) for name, d in draws.items()}
 
 
@@ -299,11 +298,22 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             curves[action], metrics[f"uplift_qini_{action}"] = qini(*groups[action])
         if groups:
             weights = [int(g[1].sum()) for g in groups.values()]
-            metrics["uplift_qini"] = float(
+            metrics["uplift_qini_actions"] = float(
                 np.average([metrics[f"uplift_qini_{a}"] for a in groups], weights=weights)
             )
-            for name, (low, high) in _bootstrap_qini(groups, u.bootstrap, seed).items():
-                key = "uplift_qini" if name == "pooled" else f"uplift_qini_{name}"
+            # the headline: whom to contact at all, every held-out row, ranked by the learned
+            # uplift of any contact (the list's first decision; the per-action curves split the
+            # same controls between the actions and say which action, with less power each)
+            z = effect_basis(x_all[test], effects["basis"], feature_index)
+            contact = -risk * apply_effect(z, effects[CONTACT])
+            treated = test_arm != CONTROL
+            groups[CONTACT] = (contact, treated, test_y.astype(bool), design_weights(treated, test_group))
+            curves[CONTACT], metrics["uplift_qini"] = qini(*groups[CONTACT])
+            intervals = _bootstrap_qini(groups, u.bootstrap, seed)
+            for name, (low, high) in intervals.items():
+                key = {"pooled": "uplift_qini_actions", CONTACT: "uplift_qini"}.get(
+                    name, f"uplift_qini_{name}"
+                )
                 metrics[f"{key}_low"], metrics[f"{key}_high"] = low, high
     else:
         notes.append(

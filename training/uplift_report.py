@@ -18,7 +18,7 @@ def qini_figure(result: UpliftResult):
     axis.axhline(0, color="#999", linewidth=0.8)
     axis.set_xlabel("share of the held-out campaign customers, by predicted uplift")
     axis.set_ylabel("customers kept (against the controls)")
-    axis.set_title("Qini curves per action (grey: random targeting)")
+    axis.set_title("Qini curves: any contact and per action (grey: random targeting)")
     axis.legend(frameon=False, fontsize=7)
     figure.tight_layout()
     return figure

@@ -1,10 +1,18 @@
 """The bank's own retention campaigns, as a bank that wants to learn would run them.
 
 Each month the bank contacts the customers its own (imperfect) risk view ranks highest, 2% of
-the active book (a customer already draining money out is in the book and ranks higher), with actions chosen by its habits rather than by cause; a random 10% of each
-campaign is held back as a control group (recorded, never contacted). A small exploration share
-is drawn at random across all risk levels and given a random action, so what each action does
-for whom can be learned without the bank's targeting in the way.
+the active book (a customer already draining money out is in the book and ranks higher), with
+actions chosen by its habits rather than by cause; a random 20% of each campaign is held back as
+a control group (recorded, never contacted).
+
+Its test-and-learn programme (exploration) draws another 2% of the book each month across all
+risk levels, the riskier more often (inclusion rises with the fourth power of the customer's
+risk rank among the rest, so the top of the rest is drawn about five times as often as the
+average and the bottom almost never: the list works at the top, so that is where what each action
+does must be learned), gives each drawn customer a random action and holds back a random half of
+the draw as its control group. How a customer came to be drawn does not matter to the comparison:
+inside the draw, contacted or not is a coin flip (propensity 0.5), so what each action does for
+whom can be learned without the bank's targeting in the way.
 """
 
 from __future__ import annotations
@@ -45,11 +53,23 @@ CAMPAIGN_MIX = {
 assert tuple(ACTION_CHANNELS) == ACTIONS, "one list of actions for campaigns and responses"
 TARGETED_SHARE = 0.02
 DRAIN_SEEN = 3.0  # log-odds the bank's own risk view adds for a customer whose money is leaving
-EXPLORATION_SHARE = 0.01
-CONTROL_SHARE = 0.10
+CONTROL_SHARE = 0.20  # of each targeted campaign, held back
+EXPLORATION_SHARE = 0.02  # of the book drawn each month for test-and-learn
+EXPLORATION_TILT = 4.0  # inclusion ~ (risk rank among the rest) ** tilt
+EXPLORATION_CONTROL = 0.5  # of the exploration draw, held back
 ACCEPT = np.array(
     [0.55, 0.35, 0.08, 0.15]
 )  # by uplift type: persuadable, sure thing, lost cause, sleeping dog
+
+
+def _inclusion(size: int, expected: float) -> np.ndarray:
+    """Each of `size` customers' chance to be drawn, in the order of the bank's risk view (riskiest
+    first): rising with the risk rank to the power EXPLORATION_TILT, `expected` drawn in all."""
+    if size == 0:
+        return np.zeros(0)
+    rank = 1.0 - (np.arange(size) + 0.5) / size  # 1 for the riskiest of the rest, 0 for the least
+    weight = rank**EXPLORATION_TILT
+    return np.minimum(1.0, expected * weight / weight.sum())
 
 
 def run_campaign(bank: Bank, m: int) -> None:
@@ -70,12 +90,17 @@ def run_campaign(bank: Bank, m: int) -> None:
     order = np.argsort(-view)
     targeted = eligible[order[:quota]]
     rest = eligible[order[quota:]]
-    explored = rest[rng.random(rest.size) < EXPLORATION_SHARE]
+    explored = rest[
+        rng.random(rest.size) < _inclusion(rest.size, EXPLORATION_SHARE * (bank.status == ACTIVE).sum())
+    ]
     selected = np.concatenate([targeted, explored])
     habit = rng.choice(len(ACTIONS), targeted.size, p=[CAMPAIGN_MIX[a] for a in ACTIONS])
     random = rng.integers(0, len(ACTIONS), explored.size)
     action = np.array(ACTIONS, dtype=object)[np.concatenate([habit, random])]
-    control = rng.random(selected.size) < CONTROL_SHARE
+    held_back = np.concatenate(
+        [np.full(targeted.size, CONTROL_SHARE), np.full(explored.size, EXPLORATION_CONTROL)]
+    )
+    control = rng.random(selected.size) < held_back
     reached = ~control & (rng.random(selected.size) < 0.7)
     accepted = reached & (rng.random(selected.size) < ACCEPT[pop.uplift_type[selected]])
     outcome = np.where(

@@ -199,7 +199,8 @@ def test_uplift_models__learned_from_the_randomised_campaigns_and_shipped_in_the
     uplift = trained.bundle.uplift
     assert uplift is not None, trained.extra["uplift"].notes
     rows = uplift.meta["rows"]
-    assert rows["control"] > 1000, "campaign controls and the customers the exploration did not draw"
+    assert rows["control"] > 400, "the campaigns' and the exploration's control groups"
+    assert rows["control"] > 0.3 * sum(rows.values()), "the exploration holds back half its draw"
     assert all(0 <= share < 1 for share in uplift.learned_share.values())
     assert trained.metrics["uplift_rows"] == sum(rows.values())
     reloaded = ModelBundle.load(trained.bundle.save(tmp_path / "bundle"))

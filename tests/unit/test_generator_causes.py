@@ -74,7 +74,23 @@ def test_market__a_competitor_rate_per_region_and_month(bank):
 
 def test_contacts__campaigns_have_a_control_group_and_an_exploration_share_with_playbook_actions(bank):
     contacts = bank.tables["contacts"]
-    assert 0.05 < contacts["control_group"].mean() < 0.15
+    targeted = contacts["campaign"].str.startswith("RET-")
+    assert 0.15 < contacts.loc[targeted, "control_group"].mean() < 0.25, "a fifth of each campaign held back"
+    assert 0.4 < contacts.loc[~targeted, "control_group"].mean() < 0.6, "half of the exploration held back"
     assert (contacts.loc[contacts["control_group"], "action"] == "none").all()
     assert contacts["campaign"].str.startswith("EXP-").any(), "randomised exploration across risk levels"
     assert contacts["action"].nunique() >= 7
+
+
+def test_contacts__exploration_draws_across_risk_levels_the_riskier_more_often(bank):
+    """The list works at the top of the risk, so that is where the exploration learns most; it still
+    reaches the bottom half."""
+    contacts = bank.tables["contacts"]
+    hazard = bank.truth_hazard.assign(rank=lambda h: h.groupby("month_start")["hazard"].rank(pct=True))
+    explored = contacts[contacts["campaign"].str.startswith("EXP-")]
+    # the bank's view is the hazard of the month before the campaign
+    month_before = explored["ts"].dt.to_period("M").dt.to_timestamp() - pd.DateOffset(months=1)
+    ranks = explored.assign(month_start=month_before).merge(hazard, on=["customer_id", "month_start"])["rank"]
+    assert len(ranks) > 0.9 * len(explored)
+    assert ranks.mean() > 0.6, "riskier customers drawn more often than at random (0.5)"
+    assert (ranks < 0.5).mean() > 0.05, "and every risk level drawn"

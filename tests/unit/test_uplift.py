@@ -170,3 +170,43 @@ def test_choose__every_allowed_action_harmful_is_a_predicted_sleeping_dog_probab
     assert kept["action"].tolist() == ["retention_call", "rate_offer"]
     assert kept["uplift"][1] == pytest.approx(0.3 * config.playbook.actions["rate_offer"].effect)
     assert "playbook rule" in kept["action_why"][0]
+
+
+def _proven(low: float | None) -> _FixedUplift:
+    model = _FixedUplift({a: np.array([0.05, 0.05]) for a in ("retention_call", "rate_offer")})
+    model.meta = (
+        {} if low is None else {"held_out": {"qini": low + 0.002, "qini_low": low, "qini_high": low + 0.004}}
+    )
+    return model
+
+
+@pytest.mark.parametrize(
+    ("low", "expected", "said"),
+    [
+        (0.0012, "uplift", "above zero"),
+        (-0.0003, "probability", "includes zero"),
+        (None, "probability", "no held-out"),
+    ],
+)
+def test_ranking_mode__auto_ranks_by_uplift_only_once_its_held_out_qini_interval_is_above_zero(
+    config, low, expected, said
+):
+    from serving.actions import ranking_mode
+
+    assert config.uplift.ranking == "auto", "the shipped default"
+    mode, why = ranking_mode(_Bundle(_proven(low)), config)
+    assert mode == expected and said in why
+    assert ranking_mode(_Bundle(None), config)[0] == "probability", "no uplift models: today's ranking"
+    assert ranking_mode(_Bundle(_proven(-0.0003)), config, "uplift")[0] == "uplift", "asked for: obeyed"
+    # and the list follows it: the unproven model leaves the playbook's action and its rule
+    args = (
+        np.zeros((2, 2)),
+        np.full(2, 0.3),
+        np.full(2, 5_000.0),
+        np.array(["retention_call", "retention_call"], dtype=object),
+        np.array(["competitive", "competitive"], dtype=object),
+        np.ones(2, dtype=bool),
+        config,
+    )
+    out = choose(_Bundle(_proven(low)), *args)
+    assert ("playbook rule" in out["action_why"][0]) == (expected == "probability")
