@@ -35,14 +35,23 @@ def _scaled(config, factor: float):
     )
 
 
-def _random_list(rows: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
+def _contactable(rows: pd.DataFrame) -> pd.DataFrame:
+    """The scored rows a list may contact: not in the control group, not do-not-contact."""
     scored = rows[(rows["status"] == "scored") & ~rows["control_group"].eq(True)]
-    scored = scored[~scored["do_not_contact"].eq(True)]
-    pick = scored.sample(n=min(size, len(scored)), random_state=seed)
+    return scored[~scored["do_not_contact"].eq(True)]
+
+
+def _as_list(rows: pd.DataFrame, picked: pd.Index) -> pd.DataFrame:
+    """The rows as a list for `churn simulate`: the rows' actions, contact where picked."""
     out = rows[["as_of"]].copy()
     out["action"] = rows["action"].fillna("retention_call")
-    out["contact"] = rows.index.isin(pick.index)
+    out["contact"] = rows.index.isin(picked)
     return out
+
+
+def _random_list(rows: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
+    scored = _contactable(rows)
+    return _as_list(rows, scored.sample(n=min(size, len(scored)), random_state=seed).index)
 
 
 def _informed_list(rows: pd.DataFrame, truth: pd.DataFrame, size: int) -> pd.DataFrame:
@@ -50,17 +59,12 @@ def _informed_list(rows: pd.DataFrame, truth: pd.DataFrame, size: int) -> pd.Dat
     `size` persuadable customers with the highest expected saving get the playbook's action; no
     sure thing, lost cause or sleeping dog is contacted. What perfect knowledge of who responds is
     worth on this bank, at the same capacity and with the same action rule."""
-    kind = truth["uplift_type"].reindex(rows.index).astype(str)
-    scored = rows[(rows["status"] == "scored") & ~rows["control_group"].eq(True)]
-    scored = scored[~scored["do_not_contact"].eq(True) & kind.reindex(scored.index).eq("persuadable")]
-    pick = scored.sort_values("expected_saving", ascending=False).head(size)
-    out = rows[["as_of"]].copy()
-    out["action"] = rows["action"].fillna("retention_call")
-    out["contact"] = rows.index.isin(pick.index)
-    return out
+    scored = _contactable(rows)
+    scored = scored[truth["uplift_type"].reindex(scored.index).astype(str).eq("persuadable")]
+    return _as_list(rows, scored.sort_values("expected_saving", ascending=False).head(size).index)
 
 
-def _perfect_qini(tables: dict, config, root: Path) -> tuple[float, float, float]:
+def _perfect_qini(tables: dict, config, truth: pd.DataFrame) -> tuple[float, float, float]:
     """The held-out Qini coefficient (with its 95% bootstrap interval) of a perfect uplift score:
     the generator's planted response types (persuadable first, sleeping dogs last) on the same
     held-out campaign months and with the same design weights as the learned models' figure. It
@@ -73,8 +77,7 @@ def _perfect_qini(tables: dict, config, root: Path) -> tuple[float, float, float
     rows = campaign_rows(tables, config)
     held = np.sort(rows["as_of"].unique())[-config.uplift.test_months :]
     rows = rows[rows["as_of"].isin(held)]
-    truth = pd.read_parquet(root / "truth" / "customers.parquet").set_index("customer_id")["uplift_type"]
-    kind = truth.reindex(rows["customer_id"]).astype(str).to_numpy()
+    kind = truth["uplift_type"].reindex(rows["customer_id"]).astype(str).to_numpy()
     score = np.select([kind == "persuadable", kind == "sleeping_dog"], [1.0, -1.0], 0.0)
     score = score + np.random.default_rng(0).normal(0, 1e-3, len(score))  # ties in random order
     group, _ = randomised_groups(rows, config.uplift.exploration_campaigns)
@@ -191,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{'Qini coefficient, held-out months':40s} {metrics['uplift_qini']:8.4f}   "
             f"(95% interval {low:.4f} .. {high:.4f}; target above 0: {'met' if met else 'NOT met'})"
         )
-        perfect, p_low, p_high = _perfect_qini(tables, config, root)
+        perfect, p_low, p_high = _perfect_qini(tables, config, truth)
         print(
             f"{'  a perfect score, same rows':40s} {perfect:8.4f}   (95% interval {p_low:.4f} .. {p_high:.4f}: "
             "the planted response types as the score, what the history can show at all)"
