@@ -287,24 +287,33 @@ def monitor(
         typer.Option(help="Days before --as-of to check, e.g. 30d [config: monitoring.window_days]."),
     ] = None,
     retrain_on_breach: Annotated[
-        bool, typer.Option(help="On a breached threshold, train a challenger and run the promotion.")
+        bool,
+        typer.Option(help="On a breached model threshold, train a challenger and run the promotion."),
     ] = False,
+    impact: Annotated[
+        bool,
+        typer.Option(
+            help="Judge the campaigns against their controls afresh from the bank (`churn impact`); "
+            "--no-impact reads the latest figures written."
+        ),
+    ] = True,
     config: ConfigOption = None,
     data: DataOption = None,
 ) -> None:
-    """Drift and data quality of what was scored, against the model's training reference.
+    """Drift and data quality of what was scored, against the model's training reference, and
+    what the campaigns kept against their controls.
 
     Exit code 0: no threshold breached; 3: an alert was raised (recorded in `monitoring_alerts`).
     """
     from monitoring.monitor import run_monitor
 
     cfg = _config(config, data)
-    result = run_monitor(cfg, as_of, _window(window) if window else None)
+    result = run_monitor(cfg, as_of, _window(window) if window else None, refresh_impact=impact)
     for line in result.lines:
         typer.echo(line)
     if not result.alerts:
         return
-    if retrain_on_breach:
+    if retrain_on_breach and result.model_alerts:
         from training.jobs import run_promotion, run_training
 
         typer.echo("== retraining (threshold breached)")
@@ -462,7 +471,8 @@ def _run_steps(cfg: AppConfig) -> None:
     typer.echo("== monitoring")
     from monitoring.monitor import run_monitor
 
-    for line in run_monitor(cfg).lines:  # an alert is reported and recorded; `churn monitor` exits 3
+    # an alert is reported and recorded (`churn monitor` exits 3); the impact was judged above
+    for line in run_monitor(cfg, refresh_impact=False).lines:
         typer.echo(line)
     typer.echo("== churn report")
     from monitoring.churn_report_job import run_report

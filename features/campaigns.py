@@ -7,7 +7,7 @@ Used to learn uplift (`training/uplift.py`) and to prove what the campaigns kept
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import pandas as pd
@@ -50,11 +50,15 @@ def _not_drawn(
 
 
 def campaign_rows(
-    tables: Mapping[str, pd.DataFrame], config: AppConfig, not_drawn_share: float | None = None
+    tables: Mapping[str, pd.DataFrame],
+    config: AppConfig,
+    not_drawn_share: float | None = None,
+    only_months: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """One row per campaign contact whose horizon the data confirms, plus a sample of the customers
     the month's exploration did not draw: the features at the first of the contact's month, `arm`
-    (the action, or `control`), `churn`, `as_of` and `campaign` (`not drawn` for the sample)."""
+    (the action, or `control`), `churn`, `as_of` and `campaign` (`not drawn` for the sample).
+    `only_months` ("YYYY-MM") keeps only those campaign months."""
     from features.labels import confirmable_as_of
     from features.snapshots import build_training_set
 
@@ -68,6 +72,8 @@ def campaign_rows(
     everyone = contacts
     contacts = contacts.assign(as_of=contacts["ts"].dt.to_period("M").dt.to_timestamp())
     contacts = contacts[(contacts["as_of"] <= last) & (contacts["as_of"] > months[0])]
+    if only_months is not None:
+        contacts = contacts[contacts["as_of"].dt.strftime("%Y-%m").isin(list(only_months))]
     control = contacts["control_group"].astype(bool)
     contacts = contacts.assign(arm=np.where(control, CONTROL, contacts["action"].astype(str)))
     contacts = contacts[control | (contacts["action"].astype(str) != NO_ACTION)]

@@ -1,13 +1,22 @@
 """Proof from the control group: what the bank's retention campaigns actually kept.
 
 Every campaign holds back a random control group, and within a campaign the action each customer
-got was drawn at random, so for any slice of a campaign's customers (an action, its owning team,
-a branch, a month) the campaign's controls in the same slice are a fair comparison. For each
-slice whose 90-day horizon has ended: churn rate of the contacted and of the controls with 95%
-intervals, the difference (Newcombe's interval from the two Wilson intervals), the incremental
-customers kept (difference x contacted), the value kept (the same on value lost per customer,
-normal interval), the cost of the contacts, the net value and the return on spend. Fewer than
-`min_control` controls (or contacted) is reported as too few for a conclusion, never hidden.
+got was drawn at random, so within one campaign its controls are a fair comparison for any slice of
+its customers (an action, its owning team, a branch). Campaigns differ in whom they target and in
+how many they hold back (a targeted campaign 20% of high-risk customers, the exploration draw half
+of a broad one), so a slice that spans campaigns (all campaigns, a month, a branch, an action) is
+judged campaign by campaign and the differences are averaged, weighted by each campaign's contacted
+customers: pooling every contacted customer against every control would compare risk levels, not
+contact against none.
+
+For each slice whose 90-day horizon has ended: churn rate of the contacted and of their controls
+(the controls' rates weighted as the contacted are), the difference with a 95% interval (normal,
+per-campaign variances with one churner and one stayer added per side), the incremental customers
+kept (difference x contacted), the value kept (the same on value lost per customer), the cost of
+the contacts, the net value and the return on spend. `compared` counts the contacted customers whose
+campaign has controls in the slice; the effect measured on them is applied to all the slice's
+contacted. Fewer than `min_control` such controls (or contacted) is reported as too few for a
+conclusion, never hidden.
 
 Intention to treat: a contacted customer counts whether the call reached them or not (the
 controls were not chosen by reachability); the reached / accepted split is shown beside it, as
@@ -25,65 +34,81 @@ import pandas as pd
 Z = 1.959964
 
 
-def wilson(successes: float, n: float) -> tuple[float, float]:
-    if n <= 0:
-        return float("nan"), float("nan")
-    p = successes / n
-    centre = (p + Z * Z / (2 * n)) / (1 + Z * Z / n)
-    half = Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n)) / (1 + Z * Z / n)
-    return centre - half, centre + half
-
-
-def newcombe(churn_c: float, n_c: float, churn_t: float, n_t: float) -> tuple[float, float, float]:
-    """Difference of churn rates, control minus contacted (positive: the contacts kept customers),
-    with Newcombe's hybrid score interval."""
-    pc, pt = churn_c / n_c, churn_t / n_t
-    lc, uc = wilson(churn_c, n_c)
-    lt, ut = wilson(churn_t, n_t)
-    d = pc - pt
-    return d, d - math.sqrt((pc - lc) ** 2 + (ut - pt) ** 2), d + math.sqrt((uc - pc) ** 2 + (pt - lt) ** 2)
+def _strata(group: pd.DataFrame) -> pd.DataFrame:
+    """Per campaign of the slice: contacted and control counts, churners, mean and variance of the
+    value lost, for the campaigns with both contacted and control customers in the slice."""
+    lost = group["value"].to_numpy(dtype=float) * group["churn"].to_numpy(dtype=float)
+    stats = (
+        group.assign(lost=lost, arm=np.where(group["control"], "c", "t"))
+        .groupby(["campaign", "arm"], sort=True, observed=True)
+        .agg(n=("churn", "size"), churn=("churn", "sum"), lost=("lost", "mean"), lost_var=("lost", "var"))
+        .unstack("arm")
+    )
+    stats.columns = [f"{stat}_{arm}" for stat, arm in stats.columns]
+    if not {"n_t", "n_c"} <= set(stats.columns):  # no contacted or no controls in the slice
+        return pd.DataFrame(columns=[f"{s}_{a}" for s in ("n", "churn", "lost", "lost_var") for a in "tc"])
+    stats = stats[stats["n_t"].notna() & stats["n_c"].notna()].copy()
+    # a campaign with one customer on a side has no variance of its own: the slice's for that side
+    for arm, is_control in (("t", False), ("c", True)):
+        fallback = (
+            float(np.var(lost[group["control"].to_numpy() == is_control], ddof=1)) if len(group) > 2 else 0.0
+        )
+        stats[f"lost_var_{arm}"] = stats[f"lost_var_{arm}"].fillna(fallback if np.isfinite(fallback) else 0.0)
+    return stats
 
 
 def _slice(group: pd.DataFrame, min_control: int) -> dict[str, float | str]:
     treated, control = group[~group["control"]], group[group["control"]]
     n_t, n_c = len(treated), len(control)
-    out: dict[str, float | str] = {
-        "contacted": n_t,
-        "controls": n_c,
-        "cost": float(treated["cost"].sum()),
-        "churn_rate_contacted": treated["churn"].mean() if n_t else np.nan,
-        "churn_rate_control": control["churn"].mean() if n_c else np.nan,
-    }
-    if n_c < min_control or n_t < min_control:
+    out: dict[str, float | str] = {"contacted": n_t, "controls": n_c, "cost": float(treated["cost"].sum())}
+    s = _strata(group)
+    compared_t, compared_c = int(s["n_t"].sum()), int(s["n_c"].sum())
+    out["compared"] = compared_t
+    if compared_c < min_control or compared_t < min_control:
+        out["churn_rate_contacted"] = treated["churn"].mean() if n_t else np.nan
+        out["churn_rate_control"] = control["churn"].mean() if n_c else np.nan
         out["verdict"] = (
-            f"too few {'control customers' if n_c < min_control else 'contacts'} for a conclusion"
+            f"too few {'control customers' if compared_c < min_control else 'contacts'} for a conclusion"
         )
         return out
-    d, low, high = newcombe(control["churn"].sum(), n_c, treated["churn"].sum(), n_t)
-    lost_t, lost_c = treated["value"] * treated["churn"], control["value"] * control["churn"]
-    dv = lost_c.mean() - lost_t.mean()
-    se = math.sqrt(lost_c.var(ddof=1) / n_c + lost_t.var(ddof=1) / n_t) if n_c > 1 and n_t > 1 else np.nan
+    # each campaign against its own controls, weighted by its contacted customers: campaigns hold
+    # back different shares (a targeted campaign 20%, the exploration half) of customers at
+    # different risk, so pooling every contacted against every control would compare risk levels
+    w = (s["n_t"] / compared_t).to_numpy()
+    pt, pc = (s["churn_t"] / s["n_t"]).to_numpy(), (s["churn_c"] / s["n_c"]).to_numpy()
+    # variances with one churner and one stayer added per side (Agresti-Caffo), so that a small
+    # campaign with no churners still carries its uncertainty
+    at, ac = (s["churn_t"] + 1) / (s["n_t"] + 2), (s["churn_c"] + 1) / (s["n_c"] + 2)
+    var_t = (w**2 * (at * (1 - at) / s["n_t"]).to_numpy()).sum()
+    var_c = (w**2 * (ac * (1 - ac) / s["n_c"]).to_numpy()).sum()
+    rate_t, rate_c = float(w @ pt), float(w @ pc)
+    d, half = rate_c - rate_t, Z * math.sqrt(var_t + var_c)
+    dv = float(w @ (s["lost_c"] - s["lost_t"]).to_numpy())
+    half_v = Z * math.sqrt(float((w**2 * (s["lost_var_c"] / s["n_c"] + s["lost_var_t"] / s["n_t"])).sum()))
+    # the effect measured on the compared customers, applied to all the slice's contacted
     value_kept = dv * n_t
     out |= {
-        "churn_rate_contacted_low": wilson(treated["churn"].sum(), n_t)[0],
-        "churn_rate_contacted_high": wilson(treated["churn"].sum(), n_t)[1],
-        "churn_rate_control_low": wilson(control["churn"].sum(), n_c)[0],
-        "churn_rate_control_high": wilson(control["churn"].sum(), n_c)[1],
+        "churn_rate_contacted": rate_t,
+        "churn_rate_contacted_low": rate_t - Z * math.sqrt(var_t),
+        "churn_rate_contacted_high": rate_t + Z * math.sqrt(var_t),
+        "churn_rate_control": rate_c,
+        "churn_rate_control_low": rate_c - Z * math.sqrt(var_c),
+        "churn_rate_control_high": rate_c + Z * math.sqrt(var_c),
         "difference": d,
-        "difference_low": low,
-        "difference_high": high,
+        "difference_low": d - half,
+        "difference_high": d + half,
         "incremental_customers": d * n_t,
-        "incremental_customers_low": low * n_t,
-        "incremental_customers_high": high * n_t,
+        "incremental_customers_low": (d - half) * n_t,
+        "incremental_customers_high": (d + half) * n_t,
         "value_kept": value_kept,
-        "value_kept_low": (dv - Z * se) * n_t,
-        "value_kept_high": (dv + Z * se) * n_t,
+        "value_kept_low": (dv - half_v) * n_t,
+        "value_kept_high": (dv + half_v) * n_t,
         "net_value": value_kept - out["cost"],
         "return_on_spend": (value_kept - out["cost"]) / out["cost"] if out["cost"] > 0 else np.nan,
         "verdict": "kept customers"
-        if low > 0
+        if d - half > 0
         else "pushed customers away"
-        if high < 0
+        if d + half < 0
         else "no effect the controls can show",
     }
     return out
@@ -146,4 +171,4 @@ def headline(tables: Mapping[str, pd.DataFrame]) -> list[str]:
     return lines
 
 
-__all__ = ["headline", "impact_tables", "newcombe", "wilson"]
+__all__ = ["headline", "impact_tables"]

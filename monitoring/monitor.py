@@ -21,16 +21,19 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
 from churn.config import AppConfig
 from monitoring.drift import VersionCheck, check_version
+from monitoring.impact_watch import impact_check, impact_lines
 from monitoring.realised import Performance, judged_lists, realised_performance
 from monitoring.reference import PREDICTION, Alert, Reference, load_reference
 from serving.store import make_engine, prediction_log
 
+NO_VERSION = "-"
 alerts_metadata = sa.MetaData()
 monitoring_alerts = sa.Table(
     "monitoring_alerts",
@@ -55,19 +58,29 @@ class MonitorRun:
     window_days: int
     checks: list[VersionCheck]
     performance: list[Performance] = field(default_factory=list)
+    impact: dict[str, Any] | None = None  # the latest campaign impact (`monitoring.impact_watch`)
+    impact_alerts: list[Alert] = field(default_factory=list)
     out_dir: Path | None = None
     lines: list[str] = field(default_factory=list)
 
     @property
-    def alerts(self) -> list[Alert]:
+    def model_alerts(self) -> list[Alert]:
+        """The alerts a retrained model can answer (drift, data quality, realised performance)."""
         return [a for check in self.checks for a in check.alerts] + [
             a for result in self.performance for a in result.alerts
         ]
 
+    @property
+    def alerts(self) -> list[Alert]:
+        return self.model_alerts + self.impact_alerts
+
     def alerts_by_version(self) -> list[tuple[str, Alert]]:
-        return [(c.version, a) for c in self.checks for a in c.alerts] + [
-            (r.version, a) for r in self.performance for a in r.alerts
-        ]
+        # a campaign's harm belongs to the playbook, not to a model version
+        return (
+            [(c.version, a) for c in self.checks for a in c.alerts]
+            + [(r.version, a) for r in self.performance for a in r.alerts]
+            + [(NO_VERSION, a) for a in self.impact_alerts]
+        )
 
 
 def current_rows(config: AppConfig, as_of: pd.Timestamp, window_days: int) -> pd.DataFrame:
@@ -127,9 +140,16 @@ def _api_rows(config: AppConfig, start: pd.Timestamp, end: pd.Timestamp) -> pd.D
 
 # -- the job ---------------------------------------------------------------------------------------
 def run_monitor(
-    config: AppConfig, as_of: pd.Timestamp | None = None, window_days: int | None = None
+    config: AppConfig,
+    as_of: pd.Timestamp | None = None,
+    window_days: int | None = None,
+    refresh_impact: bool = True,
 ) -> MonitorRun:
-    """Check the window's scored data, write the report, figures, alerts and MLflow metrics."""
+    """Check the window's scored data, write the report, figures, alerts and MLflow metrics.
+
+    The campaigns' impact joins the run: judged afresh from the bank's contacts (`churn impact`)
+    when `refresh_impact`, else the latest written figures; an action or campaign that pushes
+    customers away is an alert."""
     window_days = window_days or config.monitoring.window_days
     as_of = pd.Timestamp(as_of) if as_of is not None else _latest_list_date(config)
     current = current_rows(config, as_of, window_days)
@@ -145,7 +165,12 @@ def run_monitor(
         references[version] = load_reference(config, version)
         checks.append(check_version(references[version], rows, config))
     performance = realised_performance(config, judged, references) if judged else []
-    run = MonitorRun(as_of, window_days, checks, performance)
+    if refresh_impact:
+        from monitoring.impact_job import run_impact
+
+        run_impact(config)
+    impact, harm = impact_check(config.output_path)
+    run = MonitorRun(as_of, window_days, checks, performance, impact, harm)
     run.out_dir = _write(run, config)
     _record_alerts(run, config)
     _log_to_mlflow(run, config)
@@ -178,6 +203,7 @@ def _write(run: MonitorRun, config: AppConfig) -> Path:
             }
             for r in run.performance
         },
+        "impact": run.impact,
     }
     (out / "figures.json").write_text(json.dumps(figures, indent=2, default=str))
     for check in run.checks:
@@ -260,6 +286,17 @@ def _log_to_mlflow(run: MonitorRun, config: AppConfig) -> None:
                 }
             )
             mlflow.log_metrics({f"realised.{k}": v for k, v in result.figures.items() if v == v})
+    if run.impact is not None:
+        with mlflow.start_run(run_name=f"monitor-{run.as_of:%Y-%m-%d}-impact"):
+            mlflow.set_tags(
+                {
+                    "as_of": f"{run.as_of:%Y-%m-%d}",
+                    "impact_month": run.impact["month"],
+                    "alert": str(bool(run.impact_alerts)),
+                }
+            )
+            numbers = {k: v for k, v in run.impact.items() if isinstance(v, float) and v == v}
+            mlflow.log_metrics({f"impact.{k}": v for k, v in numbers.items()})
 
 
 def _add_to_workspace(run: MonitorRun, config: AppConfig) -> None:
@@ -303,12 +340,19 @@ def summary_lines(run: MonitorRun, config: AppConfig) -> list[str]:
             f"ROC-AUC {f['roc_auc']:.3f} (expected {f['expected_roc_auc']:.3f}; training test {t.get('roc_auc', float('nan')):.3f}), "
             f"ECE {f['ece']:.3f}, precision at capacity {f['precision_at_capacity']:.2f}"
         )
+    lines += impact_lines(run.impact)
     if run.alerts:
         lines.append(f"ALERT                 {len(run.alerts)} threshold(s) breached:")
         lines += [f"  - {a.message}" for a in run.alerts]
-        lines.append(
-            "recommendation        retrain: `churn train && churn promote` (or `churn monitor --retrain-on-breach`)"
-        )
+        if run.model_alerts:
+            lines.append(
+                "recommendation        retrain: `churn train && churn promote` (or `churn monitor --retrain-on-breach`)"
+            )
+        if run.impact_alerts:
+            lines.append(
+                "recommendation        change or stop the harmful action's rule in the playbook (`configs/playbook.yaml`); "
+                "retraining does not change what a contact does"
+            )
     else:
         lines.append("alerts                none")
     files = ", ".join(sorted(f.name for f in run.out_dir.iterdir())) if run.out_dir else ""

@@ -118,12 +118,17 @@ def summary_lines(digest: ListDigest, meta: dict[str, Any], top: int = 10) -> li
     return lines
 
 
+def latest_impact_folder(output_dir: Path) -> Path | None:
+    """The latest `churn impact` output folder (`<output>/impact/<month>/`), if any."""
+    folders = sorted(p for p in (Path(output_dir) / "impact").glob("*") if (p / "overall.csv").exists())
+    return folders[-1] if folders else None
+
+
 def latest_impact(output_dir: Path) -> tuple[str, pd.DataFrame, pd.DataFrame] | None:
     """The latest `churn impact` figures (month, the overall row, the per-action rows), if any."""
-    folders = sorted(p for p in (Path(output_dir) / "impact").glob("*") if (p / "overall.csv").exists())
-    if not folders:
+    latest = latest_impact_folder(output_dir)
+    if latest is None:
         return None
-    latest = folders[-1]
     return (
         latest.name,
         pd.read_csv(latest / "overall.csv", index_col=0),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,8 @@ class Decision:
     champion_version: str | None
     challenger_scores: dict[str, float]
     champion_scores: dict[str, float]
+    # the uplift models on the same held-out campaigns (training.uplift_compare), or why not
+    uplift_comparison: dict[str, Any] = field(default_factory=dict)
 
 
 def net_saving(
@@ -92,6 +95,16 @@ def decide(
             f"uplift models show no incremental value on held-out campaigns (Qini lower bound "
             f"{challenger['uplift_qini_low']:.4f} <= 0) while the list ranks by uplift"
         )
+    # ... and no worse than the champion's on the same held-out campaigns, where that is fair
+    ranks_by_uplift = config.uplift.ranking == "uplift" or (
+        config.uplift.ranking == "auto" and challenger.get("uplift_qini_low", 0.0) > 0
+    )
+    if ranks_by_uplift and challenger.get("uplift_qini_gain_high", 0.0) < 0:
+        gate_failures.append(
+            f"its uplift models rank the same held-out campaigns worse than the champion's (Qini "
+            f"{challenger['uplift_qini_same_rows']:.4f} vs {champion.get('uplift_qini_same_rows', float('nan')):.4f}, "
+            f"difference interval {challenger['uplift_qini_gain_low']:.4f} .. {challenger['uplift_qini_gain_high']:.4f})"
+        )
     # better = strictly higher on every listed metric, by at least its margin
     shortfalls = [
         f"{metric} {challenger[metric]:.4f} vs champion {champion[metric]:.4f} (needs more than +{gain:g})"
@@ -107,6 +120,17 @@ def decide(
         return False, "not better than the champion: " + "; ".join(shortfalls)
     gains = ", ".join(f"{m} {challenger[m] - champion[m]:+.4f}" for m in promotion.min_gain)
     return True, f"better than the champion ({gains}) and passes the sanity gates"
+
+
+def _compare_uplift(
+    tables, challenger: ModelBundle, champion: ModelBundle, config: AppConfig
+) -> dict[str, Any]:
+    if tables is None:
+        # a bank brought as one table has no campaigns; the dask engine keeps its tables on the cluster
+        return {"note": "no campaign tables in this process (one-table source or dask engine): not compared"}
+    from training.uplift_compare import compare_uplift
+
+    return compare_uplift(tables, challenger, champion, config)
 
 
 def _alias_version(client, name: str, alias: str) -> str | None:
@@ -168,14 +192,24 @@ def promote(
     champion_version = _alias_version(client, name, "champion")
     features, labels, evaluated_on = evaluation or evaluation_set(tables, config)
 
-    challenger_scores = score_bundle(load_bundle(config, challenger_version), features, labels, config)
+    challenger = load_bundle(config, challenger_version)
+    challenger_scores = score_bundle(challenger, features, labels, config)
     champion_scores = None
     schema_note = ""
+    comparison: dict[str, Any] = {"note": "no champion: not compared"}
     if champion_version is not None:
+        champion = load_bundle(config, champion_version)
         try:
-            champion_scores = score_bundle(load_bundle(config, champion_version), features, labels, config)
+            champion_scores = score_bundle(champion, features, labels, config)
         except FeatureSchemaError as exc:
             schema_note = f"the champion cannot score these rows ({exc})"
+        if champion_scores is not None and champion_version != challenger_version:
+            comparison = _compare_uplift(tables, challenger, champion, config)
+            if "difference" in comparison:
+                challenger_scores["uplift_qini_same_rows"] = comparison["challenger"]
+                champion_scores["uplift_qini_same_rows"] = comparison["champion"]
+                challenger_scores["uplift_qini_gain_low"] = comparison["low"]
+                challenger_scores["uplift_qini_gain_high"] = comparison["high"]
     if champion_version == challenger_version:
         promote_it, reason = False, f"version {challenger_version} is already the champion"
     elif schema_note:
@@ -188,7 +222,13 @@ def promote(
     if promote_it:
         client.set_registered_model_alias(name, "champion", challenger_version)
     decision = Decision(
-        promote_it, reason, challenger_version, champion_version, challenger_scores, champion_scores or {}
+        promote_it,
+        reason,
+        challenger_version,
+        champion_version,
+        challenger_scores,
+        champion_scores or {},
+        comparison,
     )
 
     # an explicit client run: `mlflow run` sets MLFLOW_RUN_ID for the training run, and the
@@ -202,6 +242,9 @@ def promote(
         "champion_version": champion_version or "none",
         "evaluated_on": evaluated_on,
         "force": str(force),
+        "uplift_comparison": comparison.get(
+            "note", f"{comparison.get('rows')} rows of {comparison.get('months')}"
+        ),
     }
     metrics = {f"challenger.{k}": v for k, v in challenger_scores.items() if np.isfinite(v)}
     metrics |= {f"champion.{k}": v for k, v in (champion_scores or {}).items() if np.isfinite(v)}

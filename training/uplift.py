@@ -273,8 +273,10 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     metrics: dict[str, float] = {}
     curves: dict[str, pd.DataFrame] = {}
     notes: list[str] = []
+    probe_effects: dict[str, Any] = {}
     if test.any():
         effects, shares, _, outcome = fitted(~test)
+        probe_effects = {"basis": effects["basis"], CONTACT: effects[CONTACT]}
         probe = UpliftModel(
             {
                 "actions": playbook_actions,
@@ -339,6 +341,9 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             "qini": metrics["uplift_qini"],
             "qini_low": metrics["uplift_qini_low"],
             "qini_high": metrics["uplift_qini_high"],
+            # the any-contact model fitted without the held-out months: promotion ranks the same
+            # held-out campaigns with it and with the champion's models (training.uplift_compare)
+            "effects": probe_effects,
         }
     metrics["uplift_rows"] = float(len(rows))
     metrics["uplift_control_rows"] = float((arm == CONTROL).sum())

@@ -42,15 +42,21 @@ def test_monitor__quiet_on_the_sample_writes_report_figures_and_mlflow_run(works
     assert main(["monitor", "--as-of", "2026-11-01", "--window", "30d"]) == 0
     out = capsys.readouterr().out
     assert "alerts                none" in out
+    # the campaigns were judged afresh against their controls, and nothing on the sample is harmful
+    assert "impact (to 2026-06)   kept" in out and "no action or campaign pushed customers away" in out
     folder = workspace / "out" / "monitoring" / "2026-11-01"
     figures = json.loads((folder / "figures.json").read_text())
+    assert figures["impact"]["month"] == "2026-06" and figures["impact"]["harmful"] == []
+    assert figures["impact"]["compared"] == figures["impact"]["contacted"] > 500
     version = figures["versions"]["1"]
     assert figures["alert"] is False and version["rows"] > 2000
     assert version["prediction_psi"] < 0.2
     assert "<html" in (folder / "report.html").read_text()[:2000].lower()
     assert _alerts(workspace).empty
     runs = mlflow.search_runs(experiment_names=["churn-monitoring"])
-    assert len(runs) == 1 and runs["metrics.drifted_share"].iloc[0] == pytest.approx(version["drifted_share"])
+    assert len(runs) == 2 and "metrics.impact.net_value" in runs.columns
+    drift = runs[runs["tags.mlflow.runName"].str.endswith("-v1")]
+    assert drift["metrics.drifted_share"].iloc[0] == pytest.approx(version["drifted_share"])
     from evidently.ui.workspace import Workspace
 
     projects = Workspace(str(workspace / "out" / "evidently")).search_project("bank-churn monitoring")

@@ -2,19 +2,65 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.impact import impact_tables, newcombe, wilson
+from monitoring.impact import impact_tables
 
 
-def test_wilson_and_newcombe__known_values():
-    low, high = wilson(10, 100)
-    assert low == pytest.approx(0.0552, abs=1e-4) and high == pytest.approx(0.1744, abs=1e-4)
-    d, low, high = newcombe(20, 100, 10, 100)  # controls 20%, contacted 10%
-    assert d == pytest.approx(0.10)
-    assert low == pytest.approx(-0.0008, abs=2e-3) and high == pytest.approx(0.2003, abs=2e-3)
+def _campaign(name: str, n: int, control_share: float, churn: float, effect: float, rng) -> pd.DataFrame:
+    control = rng.random(n) < control_share
+    return pd.DataFrame(
+        {
+            "campaign": name,
+            "month": "2026-01",
+            "action": np.where(control, None, "retention_call"),
+            "team": np.where(control, None, "call_centre"),
+            "branch_id": "BR001",
+            "control": control,
+            "churn": (rng.random(n) < np.where(control, churn, churn - effect)).astype(int),
+            "value": 1000.0,
+            "cost": np.where(control, 0.0, 25.0),
+            "outcome": np.where(control, "control", "reached"),
+        }
+    )
+
+
+def test_impact__campaigns_that_hold_back_different_shares_are_judged_each_against_its_own_controls():
+    # a targeted campaign of risky customers holding back 20%, an exploration of safe ones holding
+    # back half: pooled, the contacted look far riskier than the controls whatever the contact does
+    rng = np.random.default_rng(3)
+    rows = pd.concat(
+        [
+            _campaign("RET-2026-01", 10_000, 0.2, churn=0.30, effect=0.03, rng=rng),
+            _campaign("EXP-2026-01", 10_000, 0.5, churn=0.05, effect=0.01, rng=rng),
+        ],
+        ignore_index=True,
+    )
+    naive = rows[rows["control"]]["churn"].mean() - rows[~rows["control"]]["churn"].mean()
+    assert naive < -0.05, "the trap: pooled, the contacts seem to push customers away"
+    overall = impact_tables(rows)["overall"].iloc[0]
+    # the truth: 8,000 contacted at -3 points and 5,000 at -1 point, weighted 0.0223
+    assert overall["verdict"] == "kept customers"
+    assert overall["difference_low"] < 0.0223 < overall["difference_high"]
+    assert overall["compared"] == overall["contacted"]
+    assert overall["churn_rate_control"] > overall["churn_rate_contacted"]
+    by_action = impact_tables(rows)["action"].loc["retention_call"]
+    assert by_action["difference"] == pytest.approx(overall["difference"])
+
+
+def test_impact__a_campaign_without_controls_in_a_slice_is_not_compared():
+    rng = np.random.default_rng(4)
+    rows = _campaign("RET-2026-01", 4_000, 0.2, churn=0.3, effect=0.05, rng=rng)
+    rows.loc[rows.index[:2000], "branch_id"] = "BR002"
+    rows = rows[~((rows["branch_id"] == "BR002") & rows["control"])]  # BR002's controls are gone
+    branches = impact_tables(rows)["branch"]
+    assert branches.loc["BR002", "compared"] == 0
+    assert branches.loc["BR002", "verdict"] == "too few control customers for a conclusion"
+    assert branches.loc["BR001", "compared"] == branches.loc["BR001", "contacted"]
 
 
 def _rows(n: int, control_share: float, effect: float, seed: int = 1) -> pd.DataFrame:
@@ -58,3 +104,22 @@ def test_impact__no_effect_and_too_few_controls_are_said_as_such():
     few = impact_tables(_rows(300, 0.05, 0.08), min_control=30)["overall"].iloc[0]
     assert few["verdict"] == "too few control customers for a conclusion"
     assert "difference" not in few or pd.isna(few.get("difference"))
+
+
+def test_impact_check__an_action_that_pushes_customers_away_is_a_monitoring_alert(tmp_path):
+    from monitoring.impact_watch import impact_check, impact_lines
+
+    rng = np.random.default_rng(5)
+    rows = _campaign("RET-2026-01", 8_000, 0.3, churn=0.10, effect=-0.06, rng=rng)  # +6 points
+    folder = tmp_path / "impact" / "2026-01"
+    folder.mkdir(parents=True)
+    for name, table in impact_tables(rows).items():
+        table.to_csv(folder / f"{name}.csv")
+    figures, alerts = impact_check(tmp_path)
+    assert figures["month"] == "2026-01" and figures["verdict"] == "pushed customers away"
+    assert {a.subject for a in alerts} == {"action retention_call", "campaign RET-2026-01"}
+    assert all(a.kind == "campaign_harm" and a.value < 0 for a in alerts)
+    points = float(re.search(r"churned ([0-9.]+) points more", alerts[0].message).group(1))
+    assert 3 < points < 9, alerts[0].message
+    assert "pushing customers away: action retention_call" in impact_lines(figures)[0]
+    assert impact_check(tmp_path / "nothing") == (None, [])

@@ -105,6 +105,21 @@ def test_decide__a_list_ranked_by_uplift_needs_uplift_models_with_incremental_va
     assert decide(better | {"uplift_qini_low": -0.001}, GOOD, CONFIG)[0], "ranked by probability: not a gate"
 
 
+def test_decide__uplift_worse_than_the_champions_on_the_same_campaigns_blocks_a_list_ranked_by_it():
+    better = GOOD | {"roc_auc": 0.81, "net_saving": 1100.0}
+    worse = {"uplift_qini_same_rows": 0.001, "uplift_qini_gain_low": -0.009, "uplift_qini_gain_high": -0.002}
+    champion = GOOD | {"uplift_qini_same_rows": 0.006}
+    # auto: the challenger's own held-out interval is above zero, so its list would rank by uplift
+    decision, why = decide(better | worse | {"uplift_qini_low": 0.001}, champion, CONFIG)
+    assert not decision and "worse than the champion's" in why and "0.0010 vs 0.0060" in why
+    # the interval of the difference includes zero: no evidence it is worse
+    assert decide(
+        better | worse | {"uplift_qini_low": 0.001, "uplift_qini_gain_high": 0.001}, champion, CONFIG
+    )[0]
+    # auto, and the challenger's list falls back to probability: the uplift models are not used
+    assert decide(better | worse | {"uplift_qini_low": -0.001}, champion, CONFIG)[0]
+
+
 def test_customer_value__margins_by_kind_fees_and_discounting():
     products = {
         "current_account": {"kind": "deposit", "balance_margin": 0.02, "annual_fee_margin": 60},
