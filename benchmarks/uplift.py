@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--capacity-scale", type=float, default=4.0, help="team capacities x this")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--retrain", action="store_true")
+    parser.add_argument(
+        "--effect-penalty", choices=["ridge", "lasso"], help="the uplift effect models' [config: uplift]"
+    )
     args = parser.parse_args(argv)
 
     from benchmarks.cached import cached_bank, cached_bundle
@@ -112,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     root = CACHE / f"uplift_{args.customers}_seed{args.seed}"
     config = _scaled(load_config(environ={"CHURN_DATA_SOURCE": str(root)}), args.capacity_scale)
+    if args.effect_penalty:
+        config = config.model_copy(
+            update={"uplift": config.uplift.model_copy(update={"effect_penalty": args.effect_penalty})}
+        )
     tables = cached_bank(root, args.customers, args.seed, config)
     generated = time.perf_counter()
     bundle, metrics = cached_bundle(root, tables, config, args.retrain, ("uplift", "roc_auc"))

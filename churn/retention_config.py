@@ -167,6 +167,9 @@ class UpliftConfig(Frozen):
     prior_events: float = Field(100.0, gt=0.0)  # churners at which learned and playbook weigh the same
     test_months: int = Field(3, ge=1)  # the latest campaign months, held out for the Qini figures
     bootstrap: int = Field(200, ge=10)  # resamples for the Qini intervals
+    # the effect models' penalty: ridge shrinks every feature's weight, lasso keeps only the
+    # features whose weight the R-loss supports (both chosen by cross-validation)
+    effect_penalty: Literal["ridge", "lasso"] = "ridge"
     # a customer whose best action is expected to raise their churn by more than this (probability
     # points) is a predicted sleeping dog and is not contacted
     sleeping_dog_harm: float = Field(0.002, ge=0.0)

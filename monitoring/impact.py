@@ -32,28 +32,41 @@ import numpy as np
 import pandas as pd
 
 Z = 1.959964
+MIN_SIDE = 2  # contacted and control customers a campaign needs in a slice to be compared there
 
 
 def _strata(group: pd.DataFrame) -> pd.DataFrame:
-    """Per campaign of the slice: contacted and control counts, churners, mean and variance of the
-    value lost, for the campaigns with both contacted and control customers in the slice."""
+    """Per campaign of the slice with at least `MIN_SIDE` contacted and `MIN_SIDE` control customers
+    in it: their counts, churners, the mean value lost and its variance, with one churner and one
+    stayer added per side for the variances (`a_t`, `a_c`), so that a small campaign with no
+    churners keeps its uncertainty; the value lost's variance is at least that of the same
+    churn-rate uncertainty on the side's mean squared value."""
     lost = group["value"].to_numpy(dtype=float) * group["churn"].to_numpy(dtype=float)
     stats = (
-        group.assign(lost=lost, arm=np.where(group["control"], "c", "t"))
+        group.assign(lost=lost, value_sq=group["value"].to_numpy(dtype=float) ** 2)
+        .assign(arm=np.where(group["control"], "c", "t"))
         .groupby(["campaign", "arm"], sort=True, observed=True)
-        .agg(n=("churn", "size"), churn=("churn", "sum"), lost=("lost", "mean"), lost_var=("lost", "var"))
+        .agg(
+            n=("churn", "size"),
+            churn=("churn", "sum"),
+            lost=("lost", "mean"),
+            lost_var=("lost", "var"),
+            value_sq=("value_sq", "mean"),
+        )
         .unstack("arm")
     )
     stats.columns = [f"{stat}_{arm}" for stat, arm in stats.columns]
     if not {"n_t", "n_c"} <= set(stats.columns):  # no contacted or no controls in the slice
-        return pd.DataFrame(columns=[f"{s}_{a}" for s in ("n", "churn", "lost", "lost_var") for a in "tc"])
-    stats = stats[stats["n_t"].notna() & stats["n_c"].notna()].copy()
-    # a campaign with one customer on a side has no variance of its own: the slice's for that side
-    for arm, is_control in (("t", False), ("c", True)):
-        fallback = (
-            float(np.var(lost[group["control"].to_numpy() == is_control], ddof=1)) if len(group) > 2 else 0.0
+        stats = pd.DataFrame(
+            columns=[f"{s}_{a}" for s in ("n", "churn", "lost", "lost_var", "value_sq") for a in "tc"]
         )
-        stats[f"lost_var_{arm}"] = stats[f"lost_var_{arm}"].fillna(fallback if np.isfinite(fallback) else 0.0)
+    stats = stats[(stats["n_t"] >= MIN_SIDE) & (stats["n_c"] >= MIN_SIDE)].astype(float)
+    for arm in "tc":
+        a = (stats[f"churn_{arm}"] + 1) / (stats[f"n_{arm}"] + 2)
+        stats[f"a_{arm}"] = a
+        stats[f"lost_var_{arm}"] = np.maximum(
+            stats[f"lost_var_{arm}"].fillna(0.0), stats[f"value_sq_{arm}"] * a * (1 - a)
+        )
     return stats
 
 
@@ -65,8 +78,9 @@ def _slice(group: pd.DataFrame, min_control: int) -> dict[str, float | str]:
     compared_t, compared_c = int(s["n_t"].sum()), int(s["n_c"].sum())
     out["compared"] = compared_t
     if compared_c < min_control or compared_t < min_control:
+        # the contacted customers' own rate; the controls' pooled rate would compare risk levels
         out["churn_rate_contacted"] = treated["churn"].mean() if n_t else np.nan
-        out["churn_rate_control"] = control["churn"].mean() if n_c else np.nan
+        out["churn_rate_control"] = np.nan
         out["verdict"] = (
             f"too few {'control customers' if compared_c < min_control else 'contacts'} for a conclusion"
         )
@@ -76,9 +90,7 @@ def _slice(group: pd.DataFrame, min_control: int) -> dict[str, float | str]:
     # different risk, so pooling every contacted against every control would compare risk levels
     w = (s["n_t"] / compared_t).to_numpy()
     pt, pc = (s["churn_t"] / s["n_t"]).to_numpy(), (s["churn_c"] / s["n_c"]).to_numpy()
-    # variances with one churner and one stayer added per side (Agresti-Caffo), so that a small
-    # campaign with no churners still carries its uncertainty
-    at, ac = (s["churn_t"] + 1) / (s["n_t"] + 2), (s["churn_c"] + 1) / (s["n_c"] + 2)
+    at, ac = s["a_t"], s["a_c"]  # the pseudo-count rates of the variances (`_strata`)
     var_t = (w**2 * (at * (1 - at) / s["n_t"]).to_numpy()).sum()
     var_c = (w**2 * (ac * (1 - ac) / s["n_c"]).to_numpy()).sum()
     rate_t, rate_c = float(w @ pt), float(w @ pc)
@@ -89,11 +101,12 @@ def _slice(group: pd.DataFrame, min_control: int) -> dict[str, float | str]:
     value_kept = dv * n_t
     out |= {
         "churn_rate_contacted": rate_t,
-        "churn_rate_contacted_low": rate_t - Z * math.sqrt(var_t),
-        "churn_rate_contacted_high": rate_t + Z * math.sqrt(var_t),
+        "churn_rate_contacted_low": max(rate_t - Z * math.sqrt(var_t), 0.0),
+        "churn_rate_contacted_high": min(rate_t + Z * math.sqrt(var_t), 1.0),
         "churn_rate_control": rate_c,
-        "churn_rate_control_low": rate_c - Z * math.sqrt(var_c),
-        "churn_rate_control_high": rate_c + Z * math.sqrt(var_c),
+        "churn_rate_control_low": max(rate_c - Z * math.sqrt(var_c), 0.0),
+        "churn_rate_control_high": min(rate_c + Z * math.sqrt(var_c), 1.0),
+        "difference_se": math.sqrt(var_t + var_c),
         "difference": d,
         "difference_low": d - half,
         "difference_high": d + half,
@@ -124,6 +137,7 @@ def impact_tables(rows: pd.DataFrame, min_control: int = 30) -> dict[str, pd.Dat
         out[kind] = pd.DataFrame(
             {key: _slice(group, min_control) for key, group in rows.groupby(column, sort=True)}
         ).T.rename_axis(kind)
+    out["campaign"]["month"] = rows.groupby("campaign", sort=True)["month"].max()
     # an action's (or team's) customers against the controls of the campaigns they were in
     for kind, column in (("action", "action"), ("team", "team")):
         slices = {}

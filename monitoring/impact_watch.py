@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from scipy.stats import norm
 
 from monitoring.reference import Alert
 from serving.list_summary import IMPACT_COLUMNS, latest_impact_folder
@@ -17,10 +18,15 @@ HARM = "pushed customers away"
 FIGURES = [*IMPACT_COLUMNS, "compared", "difference", "difference_low", "difference_high", "return_on_spend"]
 
 
-def _plain(value: Any) -> Any:
+COUNTS = {"contacted", "controls", "compared"}
+
+
+def _plain(name: str, value: Any) -> Any:
     if isinstance(value, str):
         return value
-    return None if pd.isna(value) else float(value)
+    if pd.isna(value):
+        return None
+    return int(value) if name in COUNTS else float(value)
 
 
 def impact_check(output_dir: Path) -> tuple[dict[str, Any] | None, list[Alert]]:
@@ -31,30 +37,39 @@ def impact_check(output_dir: Path) -> tuple[dict[str, Any] | None, list[Alert]]:
         return None, []
     overall = pd.read_csv(folder / "overall.csv", index_col=0).iloc[0]
     figures: dict[str, Any] = {"month": folder.name} | {
-        name: _plain(overall[name]) for name in FIGURES if name in overall.index
+        name: _plain(name, overall[name]) for name in FIGURES if name in overall.index
     }
-    alerts = []
+    judged = []  # (kind, name, row): every action, and the campaigns of the latest month
     for kind in ("action", "campaign"):
         path = folder / f"{kind}.csv"
         table = pd.read_csv(path, index_col=0) if path.exists() else pd.DataFrame()
-        if table.empty:
+        if table.empty or "difference_se" not in table.columns:
             continue
-        for name, row in table[table["verdict"].astype(str) == HARM].iterrows():
-            alerts.append(
-                Alert(
-                    kind="campaign_harm",
-                    subject=f"{kind} {name}",
-                    value=float(row["difference"]),
-                    threshold=0.0,
-                    features=[],
-                    message=(
-                        f"{kind} {name}: its {int(row['contacted'])} contacted customers churned "
-                        f"{-100 * row['difference']:.1f} points more than their controls (95% interval "
-                        f"{-100 * row['difference_high']:.1f} .. {-100 * row['difference_low']:.1f}): the "
-                        "contacts push customers away; review the playbook's rule for it"
-                    ),
-                )
-            )
+        if kind == "campaign":  # an old campaign was judged (and alerted on) when it was new
+            table = table[table["month"].astype(str) == table["month"].astype(str).max()]
+        table = table[table["difference_se"].notna()]
+        judged += [(kind, name, row) for name, row in table.iterrows()]
+    # one-sided at 2.5% across every slice tested (Bonferroni): tested one by one, some slice of a
+    # bank where nothing harms would look harmful on most runs
+    z = float(norm.ppf(1 - 0.025 / max(len(judged), 1)))
+    alerts = [
+        Alert(
+            kind="campaign_harm",
+            subject=f"{kind} {name}",
+            value=float(row["difference"]),
+            threshold=0.0,
+            features=[],
+            message=(
+                f"{kind} {name}: its {int(row['contacted'])} contacted customers churned "
+                f"{-100 * row['difference']:.1f} points more than their controls (95% interval "
+                f"{-100 * row['difference_high']:.1f} .. {-100 * row['difference_low']:.1f}, and beyond "
+                f"chance across the {len(judged)} slices tested): the contacts push customers away; "
+                "review the playbook's rule for it"
+            ),
+        )
+        for kind, name, row in judged
+        if row["difference"] + z * row["difference_se"] < 0
+    ]
     figures["harmful"] = [a.subject for a in alerts]
     return figures, alerts
 

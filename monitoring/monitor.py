@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from monitoring.realised import Performance, judged_lists, realised_performance
 from monitoring.reference import PREDICTION, Alert, Reference, load_reference
 from serving.store import make_engine, prediction_log
 
+log = logging.getLogger(__name__)
 NO_VERSION = "-"
 alerts_metadata = sa.MetaData()
 monitoring_alerts = sa.Table(
@@ -165,10 +167,7 @@ def run_monitor(
         references[version] = load_reference(config, version)
         checks.append(check_version(references[version], rows, config))
     performance = realised_performance(config, judged, references) if judged else []
-    if refresh_impact:
-        from monitoring.impact_job import run_impact
-
-        run_impact(config)
+    impact_note = _refresh_impact(config) if refresh_impact else None
     impact, harm = impact_check(config.output_path)
     run = MonitorRun(as_of, window_days, checks, performance, impact, harm)
     run.out_dir = _write(run, config)
@@ -176,7 +175,28 @@ def run_monitor(
     _log_to_mlflow(run, config)
     _add_to_workspace(run, config)
     run.lines = summary_lines(run, config)
+    if impact_note:
+        run.lines.insert(-1, impact_note)
     return run
+
+
+def _refresh_impact(config: AppConfig) -> str | None:
+    """Judge the campaigns afresh (`churn impact`); a line saying why not when that cannot be
+    done, since the drift checks do not depend on it."""
+    if config.source is not None:
+        return "impact                not judged: a bank brought as one table has no campaigns"
+    from monitoring.impact_job import run_impact
+
+    try:
+        lines = run_impact(config)
+    except Exception as exc:  # reported, and the drift figures still stand
+        log.warning("campaign impact not judged: %s", type(exc).__name__)
+        first = (str(exc).splitlines() or [""])[0][:200]
+        return (
+            f"impact                not judged afresh ({type(exc).__name__}: {first}); "
+            "the latest figures written, if any, are shown"
+        )
+    return None if lines and lines[0].startswith("campaigns judged") else lines[0]
 
 
 def _latest_list_date(config: AppConfig) -> pd.Timestamp:

@@ -16,8 +16,9 @@ share of a randomised group (a campaign; a month's exploration with its not-draw
 got the treatment, counted from the rows. The outcome model m(x) = P(churn | x) is a small binary
 booster on every row (it also sees whether the bank's targeting chose the row), cross-fitted on
 two halves. The effect tau(x) = P(churn | x, treated) - P(churn | x, not) = m(x) r(x), a relative change of
-the risk, minimises the R-loss sum ((y - m(x)) - (t - e) m(x) r(x))^2: a weighted ridge regression
-of (y - m) / ((t - e) m) on the standardised features (penalty by generalised cross-validation,
+the risk, minimises the R-loss sum ((y - m(x)) - (t - e) m(x) r(x))^2: a weighted ridge regression (or lasso,
+`uplift.effect_penalty`, by 5-fold cross-validation) of (y - m) / ((t - e) m) on the standardised
+features (the ridge penalty by generalised cross-validation,
 each row also weighed by the inverse of its churn variance): first for any contact against the
 controls, then for each action against the controls on top of the any-contact effect, so an
 action with few rows stays near it. With a known propensity the R-loss is unbiased whatever the
@@ -133,12 +134,13 @@ def fit_effect(
     e: np.ndarray,
     m: np.ndarray,
     init: np.ndarray | None = None,
+    penalty: str = "ridge",
 ) -> dict[str, Any]:
     """r(x) = b + w.z, the treatment's relative change of P(churn) (tau(x) = m(x) r(x)), by the
     R-loss (module docstring) with a ridge penalty chosen by generalised cross-validation; with
     `init`, what an action adds to it. Rows whose group is all treated or all control carry no
     information and are left out."""
-    from sklearn.linear_model import RidgeCV
+    from sklearn.linear_model import LassoCV, RidgeCV
 
     risk = np.clip(m, MIN_RISK, 1 - MIN_RISK)
     resid = (treated.astype(float) - e) * risk
@@ -149,10 +151,12 @@ def fit_effect(
     # low-risk row's outcome is less noisy, and without this the safe customers (most of the
     # exploration) would count for almost nothing; scaled to a mean of one
     weight = resid**2 / (risk * (1 - risk))
-    ridge = RidgeCV(alphas=np.logspace(0, 6, 13) * len(y) / 1000).fit(
-        z, label, sample_weight=weight / weight.mean()
-    )
-    return {"b": float(ridge.intercept_), "w": ridge.coef_.tolist(), "alpha": float(ridge.alpha_)}
+    if penalty == "lasso":
+        fit = LassoCV(alphas=30, cv=5, random_state=0, max_iter=20_000, tol=1e-3)
+    else:
+        fit = RidgeCV(alphas=np.logspace(0, 6, 13) * len(y) / 1000)
+    fit.fit(z, label, sample_weight=weight / weight.mean())
+    return {"b": float(fit.intercept_), "w": fit.coef_.tolist(), "alpha": float(fit.alpha_)}
 
 
 def qini(
@@ -237,6 +241,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     y = rows["churn"].to_numpy().astype(int)
     arm = rows["arm"].to_numpy()
     seed = config.training.seed
+    penalty = u.effect_penalty
 
     group, targeted = randomised_groups(rows, u.exploration_campaigns)
     with_selection = np.column_stack([x_all, targeted.astype(float)])
@@ -256,7 +261,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         arms, groups, ys = arm[idx], group[idx], y[idx]
         contacted = arms != CONTROL
         effects: dict[str, Any] = {"basis": spec}
-        effects[CONTACT] = fit_effect(z, ys, contacted, propensity(contacted, groups), m)
+        effects[CONTACT] = fit_effect(z, ys, contacted, propensity(contacted, groups), m, penalty=penalty)
         any_contact = apply_effect(z, effects[CONTACT])
         for action in playbook_actions:
             mine = train_mask & (arm == action)
@@ -265,7 +270,9 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             pair = (arms == action) | (arms == CONTROL)
             treated = arms[pair] == action
             e = propensity(treated, groups[pair])
-            effects[action] = fit_effect(z[pair], ys[pair], treated, e, m[pair], init=any_contact[pair])
+            effects[action] = fit_effect(
+                z[pair], ys[pair], treated, e, m[pair], init=any_contact[pair], penalty=penalty
+            )
             events[action] = min(int(y[mine].sum()), control_events)
             shares[action] = events[action] / (events[action] + u.prior_events)
         return effects, shares, events, outcome

@@ -2,11 +2,17 @@
 held-out randomised campaigns, and the two Qini coefficients are compared with a paired interval.
 
 A fair comparison needs rows that neither model learned from. The challenger's final models saw
-every campaign month, so its side is the any-contact model it fitted without its held-out months
-(`meta["held_out"]["effects"]`, the one behind its held-out Qini); the champion's side is its
-deployed model, on the held-out months it was not trained on (a champion trained a month ago has
-not seen last month's campaigns). Each ranks by its own bundle's churn probability times its
-relative effect of a contact, as the list does. When no held-out month is new to the champion
+every campaign month, so its side is the any-contact effect model it fitted without its held-out
+months (`meta["held_out"]["effects"]`, the one its held-out Qini was measured with); the
+champion's side is its deployed model, on the held-out months it was not trained on (a champion
+trained a month ago has not seen last month's campaigns). Each ranks by its own bundle's churn
+probability times its relative effect of a contact, as the list does (the held-out Qini of
+training took the risk from the uplift outcome model instead, so the two figures differ).
+
+The comparison leans toward the champion: with three held-out months and a champion one month
+older, the champion's side learned from two of the three months the challenger's side did not,
+and only the newest month is compared. So the promotion gate blocks only a challenger whose
+interval of the difference lies wholly below zero. When no held-out month is new to the champion
 (both trained on the same history) there is nothing fair to compare, and the comparison says so.
 """
 
@@ -79,13 +85,15 @@ def compare_uplift(
     treated = (rows["arm"] != CONTROL).to_numpy()
     group, _ = randomised_groups(rows, config.uplift.exploration_campaigns)
     weight = design_weights(treated, group)
-    try:
-        scores = [
-            contact_score(challenger, rows, mine["effects"]),
-            contact_score(champion, rows, champion.uplift.meta["effects"]),
-        ]
-    except (FeatureSchemaError, KeyError) as exc:
-        return {"note": f"the champion cannot score these campaign rows ({exc}): not compared"}
+    scores = []
+    for side, bundle, effects in (
+        ("challenger", challenger, mine["effects"]),
+        ("champion", champion, champion.uplift.meta.get("effects")),
+    ):
+        try:
+            scores.append(contact_score(bundle, rows, effects))
+        except (FeatureSchemaError, KeyError, TypeError, ValueError, IndexError) as exc:
+            return {"note": f"the {side} cannot score these campaign rows ({exc!r}): not compared"}
     churn = rows["churn"].to_numpy().astype(bool)
     figures = paired_qini(*scores, treated, churn, weight, config.uplift.bootstrap, config.training.seed)
     return {"months": months, "rows": len(rows)} | figures

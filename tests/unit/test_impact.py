@@ -123,3 +123,37 @@ def test_impact_check__an_action_that_pushes_customers_away_is_a_monitoring_aler
     assert 3 < points < 9, alerts[0].message
     assert "pushing customers away: action retention_call" in impact_lines(figures)[0]
     assert impact_check(tmp_path / "nothing") == (None, [])
+
+
+def test_impact_check__forty_campaigns_where_nothing_harms_raise_no_alert(tmp_path):
+    from monitoring.impact_watch import impact_check
+
+    rng = np.random.default_rng(1)
+    rows = pd.concat(
+        [_campaign(f"RET-2026-01-{i:02d}", 400, 0.3, churn=0.2, effect=0.0, rng=rng) for i in range(40)],
+        ignore_index=True,
+    )
+    folder = tmp_path / "impact" / "2026-01"
+    folder.mkdir(parents=True)
+    tables = impact_tables(rows)
+    for name, table in tables.items():
+        table.to_csv(folder / f"{name}.csv")
+    # one by one at 2.5%, two of the forty harmless campaigns look harmful
+    assert (tables["campaign"]["verdict"] == "pushed customers away").sum() == 2
+    figures, alerts = impact_check(tmp_path)
+    assert alerts == [] and figures["harmful"] == []
+    assert isinstance(figures["contacted"], int)
+
+
+def test_refresh_impact__an_unreadable_bank_is_one_line_and_the_monitoring_run_goes_on(tmp_path):
+    from churn.config import load_config
+    from monitoring.monitor import _refresh_impact
+
+    config = load_config(
+        environ={
+            "CHURN_DATA_SOURCE": str(tmp_path / "no-such-bank"),
+            "CHURN_OUTPUT_DIR": str(tmp_path / "out"),
+        }
+    )
+    line = _refresh_impact(config)
+    assert line.startswith("impact                not judged afresh (") and "no-such-bank" in line
