@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint serve desk bench-desk demo-drift bench-features bench-train bench-lr bench-tune bench-reasons bench-uplift bench-score bench-serve bench-soak bench-scale sample clean
+.PHONY: run test test-fast lint serve desk bench-desk demo-drift bench-features bench-train bench-lr bench-tune bench-reasons bench-uplift bench-engine bench-score bench-serve bench-soak bench-scale sample clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,10 @@ bench-serve: $(STAMP)
 # 10 minutes at 100 requests/s with champion swaps; server memory of the first and last minute.
 bench-uplift: $(STAMP)
 	$(BIN)/python -m benchmarks.uplift
+
+# Raw Parquet to features at 100,000 customers: the local engine against a DuckDB query, same run
+bench-engine: $(STAMP)
+	$(BIN)/python -m benchmarks.engine
 
 bench-desk: $(STAMP)
 	$(BIN)/python -m benchmarks.desk

@@ -23,8 +23,17 @@ def load_validated(config: AppConfig, rejects_dir: Path | None = None) -> Valida
     Rejects go to `<rejects_dir>/<table>.csv` (every table, header only when nothing was rejected),
     so a run's output always says what was set aside.
     """
-    tables = read_tables(config.data.source)
-    validated = validate_tables(
+    validated = validate_source(read_tables(config.data.source), config)
+    rejects_dir = rejects_dir or config.output_path / "rejects"
+    rejects_dir.mkdir(parents=True, exist_ok=True)
+    for name, rejects in validated.rejects.items():
+        rejects.to_csv(rejects_dir / f"{name}.csv", index=False)
+    return validated
+
+
+def validate_source(tables: dict[str, pd.DataFrame], config: AppConfig) -> ValidatedTables:
+    """The tables as read, validated by the config's extract date, catalogue and reject share."""
+    return validate_tables(
         tables,
         extract_date=pd.Timestamp(config.data.resolved_extract_date()),
         earliest_date=pd.Timestamp(config.data.earliest_date),
@@ -32,11 +41,6 @@ def load_validated(config: AppConfig, rejects_dir: Path | None = None) -> Valida
         products=tuple(config.products),
         max_reject_share=config.data.max_reject_share,
     )
-    rejects_dir = rejects_dir or config.output_path / "rejects"
-    rejects_dir.mkdir(parents=True, exist_ok=True)
-    for name, rejects in validated.rejects.items():
-        rejects.to_csv(rejects_dir / f"{name}.csv", index=False)
-    return validated
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,10 @@ def _clean_text(series: pd.Series) -> pd.Series:
     """
     if isinstance(series.dtype, pd.CategoricalDtype):
         codes, uniques = series.cat.codes.to_numpy(), series.cat.categories
+        if uniques.dtype == object and all(
+            isinstance(value, str) and value and value == value.strip() for value in uniques
+        ):
+            return series  # already clean text: nothing to remap
     else:
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
     text = np.array([str(value).strip() for value in uniques], dtype=object)
@@ -188,8 +192,12 @@ def validate_table(
             missing[0],
             f"required column missing (missing: {', '.join(missing)}; found: {', '.join(map(str, frame.columns))})",
         )
-    raw = frame[schema.column_names].reset_index(drop=True)
-    clean = pd.DataFrame(index=raw.index)
+    names = list(schema.column_names)
+    index = frame.index
+    plain = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+    # read only: the table as read, without a copy when it already has these columns in order
+    raw = frame if plain and list(frame.columns) == names else frame[names].reset_index(drop=True)
+    clean_columns: dict[str, pd.Series] = {}
     problems = _RowProblems(len(raw))
     last_allowed = extract_date.normalize() + pd.Timedelta(days=1)
     for column in schema.columns:
@@ -229,8 +237,9 @@ def validate_table(
                 values < earliest_date,
                 f"{column.name}: before the earliest allowed date {earliest_date:%Y-%m-%d}",
             )
-        clean[column.name] = values
+        clean_columns[column.name] = values
 
+    clean = pd.DataFrame(clean_columns, index=raw.index, copy=False)
     for earlier, later in schema.ordered:
         problems.add(clean[later] < clean[earlier], f"{later}: before {earlier}")
     if schema.name == "transactions":
@@ -246,12 +255,21 @@ def validate_table(
             "customer_id: unknown customer",
         )
     key = list(schema.key)
-    problems.add(
-        clean.duplicated(key, keep=False) & clean[key].notna().all(axis=1), f"{'+'.join(key)}: duplicate key"
-    )
+    ids = clean[key[0]].to_numpy() if len(key) == 1 else None
+    if ids is not None and ids.dtype.kind in "iu" and (len(ids) < 2 or bool((ids[1:] > ids[:-1]).all())):
+        pass  # an integer key in increasing order (as most extracts are written) has no duplicates
+    else:
+        problems.add(
+            clean.duplicated(key, keep=False) & clean[key].notna().all(axis=1),
+            f"{'+'.join(key)}: duplicate key",
+        )
 
     bad = problems.mask()
-    rejects = raw.loc[bad, [c.name for c in schema.columns if not c.personal]].copy()
+    kept = [c.name for c in schema.columns if not c.personal]
+    if not bad.any():  # the usual case: no copy of the table
+        rejects = raw.iloc[:0][kept].assign(reason=pd.Series([], dtype=object))
+        return _final_dtypes(clean, schema), rejects.reset_index(drop=True)
+    rejects = raw.loc[bad, kept].copy()
     rejects["reason"] = problems.reason_column()[bad]
     valid = clean.loc[~bad].reset_index(drop=True)
     return _final_dtypes(valid, schema), rejects.reset_index(drop=True)
@@ -259,13 +277,17 @@ def validate_table(
 
 def _final_dtypes(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
     for column in schema.columns:
-        if column.kind == "int":
-            frame[column.name] = frame[column.name].astype("int64")
-        elif column.kind == "bool":
-            frame[column.name] = frame[column.name].astype(bool)
+        values = frame[column.name]
+        if column.kind == "int" and values.dtype != "int64":
+            frame[column.name] = values.astype("int64")
+        elif column.kind == "bool" and values.dtype != bool:
+            frame[column.name] = values.astype(bool)
         elif column.kind in ("category", "string"):
             # categoricals keep tens of millions of rows at one byte a value, and compare fast
-            frame[column.name] = frame[column.name].cat.remove_unused_categories()
+            codes = values.cat.codes.to_numpy()
+            used = np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)) > 0
+            if not used.all():
+                frame[column.name] = values.cat.remove_unused_categories()
     return frame
 
 

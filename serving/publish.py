@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from features.bulk import write_rows
 from serving.store import (
     LIST_TABLE,
     RUNS_TABLE,
@@ -83,13 +84,13 @@ def write_database(
             for table, features, context, contacts in batches:
                 table = table.assign(as_of=as_of)
                 _add_new_columns(connection, LIST_TABLE, table)
-                table.to_sql(LIST_TABLE, connection, if_exists="append", index=False, chunksize=20_000)
+                write_rows(table, LIST_TABLE, connection)
                 append_daily_tables(connection, features, context, contacts, as_of, recorded_at)
             index_daily_tables(connection)
             if triggers is not None and len(triggers):
                 triggers = triggers.assign(as_of=as_of)
                 _add_new_columns(connection, TRIGGERS_TABLE, triggers)
-                triggers.to_sql(TRIGGERS_TABLE, connection, if_exists="append", index=False, chunksize=20_000)
+                write_rows(triggers, TRIGGERS_TABLE, connection)
             failpoint("database-writing")
             run = pd.DataFrame(
                 [

@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from features.bulk import write_rows
+
 LIST_TABLE = "risk_list"
 RUNS_TABLE = "risk_list_runs"
 TRIGGERS_TABLE = "trigger_list"  # the day's trigger lists, keyed by as-of date
@@ -337,10 +339,10 @@ def append_daily_tables(
 
     latest = categoricals_as_text(features).reset_index()
     latest.insert(1, "as_of", as_of)
-    latest.to_sql(FEATURES_TABLE, connection, if_exists="append", index=False, chunksize=20_000)
+    write_rows(latest, FEATURES_TABLE, connection)
     plain = categoricals_as_text(context[CONTEXT_COLUMNS]).reset_index()
     plain["do_not_contact"] = plain["do_not_contact"].astype(bool)
-    plain.to_sql(CONTEXT_TABLE, connection, if_exists="append", index=False, chunksize=20_000)
+    write_rows(plain, CONTEXT_TABLE, connection)
     if len(contacts):
         bank = pd.DataFrame(
             {
