@@ -89,6 +89,10 @@ def _coerce(series: pd.Series, column: Column) -> pd.Series:
         if kind in ("category", "string"):
             return series
         series = series.astype(object)
+    if kind == "int" and series.dtype == "int64":
+        return series  # already the type: no copy
+    if kind == "float" and series.dtype == "float64":
+        return series
     if kind in ("int", "float"):
         numbers = pd.to_numeric(series, errors="coerce")
         if kind == "int":
