@@ -94,34 +94,36 @@ def _slice(group: pd.DataFrame, min_control: int) -> dict[str, float | str]:
     var_t = (w**2 * (at * (1 - at) / s["n_t"]).to_numpy()).sum()
     var_c = (w**2 * (ac * (1 - ac) / s["n_c"]).to_numpy()).sum()
     rate_t, rate_c = float(w @ pt), float(w @ pc)
-    d, half = rate_c - rate_t, Z * math.sqrt(var_t + var_c)
+    se_t, se_c, se = math.sqrt(var_t), math.sqrt(var_c), math.sqrt(var_t + var_c)
+    d = rate_c - rate_t
+    low, high = d - Z * se, d + Z * se
     dv = float(w @ (s["lost_c"] - s["lost_t"]).to_numpy())
     half_v = Z * math.sqrt(float((w**2 * (s["lost_var_c"] / s["n_c"] + s["lost_var_t"] / s["n_t"])).sum()))
     # the effect measured on the compared customers, applied to all the slice's contacted
     value_kept = dv * n_t
     out |= {
         "churn_rate_contacted": rate_t,
-        "churn_rate_contacted_low": max(rate_t - Z * math.sqrt(var_t), 0.0),
-        "churn_rate_contacted_high": min(rate_t + Z * math.sqrt(var_t), 1.0),
+        "churn_rate_contacted_low": max(rate_t - Z * se_t, 0.0),
+        "churn_rate_contacted_high": min(rate_t + Z * se_t, 1.0),
         "churn_rate_control": rate_c,
-        "churn_rate_control_low": max(rate_c - Z * math.sqrt(var_c), 0.0),
-        "churn_rate_control_high": min(rate_c + Z * math.sqrt(var_c), 1.0),
-        "difference_se": math.sqrt(var_t + var_c),
+        "churn_rate_control_low": max(rate_c - Z * se_c, 0.0),
+        "churn_rate_control_high": min(rate_c + Z * se_c, 1.0),
+        "difference_se": se,
         "difference": d,
-        "difference_low": d - half,
-        "difference_high": d + half,
+        "difference_low": low,
+        "difference_high": high,
         "incremental_customers": d * n_t,
-        "incremental_customers_low": (d - half) * n_t,
-        "incremental_customers_high": (d + half) * n_t,
+        "incremental_customers_low": low * n_t,
+        "incremental_customers_high": high * n_t,
         "value_kept": value_kept,
         "value_kept_low": (dv - half_v) * n_t,
         "value_kept_high": (dv + half_v) * n_t,
         "net_value": value_kept - out["cost"],
         "return_on_spend": (value_kept - out["cost"]) / out["cost"] if out["cost"] > 0 else np.nan,
         "verdict": "kept customers"
-        if d - half > 0
+        if low > 0
         else "pushed customers away"
-        if d + half < 0
+        if high < 0
         else "no effect the controls can show",
     }
     return out

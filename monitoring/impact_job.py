@@ -11,6 +11,7 @@ from churn.config import AppConfig
 from monitoring.impact import headline, impact_tables
 
 EXPERIMENT = "churn-impact"
+NOTHING_TO_JUDGE = "impact                no campaign whose horizon has ended: nothing to judge"
 
 
 def recorded_outcomes(url: str) -> pd.DataFrame:
@@ -100,7 +101,7 @@ def run_impact(config: AppConfig, min_control: int = 30) -> list[str]:
     tables = load_validated(config).tables
     rows = impact_rows(tables, config)
     if rows.empty:
-        return ["impact                no campaign whose horizon has ended: nothing to judge"]
+        return [NOTHING_TO_JUDGE]
     tables_out = impact_tables(rows, min_control)
     month = rows["month"].max()
     out = config.output_path / "impact" / month

@@ -62,6 +62,7 @@ class MonitorRun:
     performance: list[Performance] = field(default_factory=list)
     impact: dict[str, Any] | None = None  # the latest campaign impact (`monitoring.impact_watch`)
     impact_alerts: list[Alert] = field(default_factory=list)
+    impact_note: str | None = None  # why the impact was not judged afresh, when it was not
     out_dir: Path | None = None
     lines: list[str] = field(default_factory=list)
 
@@ -169,14 +170,12 @@ def run_monitor(
     performance = realised_performance(config, judged, references) if judged else []
     impact_note = _refresh_impact(config) if refresh_impact else None
     impact, harm = impact_check(config.output_path)
-    run = MonitorRun(as_of, window_days, checks, performance, impact, harm)
+    run = MonitorRun(as_of, window_days, checks, performance, impact, harm, impact_note)
     run.out_dir = _write(run, config)
     _record_alerts(run, config)
     _log_to_mlflow(run, config)
     _add_to_workspace(run, config)
     run.lines = summary_lines(run, config)
-    if impact_note:
-        run.lines.insert(-1, impact_note)
     return run
 
 
@@ -185,7 +184,7 @@ def _refresh_impact(config: AppConfig) -> str | None:
     done, since the drift checks do not depend on it."""
     if config.source is not None:
         return "impact                not judged: a bank brought as one table has no campaigns"
-    from monitoring.impact_job import run_impact
+    from monitoring.impact_job import NOTHING_TO_JUDGE, run_impact
 
     try:
         lines = run_impact(config)
@@ -196,7 +195,7 @@ def _refresh_impact(config: AppConfig) -> str | None:
             f"impact                not judged afresh ({type(exc).__name__}: {first}); "
             "the latest figures written, if any, are shown"
         )
-    return None if lines and lines[0].startswith("campaigns judged") else lines[0]
+    return NOTHING_TO_JUDGE if lines == [NOTHING_TO_JUDGE] else None
 
 
 def _latest_list_date(config: AppConfig) -> pd.Timestamp:
@@ -360,7 +359,7 @@ def summary_lines(run: MonitorRun, config: AppConfig) -> list[str]:
             f"ROC-AUC {f['roc_auc']:.3f} (expected {f['expected_roc_auc']:.3f}; training test {t.get('roc_auc', float('nan')):.3f}), "
             f"ECE {f['ece']:.3f}, precision at capacity {f['precision_at_capacity']:.2f}"
         )
-    lines += impact_lines(run.impact)
+    lines += ([run.impact_note] if run.impact_note else []) + impact_lines(run.impact)
     if run.alerts:
         lines.append(f"ALERT                 {len(run.alerts)} threshold(s) breached:")
         lines += [f"  - {a.message}" for a in run.alerts]
