@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +56,9 @@ class FeatureRunSummary:
     seconds: float
     features_path: Path
     labels_path: Path
+    partitions: int = 1
+    source: str = ""
+    stage_seconds: dict[str, float] | None = None  # summed over the partitions
 
     def lines(self) -> list[str]:
         rejected = ", ".join(f"{k} {v}" for k, v in self.rejects.items() if v) or "none"
@@ -70,54 +72,28 @@ class FeatureRunSummary:
             f"rejected rows         {rejected}",
             f"features written to   {self.features_path}",
             f"labels written to     {self.labels_path}",
-            f"took                  {self.seconds:.1f} s",
+            f"read as               {self.source}",
+            f"took                  {self.seconds:.1f} s"
+            + (
+                " (" + ", ".join(f"{stage} {s:.1f} s" for stage, s in self.stage_seconds.items()) + ")"
+                if self.stage_seconds
+                else ""
+            ),
         ]
 
 
 def run_features(config: AppConfig, as_of: pd.Timestamp | None = None) -> FeatureRunSummary:
     """Validate the source, then build and write features and labels for one as-of date.
 
+    Runs partition by partition on the configured engine (`features.partition_jobs`).
+
     Args:
-        config: the validated configuration (`engine.kind` picks pandas here or a Dask cluster).
+        config: the validated configuration.
         as_of: the snapshot date; the latest month whose labels the data can confirm when None.
     """
-    if config.engine.kind == "dask":
-        from churn.cluster import dask_client
-        from features.distributed import run_features_dask
+    from features.partition_jobs import run_features as run
 
-        with dask_client(config.engine) as client:
-            return run_features_dask(config, client, as_of)
-    from features.build import build_features
-    from features.labels import build_labels, last_confirmable_as_of
-
-    started = time.perf_counter()
-    validated = load_validated(config)
-    products = tuple(config.products)
-    as_of = (
-        pd.Timestamp(as_of) if as_of is not None else last_confirmable_as_of(validated.tables, config.labels)
-    )
-    features = build_features(validated.tables, as_of, config.features, products)
-    labels = build_labels(validated.tables, as_of, config.labels, products)
-    out = config.output_path / "features"
-    out.mkdir(parents=True, exist_ok=True)
-    features_path = out / f"features_{as_of:%Y-%m-%d}.parquet"
-    labels_path = out / f"labels_{as_of:%Y-%m-%d}.parquet"
-    features.to_parquet(features_path)
-    labels.to_parquet(labels_path)
-    summary = FeatureRunSummary(
-        as_of=as_of,
-        customers=len(features),
-        labelled=len(labels),
-        churn_rate=float(labels["churn"].mean()) if len(labels) else 0.0,
-        feature_count=features.shape[1],
-        next_product_rate=float((labels["next_product"] != "none").mean()) if len(labels) else 0.0,
-        rejects=validated.reject_counts,
-        seconds=time.perf_counter() - started,
-        features_path=features_path,
-        labels_path=labels_path,
-    )
-    write_summary(summary, out)
-    return summary
+    return run(config, as_of)
 
 
 def write_summary(summary: FeatureRunSummary, out: Path) -> None:
@@ -131,6 +107,7 @@ def write_summary(summary: FeatureRunSummary, out: Path) -> None:
                 "churn_rate": summary.churn_rate,
                 "feature_count": summary.feature_count,
                 "rejects": summary.rejects,
+                "partitions": summary.partitions,
             },
             indent=2,
         )

@@ -36,9 +36,9 @@ def churn_dates(
     """
     customers = tables["customers"]["customer_id"]
     holdings = tables["holdings"]
-    all_closed = holdings.groupby("customer_id")["closed"].agg(
-        lambda s: s.max() if s.notna().all() else pd.NaT
-    )
+    # the last closing date of a customer whose every product is closed; NaT while one is open
+    by_customer = holdings.groupby("customer_id")["closed"]
+    all_closed = by_customer.max().where(~holdings["closed"].isna().groupby(holdings["customer_id"]).any())
 
     balances = tables["balances"]
     ids = pd.Index(np.sort(customers.to_numpy()))

@@ -182,7 +182,9 @@ def run_daily_list_dask(
 
     started = time.perf_counter()
     reconcile(config.output_path / "risk_lists", config.database_url)  # finish a run killed mid-publish
-    parts = open_partitions(config, client)
+    from churn.engine import DaskRunner
+
+    parts = open_partitions(config, DaskRunner(client))
     as_of = pd.Timestamp(as_of) if as_of is not None else (parts.months[1] + pd.Timedelta(days=1)).normalize()
     check_as_of(as_of, parts.months[0], parts.last_day)
     bundle, version = load_champion(config)

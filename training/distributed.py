@@ -165,7 +165,9 @@ def train_models_dask(config: AppConfig, client) -> tuple[TrainingResult, pd.Dat
     import dask
     import dask.dataframe as dd
 
-    parts = open_partitions(config, client)
+    from churn.engine import DaskRunner
+
+    parts = open_partitions(config, DaskRunner(client))
     products = tuple(config.products)
     dates = snapshot_dates_between(*parts.months, config.labels, config.snapshots.count)
     split = out_of_time_split(dates, config.labels.horizon_days, config.training.validation_snapshots)
@@ -325,12 +327,10 @@ def train_models_dask(config: AppConfig, client) -> tuple[TrainingResult, pd.Dat
     return result, lineage, digest
 
 
-def _partition_digest(root: str, k: int) -> tuple[dict[str, int], str]:
-    from features.partitioned import read_partition
-
+def _partition_digest(source, k: int) -> tuple[dict[str, int], str]:
     digest = hashlib.sha256()
     rows = {}
-    for name, frame in read_partition(root, k).items():
+    for name, frame in source.read(k).items():
         digest.update(name.encode())
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
         rows[name] = len(frame)
@@ -339,7 +339,7 @@ def _partition_digest(root: str, k: int) -> tuple[dict[str, int], str]:
 
 def source_lineage(parts: Partitions, client) -> tuple[pd.DataFrame, str]:
     """Rows read per table and a content digest of the partitioned source (row hashes per partition)."""
-    results = client.gather(client.map(_partition_digest, [parts.root] * parts.count, range(parts.count)))
+    results = client.gather(client.map(_partition_digest, [parts.source] * parts.count, range(parts.count)))
     digest = hashlib.sha256("".join(d for _, d in results).encode()).hexdigest()[:20]
     rows = pd.DataFrame([r for r, _ in results]).sum()
     return pd.DataFrame({"table": rows.index, "rows": rows.to_numpy()}), digest
