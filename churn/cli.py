@@ -236,7 +236,7 @@ def score(
     ] = None,
 ) -> None:
     """Score every customer with the champion model and write the day's risk list (files, database, HTML)."""
-    from serving.risk_list import run_daily_list
+    from serving.list_job import run_daily_list
 
     cfg = _config(config, data, engine, scheduler)
     if ranking is not None:
@@ -464,7 +464,7 @@ def _run_steps(cfg: AppConfig) -> None:
     for line in run_impact(cfg):
         typer.echo(line)
     typer.echo("== daily risk list")
-    from serving.risk_list import run_daily_list
+    from serving.list_job import run_daily_list
 
     for line in run_daily_list(cfg)[1]:
         typer.echo(line)

@@ -25,34 +25,39 @@ class LocalRunner:
 
     kind = "local"
 
-    def map(self, work: Callable[..., Any], items: Iterable, **shared: Any) -> list:
-        return [work(item, **shared) for item in items]
+    def map(
+        self,
+        work: Callable[..., Any],
+        items: Iterable,
+        broadcast: dict[str, Any] | None = None,
+        **shared: Any,
+    ) -> list:
+        """`work(item, **broadcast, **shared)` for every item, in order."""
+        return [work(item, **(broadcast or {}), **shared) for item in items]
 
 
 class DaskRunner:
-    """Partitions run as tasks on a Dask cluster; large shared arguments are sent once to every worker."""
+    """Partitions run as tasks on a Dask cluster, one per item."""
 
     kind = "dask"
 
     def __init__(self, client):
         self.client = client
 
-    def map(self, work: Callable[..., Any], items: Iterable, **shared: Any) -> list:
+    def map(
+        self,
+        work: Callable[..., Any],
+        items: Iterable,
+        broadcast: dict[str, Any] | None = None,
+        **shared: Any,
+    ) -> list:
+        """`work(item, **broadcast, **shared)` for every item, as tasks; results in order.
+        `broadcast` holds the large arguments (a model, a frame): sent once to every worker."""
         items = list(items)
         if not items:
             return []
-        sent = {
-            name: self.client.scatter(value, broadcast=True) if _large(value) else value
-            for name, value in shared.items()
-        }
-        return self.client.gather(self.client.map(work, items, **sent, pure=False))
-
-
-def _large(value: Any) -> bool:
-    """Objects worth scattering once rather than sending with every task (frames, models)."""
-    import pandas as pd
-
-    return isinstance(value, pd.DataFrame) or hasattr(value, "booster")
+        sent = {name: self.client.scatter(value, broadcast=True) for name, value in (broadcast or {}).items()}
+        return self.client.gather(self.client.map(work, items, **sent, **shared, pure=False))
 
 
 @contextmanager

@@ -168,7 +168,9 @@ def open_partitions(config: AppConfig, runner) -> Partitions:
     )
 
 
-def validated_partition(parts: Partitions, k: int, seconds: dict[str, float] | None = None) -> ValidatedTables:
+def validated_partition(
+    parts: Partitions, k: int, seconds: dict[str, float] | None = None
+) -> ValidatedTables:
     """Partition k read and validated; its rejects written to `<rejects>/.parts/<table>/part-<k>.csv`.
 
     The share of rejected rows is checked on the whole bank afterwards (`check_reject_shares`).
@@ -227,6 +229,64 @@ def check_reject_shares(parts: Partitions, max_reject_share: float) -> dict[str,
     return counts
 
 
+@dataclass(frozen=True)
+class FeatureRunSummary:
+    """What `run_features` produced."""
+
+    as_of: pd.Timestamp
+    customers: int
+    labelled: int
+    churn_rate: float
+    feature_count: int
+    next_product_rate: float
+    rejects: dict[str, int]
+    seconds: float
+    features_path: Path
+    labels_path: Path
+    partitions: int = 1
+    source: str = ""
+    stage_seconds: dict[str, float] | None = None  # summed over the partitions
+
+    def lines(self) -> list[str]:
+        rejected = ", ".join(f"{k} {v}" for k, v in self.rejects.items() if v) or "none"
+        return [
+            f"as-of date            {self.as_of:%Y-%m-%d} (latest month whose labels the data confirms)",
+            f"active customers      {self.customers}",
+            f"labelled customers    {self.labelled} (the rest had already churned)",
+            f"churn rate            {self.churn_rate:.2%} within the horizon",
+            f"opened a new product  {self.next_product_rate:.2%} within the horizon",
+            f"features              {self.feature_count}",
+            f"rejected rows         {rejected}",
+            f"features written to   {self.features_path}",
+            f"labels written to     {self.labels_path}",
+            f"read as               {self.source}",
+            f"took                  {self.seconds:.1f} s"
+            + (
+                " (" + ", ".join(f"{stage} {s:.1f} s" for stage, s in self.stage_seconds.items()) + ")"
+                if self.stage_seconds
+                else ""
+            ),
+        ]
+
+
+def write_summary(summary: FeatureRunSummary, out: Path) -> None:
+    """The run's figures as `summary_<date>.json` beside the features."""
+    (out / f"summary_{summary.as_of:%Y-%m-%d}.json").write_text(
+        json.dumps(
+            {
+                "as_of": f"{summary.as_of:%Y-%m-%d}",
+                "customers": summary.customers,
+                "labelled": summary.labelled,
+                "churn_rate": summary.churn_rate,
+                "feature_count": summary.feature_count,
+                "rejects": summary.rejects,
+                "partitions": summary.partitions,
+            },
+            indent=2,
+        )
+    )
+
+
 def write_part(frame: pd.DataFrame, dataset: Path, k: int) -> None:
     """Partition k's rows as `<dataset>/part-<k>.parquet` (a dataset pandas reads as one frame)."""
     frame.to_parquet(dataset / f"part-{k:05d}.parquet")
@@ -273,7 +333,6 @@ def run_features(config: AppConfig, as_of: pd.Timestamp | None = None):
     """Validate the source, then build and write features and labels for one as-of date, partition
     by partition on the configured engine (`features_<date>.parquet/part-<k>.parquet`)."""
     from churn.engine import partition_runner
-    from features.jobs import FeatureRunSummary, write_summary
     from features.labels import confirmable_as_of
 
     started = time.perf_counter()

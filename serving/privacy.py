@@ -143,16 +143,22 @@ def _erase_files(out: Path, customer_id: int) -> dict[str, int]:
     replaced whole, so a reader sees it before or after, never half)."""
     removed = {"list_files": 0, "rejects_files": 0, "feature_files": 0}
     for path in sorted((out / "risk_lists" / VERSIONS).glob("*/*/*")):
-        if path.suffix == ".parquet" and path.is_file():
-            removed["list_files"] += _rewrite_parquet(path, customer_id, None)
+        if path.suffix == ".parquet":
+            for part in _parquet_files(path):
+                removed["list_files"] += _rewrite_parquet(part, customer_id, None)
         elif path.suffix == ".csv":
             removed["list_files"] += _rewrite_csv(path, customer_id)
     for path in sorted((out / "rejects").glob("**/*.csv")):
         removed["rejects_files"] += _rewrite_csv(path, customer_id)
     for path in sorted((out / "features").glob("*.parquet")):
-        if path.is_file():
-            removed["feature_files"] += _rewrite_parquet(path, customer_id, None)
+        for part in _parquet_files(path):
+            removed["feature_files"] += _rewrite_parquet(part, customer_id, None)
     return removed
+
+
+def _parquet_files(path: Path) -> list[Path]:
+    """A Parquet file, or the parts of a Parquet dataset written partition by partition."""
+    return [path] if path.is_file() else sorted(path.glob("part-*.parquet"))
 
 
 def _rewrite_parquet(path: Path, customer_id: int, id_column: str | None) -> int:

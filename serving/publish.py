@@ -41,6 +41,7 @@ from serving.store import (
 )
 
 VERSIONS = ".versions"
+SPILL = ".spill"  # a version's per-partition working files (`serving.list_job`), removed on publish
 FAILPOINT_VARIABLE = "CHURN_CRASH_AT"  # fault injection for the crash tests (README, Reliability)
 
 
@@ -139,6 +140,7 @@ def publish(folder: Path) -> Path:
 def _point(folder: Path) -> Path:
     """Point `risk_lists/<date>` at `folder` (.versions/<date>/<version>) atomically."""
     out_dir, as_of = folder.parent.parent.parent, folder.parent.name
+    shutil.rmtree(folder / SPILL, ignore_errors=True)  # customer rows nobody reads once committed
     final = out_dir / as_of
     if final.exists() and not final.is_symlink():  # a list written before versions existed
         final.rename(folder.parent / "before-versions")

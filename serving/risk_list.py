@@ -13,23 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
 
 from churn.config import AppConfig
-from serving.actions import ranking_mode
-from serving.list_summary import ListDigest, latest_impact, summary_html, summary_lines
-from serving.model_bundle import categoricals_as_text
-from serving.publish import finish_version, new_version, publish, reconcile, write_database
-from serving.registry import load_champion
-from serving.store import LIST_TABLE, api_contacts, contact_window
-from serving.triggers import decide_triggers, trigger_candidates
+from serving.store import api_contacts, contact_window
 
 
 @dataclass(frozen=True)
 class RiskListRun:
     as_of: pd.Timestamp
     model_version: str
-    rows: pd.DataFrame | None  # scored and excluded customers (None on the dask engine: too many)
     meta: dict[str, Any]
     out_dir: Path
 
@@ -57,15 +49,6 @@ def check_as_of(as_of: pd.Timestamp, first_month_end: pd.Timestamp, last_day: pd
         )
 
 
-def last_data_day(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
-    """The latest day with data: the last month-end or the last transaction, whichever is later."""
-    return (
-        pd.Series([tables["balances"]["month_end"].max(), tables["transactions"]["ts"].max()])
-        .max()
-        .normalize()
-    )
-
-
 def read_recorded_contacts(config: AppConfig, rejects_dir: Path) -> tuple[pd.DataFrame, int]:
     """Contacts recorded through the API since the bank's extract, for the contact policy; rows
     dated outside the sane range are written to `<rejects_dir>/contact_history.csv` with their
@@ -88,11 +71,13 @@ def build_risk_list(
     as_of: pd.Timestamp,
     config: AppConfig,
     recorded_contacts: pd.DataFrame | None = None,
+    seconds: dict[str, float] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score the customers active at `as_of` and list everyone else with the reason they are not scored.
 
     `recorded_contacts` (customer_id, ts, control_group): contacts recorded through the API since
-    the bank's extract; the contact policy counts them with the bank's own.
+    the bank's extract; the contact policy counts them with the bank's own. `seconds`, when
+    given, receives the time spent on features, scoring and deciding, and explaining.
 
     Returns:
         (rows for every customer: scored and excluded, the feature rows that were scored).
@@ -103,15 +88,22 @@ def build_risk_list(
 
     products = tuple(config.products)
     customers = tables["customers"].set_index("customer_id")
+    started = time.perf_counter()
     features = build_features(tables, as_of, config.features, products)
     drained = drained_before(tables, as_of, config.labels).reindex(features.index, fill_value=False)
     to_score = features[~drained.to_numpy()]
+    built = time.perf_counter()
     contacts = tables["contacts"][["customer_id", "ts", "control_group"]]
     if recorded_contacts is not None and len(recorded_contacts):
         contacts = pd.concat([contacts, recorded_contacts[contacts.columns]], ignore_index=True)
         contacts = contacts.drop_duplicates(["customer_id", "ts"])
     context = ScoringContext(as_of, customers, contacts)
-    scored = score_customers(bundle, to_score, context, config)
+    timed: dict[str, float] = {}
+    scored = score_customers(bundle, to_score, context, config, timed)
+    if seconds is not None:  # scoring and deciding apart from explaining (SHAP)
+        seconds["features"] = built - started
+        seconds["score"] = time.perf_counter() - built - timed.get("explain", 0.0)
+        seconds["explain"] = timed.get("explain", 0.0)
     scored.insert(0, "status", "scored")
 
     not_active = customers.index.difference(features.index)
@@ -144,17 +136,6 @@ def retention_line(config: AppConfig) -> str:
     return f"retention             {'removed ' + describe(removed) if removed else 'nothing past its retention period'}"
 
 
-def write_files(folder: Path, table: pd.DataFrame, features: pd.DataFrame, triggers: pd.DataFrame) -> None:
-    """The list and the trigger lists as Parquet and CSV and the scored feature rows
-    (`features.parquet`, which monitoring compares with the model's training reference), into a
-    version folder."""
-    table.to_parquet(folder / "risk_list.parquet", index=False)
-    table.to_csv(folder / "risk_list.csv", index=False)
-    triggers.to_parquet(folder / "triggers.parquet", index=False)
-    triggers.to_csv(folder / "triggers.csv", index=False)
-    categoricals_as_text(features).to_parquet(folder / "features.parquet")
-
-
 def trigger_counts(triggers: pd.DataFrame, config: AppConfig) -> dict[str, dict[str, int]]:
     """Customers and contacts per trigger list, every configured list present."""
     counts = triggers.groupby("trigger")["contact"].agg(["size", "sum"]) if len(triggers) else None
@@ -165,74 +146,3 @@ def trigger_counts(triggers: pd.DataFrame, config: AppConfig) -> dict[str, dict[
         }
         for name in config.triggers.lists
     }
-
-
-def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tuple[RiskListRun, list[str]]:
-    """Validate, score every customer with the champion, write files and the database, summarise."""
-    if config.engine.kind == "dask":
-        from churn.cluster import dask_client
-        from serving.distributed import run_daily_list_dask
-
-        with dask_client(config.engine) as client:
-            return run_daily_list_dask(config, client, as_of)
-    from tqdm import tqdm
-
-    from features.jobs import load_validated
-
-    started = time.perf_counter()
-    steps = tqdm(total=4, desc="risk list", unit="step", disable=None)
-    reconcile(config.output_path / "risk_lists", config.database_url)  # finish a run killed mid-publish
-    validated = load_validated(config)
-    tables = validated.tables
-    as_of = pd.Timestamp(as_of) if as_of is not None else default_as_of(tables)
-    check_as_of(as_of, tables["balances"]["month_end"].min(), last_data_day(tables))
-    steps.update()
-    bundle, version = load_champion(config)
-    recorded, rejected_contacts = read_recorded_contacts(config, config.output_path / "rejects")
-    rows, features = build_risk_list(tables, bundle, version, as_of, config, recorded_contacts=recorded)
-    scored = rows[rows["status"] == "scored"]
-    triggers = decide_triggers(
-        trigger_candidates(features, scored, config),
-        scored[scored["contact"].fillna(False).astype(bool)],
-        config,
-    )
-    steps.update()
-    excluded = rows[rows["status"] == "excluded"]
-    meta = {
-        "as_of": f"{as_of:%Y-%m-%d}",
-        "model_version": version,
-        "model_name": config.mlflow.model_name,
-        "data_source": config.data.source,
-        "data_start": f"{tables['balances']['month_end'].min():%Y-%m-%d}",
-        "data_end": f"{tables['balances']['month_end'].max():%Y-%m-%d}",
-        "customers": len(validated.tables["customers"]) + validated.reject_counts["customers"],
-        "scored": int((rows["status"] == "scored").sum()),
-        "excluded": len(excluded),
-        "exclusions": excluded["exclusion_reason"].value_counts().to_dict(),
-        "rejected_customers": validated.reject_counts["customers"],
-        "rejects": validated.reject_counts | {"contact_history": rejected_contacts},
-        "contacts_planned": int(rows["contact"].fillna(False).sum()),
-        "ranking": dict(zip(("mode", "why"), ranking_mode(bundle, config), strict=True)),
-        "triggers": trigger_counts(triggers, config),
-        "created_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
-    }
-    # the rows as files and databases store them: plain text, customer id as a column
-    table = categoricals_as_text(rows).reset_index()
-    digest = ListDigest.of(rows)
-    folder = new_version(config.output_path / "risk_lists", meta["as_of"])
-    write_files(folder, table, features, triggers)
-    steps.update()
-    meta["seconds"] = round(time.perf_counter() - started, 2)  # up to the commit, which follows at once
-    finish_version(folder, meta, summary_html(digest, meta, latest_impact(config.output_path)))
-    context = tables["customers"].set_index("customer_id").loc[features.index]
-    write_database([(table, features, context, tables["contacts"])], meta, config.database_url, triggers)
-    out_dir = publish(folder)
-    steps.update()
-    steps.close()
-    lines = summary_lines(digest, meta) + [
-        f"written to            {out_dir} (risk_list, triggers: .parquet and .csv; summary.html) and {LIST_TABLE} in "
-        f"{sa.make_url(config.database_url).render_as_string(hide_password=True)}",
-        retention_line(config),
-        f"took                  {time.perf_counter() - started:.1f} s",
-    ]
-    return RiskListRun(as_of, version, rows, meta, out_dir), lines

@@ -6,6 +6,7 @@ same numbers from both.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -43,7 +44,11 @@ class ScoringContext:
 
 
 def score_customers(
-    bundle: ModelBundle, features: pd.DataFrame, context: ScoringContext, config: AppConfig
+    bundle: ModelBundle,
+    features: pd.DataFrame,
+    context: ScoringContext,
+    config: AppConfig,
+    seconds: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Score, explain and decide for every row of `features` (indexed by customer id).
 
@@ -73,6 +78,7 @@ def score_customers(
         {column: customers[column].to_numpy() for column in CUSTOMER_COLUMNS},
         {column: history[column].to_numpy() for column in history.columns},
         config,
+        seconds,
     )
     return pd.DataFrame(out, index=ids)
 
@@ -87,6 +93,7 @@ def decide(
     customers: Mapping[str, np.ndarray],
     history: Mapping[str, np.ndarray],
     config: AppConfig,
+    seconds: dict[str, float] | None = None,
 ) -> dict[str, np.ndarray]:
     """The scoring core on arrays: what `score_customers` returns, as columns.
 
@@ -126,6 +133,7 @@ def decide(
     churn_type = np.full(n, None, dtype=object)
     confidence = np.full(n, np.nan)
     explain = np.flatnonzero(reportable)
+    explaining = time.perf_counter()
     if explain.size:
         subset = x[explain]
         diagnoses = bundle.diagnose(
@@ -146,6 +154,8 @@ def decide(
     out["evidence"] = evidence
     out["churn_type"] = churn_type
     out["churn_type_confidence"] = confidence
+    if seconds is not None:
+        seconds["explain"] = seconds.get("explain", 0.0) + time.perf_counter() - explaining
 
     codes, propensities = bundle.next_product_arrays(x, top=TOP)
     for k in range(TOP):

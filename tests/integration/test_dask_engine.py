@@ -155,7 +155,7 @@ def test_train__dask_engine_logs_and_registers_like_the_local_path(cluster):
 
 
 def _risk_list(config: AppConfig) -> pd.DataFrame:
-    from serving.risk_list import run_daily_list
+    from serving.list_job import run_daily_list
 
     run, _ = run_daily_list(config, pd.Timestamp("2026-11-01"))
     folder = run.out_dir

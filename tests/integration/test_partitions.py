@@ -44,7 +44,9 @@ def test_features__four_customer_ranges_give_the_whole_banks_rows(config, tmp_pa
     summary = run_features(_config(config, tmp_path, SAMPLE))
     assert summary.partitions == 4
     assert "4 customer ranges" in summary.source and "(sorted by customer)" in summary.source
-    assert sorted(p.name for p in summary.features_path.iterdir()) == [f"part-0000{k}.parquet" for k in range(4)]
+    assert sorted(p.name for p in summary.features_path.iterdir()) == [
+        f"part-0000{k}.parquet" for k in range(4)
+    ]
     pd.testing.assert_frame_equal(pd.read_parquet(summary.features_path), whole[0], check_exact=True)
     pd.testing.assert_frame_equal(pd.read_parquet(summary.labels_path), whole[1], check_exact=True)
     assert set(summary.stage_seconds) == {"read", "validate", "features", "write"}

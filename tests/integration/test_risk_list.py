@@ -94,7 +94,7 @@ def test_churn_score__a_failed_write_leaves_the_previous_list_intact(env, monkey
     monkeypatch.setattr(pd.DataFrame, "to_sql", failing)
     with pytest.raises(sa.exc.OperationalError):
         from churn.config import load_config
-        from serving.risk_list import run_daily_list
+        from serving.list_job import run_daily_list
 
         run_daily_list(load_config(), pd.Timestamp("2026-11-01"))
     with _db(env).connect() as connection:
