@@ -50,9 +50,9 @@ def read_tables(source: str | Path) -> dict[str, pd.DataFrame]:
     """Read the six raw tables.
 
     Args:
-        source: a directory holding `<table>.parquet` or `<table>.csv` files, a customer-partitioned
-            dataset (`features.partitioned`), or a SQLAlchemy URL whose database holds tables of
-            those names.
+        source: a directory holding `<table>.parquet` or `<table>.csv` files, or a SQLAlchemy URL
+            whose database holds tables of those names (a customer-partitioned dataset is read by
+            `features.sources`).
 
     Returns:
         The tables as read, keyed by name; not yet validated.
@@ -66,10 +66,6 @@ def read_tables(source: str | Path) -> dict[str, pd.DataFrame]:
     directory = Path(source)
     if not directory.is_dir():
         raise SourceError(f"data source {directory} is not a directory (nor a database URL)")
-    from features.partitioned import is_partitioned, read_all
-
-    if is_partitioned(directory):  # a dataset written for the dask engine, read whole
-        return read_all(directory)
     return {name: _read_file(name, directory) for name in TABLE_NAMES}
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from churn.config import AppConfig
-from features.io import read_tables
 from features.partition_jobs import FeatureRunSummary, run_features
+from features.sources import read_bank
 from features.validation import ValidatedTables, validate_tables
 
 __all__ = ["FeatureRunSummary", "load_validated", "run_features", "validate_source"]
@@ -23,7 +23,7 @@ def load_validated(config: AppConfig, rejects_dir: Path | None = None) -> Valida
     Rejects go to `<rejects_dir>/<table>.csv` (every table, header only when nothing was rejected),
     so a run's output always says what was set aside.
     """
-    validated = validate_source(read_tables(config.data.source), config)
+    validated = validate_source(read_bank(config.data.source), config)
     rejects_dir = rejects_dir or config.output_path / "rejects"
     rejects_dir.mkdir(parents=True, exist_ok=True)
     for name, rejects in validated.rejects.items():

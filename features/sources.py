@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from features.io import SourceError, empty_table, is_database_url, read_tables
-from features.partitioned import bounds, is_partitioned, partition_bounds, read_partition_table
+from features.partitioned import bounds, is_partitioned, partition_bounds, read_all, read_partition_table
 from features.schema import GLOBAL_TABLES, SCHEMAS, TABLE_NAMES
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class WholeParts:
 
     def _loaded(self) -> dict[str, pd.DataFrame]:
         if self._tables is None:
-            self._tables = read_tables(self.source)
+            self._tables = read_bank(self.source)
             self.rows = {name: len(frame) for name, frame in self._tables.items()}
         return self._tables
 
@@ -136,6 +136,14 @@ class WholeParts:
 
 
 PartSource = DatasetParts | RangeParts | WholeParts
+
+
+def read_bank(source: str | Path) -> dict[str, pd.DataFrame]:
+    """The whole bank in memory, as read (not validated), from any source, a partitioned dataset too:
+    what the jobs that are not yet per partition read (training, promotion, monitoring)."""
+    if not is_database_url(str(source)) and is_partitioned(source):
+        return read_all(source)
+    return read_tables(source)
 
 
 def _integer_ids(directory: Path) -> dict[str, object] | None:
