@@ -13,7 +13,8 @@ wall time, the peak resident memory of the client process and of each Dask worke
 measured in the same run, and the seconds of each stage summed over the partitions (read,
 validate, features, score, explain, spill and files; the daily list's database write). The local
 engine reads the bank partition by partition (`features.sources`), so it runs on 1M customers too
-(`--local-up-to`); `--workers` with no value runs no dask job. The dask runs get a memory limit
+(`--local-up-to`), in this process or in worker processes (`--local-processes`, the
+`engine.local_processes` setting); `--workers` with no value runs no dask job. The dask runs get a memory limit
 per worker (`--worker-memory`), which a Dask nanny enforces by restarting a worker that crosses it
 (the task is then retried elsewhere); restarts are counted and reported.
 """
@@ -21,12 +22,14 @@ per worker (`--worker-memory`), which a Dask nanny enforces by restarting a work
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -143,6 +146,35 @@ def measure(
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+class TreePeak(threading.Thread):
+    """The peak resident memory of this process and all its children together (the local
+    engine's worker processes), sampled every 0.2 s while the block runs."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak_mib = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._done.wait(0.2):
+            total = 0
+            for process in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):  # it ended between the listing and the reading
+                    total += process.memory_info().rss
+            self.peak_mib = max(self.peak_mib, round(total / 2**20))
+
+    def __enter__(self) -> TreePeak:
+        self.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._done.set()
+        self.join()
+
+
 def run_job(args: argparse.Namespace) -> None:
     """The child: run one job and print its figures as one JSON line."""
     from churn.config import load_config
@@ -160,6 +192,7 @@ def run_job(args: argparse.Namespace) -> None:
                 update={
                     "kind": args.engine,
                     "workers": args.workers[0],
+                    "local_processes": args.workers[0] if args.engine == "local" else 1,
                     "memory_limit": args.worker_memory,
                     "partition_customers": PER_PARTITION,
                 }
@@ -192,9 +225,12 @@ def run_job(args: argparse.Namespace) -> None:
             peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
             workers_peak = sorted(round(v / 1024) for v in peaks.values())
     else:
-        job()
+        with TreePeak() as tree:
+            job()
         seconds = time.perf_counter() - started
         replaced = 0
+        if args.workers[0] > 1:  # the pool's processes, waited for when the job's runner closed
+            workers_peak = [round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)]
     client_peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(
         json.dumps(
@@ -202,6 +238,7 @@ def run_job(args: argparse.Namespace) -> None:
                 "seconds": round(seconds, 1),
                 "client_mib": client_peak,
                 "workers_mib": workers_peak,
+                "tree_mib": tree.peak_mib if args.engine == "local" else None,
                 "workers_restarted": replaced,
                 "stages": {stage: round(s, 1) for stage, s in stages.items()},
             }
@@ -226,6 +263,13 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         help="dask workers on the largest bank (default: --workers)",
     )
+    parser.add_argument(
+        "--local-processes",
+        type=int,
+        nargs="*",
+        default=[1, 2],
+        help="local engine processes to run with (none: dask only)",
+    )
     parser.add_argument("--worker-memory", default="6GiB")
     parser.add_argument("--jobs", nargs="+", default=["features", "score"])
     # the child process
@@ -248,14 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for customers in sorted(args.customers):
         source = root if customers == largest else view(root, customers)
-        plans = [("local", 1)] if customers <= args.local_up_to else []
+        plans = [("local", p) for p in args.local_processes] if customers <= args.local_up_to else []
         workers = (
             args.workers_at_largest if customers == largest and args.workers_at_largest else args.workers
         )
         plans += [("dask", w) for w in workers]
         for job in args.jobs:
             for engine, workers in plans:
-                label = f"{job} {engine}" + (f" x{workers}" if engine == "dask" else "")
+                label = f"{job} {engine}" + (f" x{workers}" if engine == "dask" or workers > 1 else "")
                 figures = measure(
                     job,
                     engine,
@@ -277,19 +321,19 @@ def main(argv: list[str] | None = None) -> int:
     baseline = {
         r["job"]: r["seconds"]
         for r in results
-        if r["engine"] == "local" and r["customers"] == smallest and "seconds" in r
+        if r["engine"] == "local" and r["workers"] == 1 and r["customers"] == smallest and "seconds" in r
     }
     print(
-        f"{'customers':>10} {'job':<9} {'engine':<8} {'wall s':>8} {'ratio':>6} {'client MiB':>11}  workers MiB"
+        f"{'customers':>10} {'job':<9} {'engine':<8} {'wall s':>8} {'ratio':>6} {'client MiB':>11} {'all MiB':>8}  workers MiB"
     )
     for r in results:
-        engine = r["engine"] + (f" x{r['workers']}" if r["engine"] == "dask" else "")
+        engine = r["engine"] + (f" x{r['workers']}" if r["engine"] == "dask" or r["workers"] > 1 else "")
         if "seconds" not in r:
             print(f"{r['customers']:>10,} {r['job']:<9} {engine:<8} {r['failed']}")
             continue
         ratio = r["seconds"] / baseline[r["job"]] if r["job"] in baseline else float("nan")
         print(
-            f"{r['customers']:>10,} {r['job']:<9} {engine:<8} {r['seconds']:>8.1f} {ratio:>6.2f} {r['client_mib']:>11,}  "
+            f"{r['customers']:>10,} {r['job']:<9} {engine:<8} {r['seconds']:>8.1f} {ratio:>6.2f} {r['client_mib']:>11,} {r.get('tree_mib') or '-':>8}  "
             f"{', '.join(f'{m:,}' for m in r['workers_mib']) or '-'}"
             + (f"  ({r['workers_restarted']} worker(s) restarted)" if r["workers_restarted"] else "")
         )

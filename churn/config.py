@@ -22,13 +22,34 @@ from churn.retention_config import (  # the sections that decide who gets which 
     UpliftConfig,
 )
 
+# Each stage's own sections live with its code (pure code imports only those); they are composed
+# here into the application config, and re-exported for the jobs and the CLI.
+from features.settings import DataConfig, FeatureConfig, LabelConfig, Product, SnapshotConfig
+from monitoring.settings import MonitoringConfig
+from serving.settings import ContactPolicyConfig, ScoringConfig, ServingConfig
+from training.settings import BoosterParams, EvaluationConfig, PromotionConfig, TrainingConfig, TuningConfig
+
 __all__ = [
+    "BoosterParams",
+    "ContactPolicyConfig",
+    "DataConfig",
+    "EvaluationConfig",
+    "FeatureConfig",
+    "LabelConfig",
+    "MonitoringConfig",
     "PlaybookAction",
     "PlaybookConfig",
     "PlaybookRule",
+    "Product",
+    "PromotionConfig",
     "ReasonFamily",
     "ReasonText",
+    "ScoringConfig",
+    "ServingConfig",
+    "SnapshotConfig",
+    "TrainingConfig",
     "TriggerConfig",
+    "TuningConfig",
     "UpliftConfig",
 ]
 
@@ -43,6 +64,7 @@ ENV_OVERRIDES: tuple[tuple[str, str], ...] = (
     ("CHURN_SECRETS_FILE", "serving.secrets_file"),
     ("CHURN_ENGINE", "engine.kind"),
     ("CHURN_DASK_SCHEDULER", "engine.scheduler"),
+    ("CHURN_LOCAL_PROCESSES", "engine.local_processes"),
 )
 
 
@@ -53,237 +75,15 @@ class ConfigError(ValueError):
 _Frozen = Frozen
 
 
-class DataConfig(_Frozen):
-    source: str = Field(description="Directory of Parquet/CSV tables, or a SQLAlchemy URL.")
-    extract_date: dt.date | None = None
-    max_reject_share: float = Field(0.05, ge=0.0, le=1.0)
-    # No date the product accepts (a table's, an API request's) may lie before this day: older
-    # ones are data errors, and dates before 1677 cannot even be held as nanosecond timestamps.
-    earliest_date: dt.date = dt.date(1900, 1, 1)
-
-    def resolved_extract_date(self) -> dt.date:
-        """The date after which event dates count as 'in the future of the data'."""
-        return self.extract_date or dt.date.today()
-
-
 class MlflowConfig(_Frozen):
     tracking_uri: str
     experiment: str = "bank-churn"
     model_name: str = "bank-churn"
 
 
-class Product(_Frozen):
-    name: str
-    kind: Literal["deposit", "investment", "credit", "loan", "insurance"]
-    balance_margin: float = Field(ge=0.0, le=1.0)
-    annual_fee_margin: float = Field(ge=0.0)
-
-
-class FeatureConfig(_Frozen):
-    windows_days: tuple[int, ...] = (30, 90, 180)
-    large_outflow_share: float = Field(0.25, gt=0.0, le=1.0)
-    salary_gap_days: int = Field(45, gt=0)
-    maturity_window_days: int = Field(60, gt=0)
-
-    @field_validator("windows_days", mode="before")
-    @classmethod
-    def _list_to_tuple(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value
-
-    @field_validator("windows_days")
-    @classmethod
-    def _positive_sorted(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not value or any(w <= 0 for w in value) or list(value) != sorted(set(value)):
-            raise ValueError("must be a non-empty, increasing list of positive day counts")
-        return value
-
-
-class LabelConfig(_Frozen):
-    horizon_days: int = Field(90, gt=0)
-    drain_ratio: float = Field(0.2, gt=0.0, lt=1.0)
-    stay_months: int = Field(2, ge=0)
-    min_reference_assets: float = Field(500.0, ge=0.0)
-
-
-class SnapshotConfig(_Frozen):
-    count: int = Field(12, ge=1)
-
-
-class BoosterParams(_Frozen):
-    num_leaves: int = Field(15, ge=2)
-    max_depth: int = Field(5, ge=-1)
-    learning_rate: float = Field(0.05, gt=0.0, le=1.0)
-    num_boost_round: int = Field(600, ge=1)
-    early_stopping_rounds: int = Field(60, ge=1)
-    min_child_samples: int = Field(40, ge=1)
-    feature_fraction: float = Field(0.8, gt=0.0, le=1.0)
-    bagging_fraction: float = Field(0.8, gt=0.0, le=1.0)
-    lambda_l2: float = Field(1.0, ge=0.0)
-    # LightGBM's own defaults; the hyperparameter search (`training.tuning`) may set them.
-    lambda_l1: float = Field(0.0, ge=0.0)
-    cat_smooth: float = Field(10.0, ge=0.0)
-    cat_l2: float = Field(10.0, ge=0.0)
-    min_data_per_group: int = Field(100, ge=1)
-    zero_as_missing: bool = False
-    # Re-weighting positives inflates every probability; 1.0 (none) unless the search may change it.
-    scale_pos_weight: float = Field(1.0, gt=0.0)
-
-
-class TuningConfig(_Frozen):
-    """The churn model's hyperparameter search (`churn train --tune`), under an explanation budget."""
-
-    enabled: bool = False
-    objective: Literal["log_loss", "roc_auc"] = "log_loss"
-    # Budgets: the search stops at whichever comes first (a running trial finishes).
-    minutes: float = Field(10.0, gt=0.0)
-    trials: int = Field(100, ge=1)
-    # Explanation budget: exact TreeSHAP costs about trees x leaves x depth^2. Every trial's
-    # boosting rounds are capped so that trees x num_leaves <= this ceiling...
-    max_tree_leaves: int = Field(4000, ge=2)
-    # ...and among trials whose validation ROC-AUC is within this of the best trial's (with the
-    # log-loss objective: and whose log-loss is within `log_loss_tolerance` of its, relative), the
-    # one with the fewest trees x leaves is chosen (both 0: the best trial by the objective).
-    auc_tolerance: float = Field(0.002, ge=0.0, lt=0.5)
-    log_loss_tolerance: float = Field(0.005, ge=0.0, lt=1.0)
-    max_depth: int = Field(8, ge=2, le=16)
-    pruning: bool = True
-    # Stratified folds over training and validation rows of a table brought without snapshots
-    # (out-of-time data keeps its one validation period).
-    folds: int = Field(3, ge=2, le=10)
-    # Off by default: the list needs true probabilities; calibration would have to undo it.
-    search_scale_pos_weight: bool = False
-
-
-class TrainingConfig(_Frozen):
-    validation_snapshots: int = Field(2, ge=1)
-    monotone_increasing: tuple[str, ...] = ()
-
-    @field_validator("monotone_increasing", mode="before")
-    @classmethod
-    def _list_to_tuple(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value
-
-    churn: BoosterParams = BoosterParams()
-    next_product: BoosterParams = BoosterParams()
-    seed: int = 42
-    tuning: TuningConfig = TuningConfig()
-
-
-class EvaluationConfig(_Frozen):
-    contact_capacity: int = Field(100, ge=1)
-    top_shares: tuple[float, ...] = (0.05, 0.10, 0.20)
-
-    @field_validator("top_shares", mode="before")
-    @classmethod
-    def _list_to_tuple(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value
-
-
 class ValueConfig(_Frozen):
     years: float = Field(3.0, gt=0.0)
     discount_rate: float = Field(0.08, ge=0.0, lt=1.0)
-
-
-class PromotionConfig(_Frozen):
-    min_gain: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.0, "net_saving": 0.0})
-    max_ece: float = Field(0.05, gt=0.0)
-    max_segment_auc_drop: float = Field(0.05, ge=0.0)
-    min_segment_positives: int = Field(5, ge=1)
-    save_rate: float = Field(0.25, ge=0.0, le=1.0)
-    contact_cost: float = Field(30.0, ge=0.0)
-
-
-class ScoringConfig(_Frozen):
-    tiers: dict[Literal["high", "medium"], float] = Field(
-        default_factory=lambda: {"high": 0.15, "medium": 0.05}
-    )
-    reporting_threshold: float = Field(0.05, ge=0.0, le=1.0)
-    value_tiers: dict[Literal["high", "medium"], float] = Field(
-        default_factory=lambda: {"high": 20000.0, "medium": 5000.0}
-    )
-    # The kind of churn is "unclear" when its causes hold less than this share of the driver
-    # contributions, or when the drivers add up to less than this many log-odds.
-    min_type_share: float = Field(0.5, ge=0.0, le=1.0)
-    min_driver_logit: float = Field(0.1, ge=0.0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ScoringConfig:
-        for name, tiers in (("tiers", self.tiers), ("value_tiers", self.value_tiers)):
-            if set(tiers) != {"high", "medium"} or tiers["high"] < tiers["medium"]:
-                raise ValueError(f"{name} needs 'high' >= 'medium'")
-        return self
-
-
-class ContactPolicyConfig(_Frozen):
-    min_days_between_contacts: int = Field(30, ge=0)
-    max_contacts_per_quarter: int = Field(2, ge=0)
-    control_group_share: float = Field(0.10, ge=0.0, lt=1.0)
-    control_group_key: str = Field("retention-control", min_length=1)
-
-
-class ServingConfig(_Frozen):
-    """The scoring API (BentoML). Secrets (API keys, the pseudonymisation key) are never in the
-    config: they come from the environment or the `secrets_file`."""
-
-    port: int = Field(3000, ge=1, le=65535)
-    max_batch: int = Field(100, ge=1, le=10_000)
-    max_body_bytes: int = Field(1_048_576, ge=1024)
-    page_size_limit: int = Field(500, ge=1)
-    reload_seconds: float = Field(30.0, ge=0.0)
-    secrets_file: str = "outputs/secrets.json"
-    log_flush_seconds: float = Field(1.0, gt=0.0)
-    log_batch_size: int = Field(500, ge=1)
-    # A recorded contact may be dated at most this far after now (clocks of CRM systems differ).
-    clock_tolerance_minutes: float = Field(5.0, ge=0.0, le=1440.0)
-    # Requests per second each API key may send to one worker (a token bucket), and the burst.
-    rate_limit_per_second: float = Field(50.0, gt=0.0)
-    rate_limit_burst: int = Field(100, ge=1)
-
-
-class MonitoringConfig(_Frozen):
-    """Drift and data-quality checks of the scored data against the model's training reference."""
-
-    window_days: int = Field(30, ge=1)
-    # Population stability index per column: under 0.1 stable, 0.1-0.2 moderate, over 0.2 drifted.
-    psi_threshold: float = Field(0.2, gt=0.0)
-    # Alert when this share of the model's features drift...
-    max_drifted_share: float = Field(0.3, gt=0.0, le=1.0)
-    # ...or when this many of the 10 features that matter most (mean |SHAP| in training) drift.
-    max_top_features_drifted: int = Field(2, ge=1, le=10)
-    # Alert when any one feature drifts this much over the whole population...
-    severe_psi: float = Field(0.5, gt=0.0)
-    # ...or one of the 10 most important features this much within one segment or region (small
-    # groups and regional competitor campaigns move PSI more than the whole population does).
-    segment_severe_psi: float = Field(4.0, gt=0.0)
-    # Alert when the predicted churn probability itself drifts (PSI over the threshold).
-    alert_on_prediction_drift: bool = True
-    # Alert when a feature's share of missing values rises by more than this (absolute).
-    max_missing_increase: float = Field(0.1, gt=0.0, le=1.0)
-    # Alert when more than this share of a feature's values fall outside the reference range.
-    max_out_of_range_share: float = Field(0.05, gt=0.0, le=1.0)
-    # Realised performance (lists whose churn horizon has passed): alert when ROC-AUC falls more
-    # than this below the training test AUC, or the calibration error exceeds this.
-    max_auc_drop: float = Field(0.05, gt=0.0, le=1.0)
-    max_calibration_error: float = Field(0.05, gt=0.0, le=1.0)
-    # Segment and region views need at least this many scored rows to be judged.
-    min_segment_rows: int = Field(200, ge=10)
-    experiment: str = "churn-monitoring"
-    workspace_dir: str | None = None  # the Evidently workspace; <output_dir>/evidently when unset
-    # Features that describe the market rather than the customers (competitor rates move by
-    # themselves, in a handful of regional values): their PSI is shown in the report and raises no
-    # alert; values beyond the reference's range still do (the data-quality rules).
-    market_margin: float = Field(1.0, ge=0.0)  # alert when a rival's gap passes training's largest by this
-    exempt_features: tuple[str, ...] = (
-        "competitor_gap_latest",
-        "competitor_gap_change_3m",
-        "competitor_gap_max_6m",
-        "saver_competitor_gap",
-    )
-
-    @field_validator("exempt_features", mode="before")
-    @classmethod
-    def _list_to_tuple(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value
 
 
 class RetentionDays(_Frozen):
@@ -311,6 +111,9 @@ class EngineConfig(_Frozen):
     workers: int = Field(2, ge=1)
     threads_per_worker: int = Field(1, ge=1)
     memory_limit: str = "auto"
+    # The local engine: partitions run at once, each in a worker process of its own (1: in this
+    # process, one at a time). Peak memory grows with it: each process holds one partition.
+    local_processes: int = Field(1, ge=1, le=64, strict=False)  # strict=False: CHURN_LOCAL_PROCESSES is text
     # Customers per partition when a flat source is partitioned (`churn partition`, or the dask
     # engine given a flat directory); each task holds one partition's raw rows in memory.
     partition_customers: int = Field(50_000, ge=1)

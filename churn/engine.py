@@ -3,8 +3,9 @@
 A job is written once as per-partition work plus a combine step (`features.partition_jobs`). It
 asks `partition_runner(config)` for a runner and calls `runner.map(work, range(count), **shared)`:
 
-- `LocalRunner` runs the partitions in this process, one at a time, so the job's memory is
-  bounded by a partition, not by the bank;
+- `LocalRunner` runs the partitions on this machine: in this process one at a time, or, with
+  `engine.local_processes` above 1, in that many worker processes, each holding one partition at
+  a time; the job's memory is bounded by a partition (times the processes), not by the bank;
 - `DaskRunner` runs the same functions as tasks on a cluster (`churn.cluster`), one per partition.
 
 Per-partition work writes its large outputs (feature rows, rejects) to files itself and returns
@@ -13,17 +14,31 @@ only small results (counts, digests, candidates), which `map` hands back in part
 
 from __future__ import annotations
 
+import os
+import pickle
+import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from churn.config import AppConfig
 
 
 class LocalRunner:
-    """Partitions run in this process, in order, one at a time."""
+    """Partitions run on this machine, results in order: in this process one at a time, or in a
+    pool of worker processes (`pool`), one partition per process at a time.
+
+    In a pool, `broadcast` (the large arguments: a model, a frame) is pickled once per `map` into
+    `folder` and loaded once per worker, not sent with every partition."""
 
     kind = "local"
+
+    def __init__(self, pool: ProcessPoolExecutor | None = None, folder: Path | None = None):
+        self.pool = pool
+        self.folder = folder
 
     def map(
         self,
@@ -33,7 +48,43 @@ class LocalRunner:
         **shared: Any,
     ) -> list:
         """`work(item, **broadcast, **shared)` for every item, in order."""
-        return [work(item, **(broadcast or {}), **shared) for item in items]
+        if self.pool is None:
+            return [work(item, **(broadcast or {}), **shared) for item in items]
+        sent = None
+        if broadcast:
+            sent = str(self.folder / f"broadcast-{uuid.uuid4().hex}.pickle")
+            Path(sent).write_bytes(pickle.dumps(broadcast, protocol=pickle.HIGHEST_PROTOCOL))
+        futures: list[Future] = [self.pool.submit(_call, work, item, sent, shared) for item in items]
+        try:
+            return [future.result() for future in futures]
+        finally:
+            for future in futures:  # after a failure: the partitions not started yet are not run
+                future.cancel()
+            if sent:
+                Path(sent).unlink(missing_ok=True)
+
+
+_loaded: dict[str, dict[str, Any]] = {}  # in a worker process: the current map's broadcast
+
+
+def _call(work: Callable[..., Any], item: Any, sent: str | None, shared: dict[str, Any]) -> Any:
+    """In a worker: one partition's work, with the map's broadcast read once per process."""
+    broadcast: dict[str, Any] = {}
+    if sent:
+        if sent not in _loaded:
+            _loaded.clear()  # the previous map's model or frame is no longer needed
+            _loaded[sent] = pickle.loads(Path(sent).read_bytes())
+        broadcast = _loaded[sent]
+    return work(item, **broadcast, **shared)
+
+
+def _start_worker(threads: int) -> None:
+    """A worker's native thread pools sized to its share of the cores (lightgbm's OpenMP, Arrow),
+    so that the processes do not oversubscribe the machine."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import pyarrow
+
+    pyarrow.set_cpu_count(threads)
 
 
 class DaskRunner:
@@ -62,11 +113,28 @@ class DaskRunner:
 
 @contextmanager
 def partition_runner(config: AppConfig) -> Iterator[LocalRunner | DaskRunner]:
-    """The runner of `config.engine.kind`; a Dask client for the block on the dask engine."""
+    """The runner of `config.engine.kind`; a Dask client, or the local engine's worker processes,
+    for the block."""
     if config.engine.kind == "dask":
         from churn.cluster import dask_client
 
         with dask_client(config.engine) as client:
             yield DaskRunner(client)
         return
-    yield LocalRunner()
+    processes = config.engine.local_processes
+    if processes == 1:
+        yield LocalRunner()
+        return
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    with (
+        tempfile.TemporaryDirectory(prefix="churn-broadcast-") as folder,
+        ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("spawn"),  # a fresh interpreter: no inherited threads
+            initializer=_start_worker,
+            initargs=(threads,),
+        ) as pool,
+    ):
+        yield LocalRunner(pool, Path(folder))

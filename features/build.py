@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from churn.config import FeatureConfig
 from features.catalog import feature_catalog
 from features.families.behaviour import (
     balance_features,
@@ -33,6 +32,7 @@ from features.families.drivers import (
     life_event_features,
     maturity_features,
 )
+from features.settings import FeatureConfig
 from features.view import LOOKBACK_DAYS, PointInTimeView, active_customers, point_in_time_view
 
 __all__ = ["FAMILIES", "LOOKBACK_DAYS", "active_customers", "build_features", "point_in_time_view"]

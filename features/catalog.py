@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from churn.config import FeatureConfig
 from features.schema import INCOME_BANDS, REGIONS, SEGMENTS
+from features.settings import FeatureConfig
 
 RECENCY_CAP_DAYS = 365  # "days since" features look back this far and read this value when nothing happened
 

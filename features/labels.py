@@ -7,8 +7,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from churn.config import LabelConfig
 from features.build import active_customers
+from features.settings import LabelConfig
 
 NO_PRODUCT = "none"
 

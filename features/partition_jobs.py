@@ -109,9 +109,11 @@ def _data_range(
     extract_date: pd.Timestamp,
     earliest_date: pd.Timestamp,
     products: tuple[str, ...],
+    read_times: bool = True,
 ) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp] | None:
     """First and last month-end among partition k's valid balance rows, and its last day with
-    data (a month-end or a transaction); None if it has no valid balance row."""
+    data (a month-end or a transaction; only the month-end when `read_times` is false); None if
+    it has no valid balance row."""
     customers, _ = validate_table(
         source.read_table("customers", k),
         SCHEMAS["customers"],
@@ -129,6 +131,12 @@ def _data_range(
     )
     if balances.empty:
         return None
+    if not read_times:
+        return (
+            balances["month_end"].min(),
+            balances["month_end"].max(),
+            balances["month_end"].max().normalize(),
+        )
     ts = pd.to_datetime(source.read_table("transactions", k, columns=["ts"])["ts"], errors="coerce")
     ts = ts[(ts >= earliest_date) & (ts < extract_date.normalize() + pd.Timedelta(days=1))]
     last_day = pd.Series([balances["month_end"].max(), ts.max()]).max().normalize()
@@ -141,17 +149,22 @@ def open_partitions(config: AppConfig, runner) -> Partitions:
     extract_date = pd.Timestamp(config.data.resolved_extract_date())
     earliest_date = pd.Timestamp(config.data.earliest_date)
     products = tuple(config.products)
-    ranges = runner.map(
-        _data_range,
-        range(source.count),
-        source=source,
-        extract_date=extract_date,
-        earliest_date=earliest_date,
-        products=products,
-    )
+    # The last transaction from the files' statistics when it lies inside the accepted dates: it
+    # is then the latest accepted one, and no partition reads its transaction times here.
+    latest = source.column_max("transactions", "ts")
+    upper = extract_date.normalize() + pd.Timedelta(days=1)
+    known = latest is not None and earliest_date <= latest < upper
+    shared = {"source": source, "extract_date": extract_date, "earliest_date": earliest_date}
+    ranges = runner.map(_data_range, range(source.count), **shared, products=products, read_times=not known)
+    if known and any(r is None for r in ranges):
+        known = False  # a partition without balances: its transactions do not count, so they are read
+        ranges = runner.map(_data_range, range(source.count), **shared, products=products)
     ranges = [r for r in ranges if r is not None]
     if not ranges:
         raise ValueError(f"balances: no valid row in {config.data.source}; features need month-end balances")
+    last_day = max(r[2] for r in ranges)
+    if known:
+        last_day = max(last_day, latest.normalize())
     rejects_dir = config.output_path / "rejects"
     shutil.rmtree(rejects_dir / PARTS_DIR, ignore_errors=True)
     for name in TABLE_NAMES:
@@ -164,7 +177,7 @@ def open_partitions(config: AppConfig, runner) -> Partitions:
         actions=config.action_codes,
         rejects_dir=str(rejects_dir),
         months=(min(r[0] for r in ranges), max(r[1] for r in ranges)),
-        last_day=max(r[2] for r in ranges),
+        last_day=last_day,
     )
 
 

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from churn.config import FeatureConfig, LabelConfig
 from features.build import build_features
 from features.labels import build_labels, churn_dates, confirmable_as_of
+from features.settings import FeatureConfig, LabelConfig
 
 # Features look back up to six month-ends and 365 days; earlier snapshots would see truncated history.
 MIN_HISTORY_MONTHS = 6

@@ -50,6 +50,10 @@ class DatasetParts:
     def read(self, k: int) -> dict[str, pd.DataFrame]:
         return {name: self.read_table(name, k) for name in TABLE_NAMES}
 
+    def column_max(self, name: str, column: str) -> pd.Timestamp | None:
+        """The largest time in a table's column over every partition, from Parquet statistics."""
+        return parquet_time_max(sorted((Path(self.root) / name).glob("bucket=*/*.parquet")), column)
+
     def describe(self) -> str:
         return f"{self.count} partition{'s' if self.count != 1 else ''} of {self.root}"
 
@@ -98,6 +102,11 @@ class RangeParts:
     def read(self, k: int) -> dict[str, pd.DataFrame]:
         return {name: self.read_table(name, k) for name in TABLE_NAMES}
 
+    def column_max(self, name: str, column: str) -> pd.Timestamp | None:
+        """The largest time in a table's column over every row, from Parquet statistics."""
+        path = Path(self.directory) / f"{name}.parquet"
+        return parquet_time_max(sorted(path.rglob("*.parquet")) if path.is_dir() else [path], column)
+
     def describe(self) -> str:
         order = "sorted by customer" if self.sorted_tables else "not sorted by customer: each partition scans"
         return f"{self.count} customer range{'s' if self.count != 1 else ''} of {self.directory} ({order})"
@@ -128,6 +137,9 @@ class WholeParts:
         tables, self._tables = self._loaded(), None
         return tables
 
+    def column_max(self, name: str, column: str) -> pd.Timestamp | None:
+        return None  # read whole anyway: nothing to save
+
     def __getstate__(self):  # a task reads the source itself, not this process's copy
         return {"source": self.source, "limits": self.limits, "rows": {}, "_tables": None}
 
@@ -136,6 +148,41 @@ class WholeParts:
 
 
 PartSource = DatasetParts | RangeParts | WholeParts
+
+
+def parquet_time_max(paths: list[Path], column: str) -> pd.Timestamp | None:
+    """The largest value of a time column (without a time zone) over these Parquet files, from
+    their row-group statistics alone; None when a file is missing or unreadable, the column is
+    not such a time, or a row group with values has no statistics (the caller then reads it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    latest = None
+    for path in paths:
+        try:
+            file = pq.ParquetFile(path)
+        except Exception:  # missing or unreadable: the read itself reports it
+            return None
+        schema = file.schema_arrow
+        if column not in schema.names:
+            return None
+        kind = schema.field(column).type
+        if not pa.types.is_timestamp(kind) or kind.tz is not None:
+            return None
+        position = file.schema.names.index(column) if column in file.schema.names else None
+        metadata = file.metadata
+        for g in range(metadata.num_row_groups):
+            group = metadata.row_group(g)
+            if position is None or group.num_rows == 0:
+                continue
+            stats = group.column(position).statistics
+            if stats is None or not stats.has_min_max:
+                if stats is not None and stats.null_count == group.num_rows:
+                    continue  # only missing values
+                return None
+            value = pd.Timestamp(stats.max)
+            latest = value if latest is None else max(latest, value)
+    return latest
 
 
 def read_bank(source: str | Path) -> dict[str, pd.DataFrame]:

@@ -38,6 +38,19 @@ class TableValidationError(ValueError):
             ).to_string(max_colwidth=40)
         super().__init__(message)
 
+    def __reduce__(self):
+        """Pickled whole (a worker process of the local engine, a Dask task, raises it)."""
+        return _restore_error, (type(self), str(self), self.table, self.column, self.rule)
+
+
+def _restore_error(
+    cls: type, message: str, table: str, column: str | None, rule: str
+) -> TableValidationError:
+    error = cls.__new__(cls)
+    ValueError.__init__(error, message)
+    error.table, error.column, error.rule = table, column, rule
+    return error
+
 
 @dataclass(frozen=True)
 class ValidatedTables:

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from churn.config import ContactPolicyConfig, PlaybookConfig
+from churn.retention_config import PlaybookConfig
+from serving.settings import ContactPolicyConfig
 
 CONTACT = "contact"
 

@@ -361,7 +361,7 @@ def append_daily_tables(
                 "payload_hash": None,
             }
         )
-        connection.execute(contact_history.insert(), bank.to_dict("records"))
+        write_rows(bank, contact_history.name, connection)
 
 
 def index_daily_tables(connection: sa.Connection) -> None:

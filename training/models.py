@@ -16,7 +16,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from churn.config import BoosterParams
+from training.settings import BoosterParams
 
 NO_PRODUCT = "none"
 

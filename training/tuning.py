@@ -33,8 +33,8 @@ import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from churn.config import BoosterParams, TrainingConfig, TuningConfig
 from training.models import churn_settings
+from training.settings import BoosterParams, TrainingConfig, TuningConfig
 from training.tuning_space import clipped, describe_space, rounds_within_budget, search_space, suggest
 
 logger = logging.getLogger(__name__)

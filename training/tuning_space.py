@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn.config import TuningConfig
+from training.settings import TuningConfig
 
 
 def search_space(X: pd.DataFrame, y: np.ndarray, tuning: TuningConfig) -> dict[str, Any]:

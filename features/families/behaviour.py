@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from churn.config import FeatureConfig
+from features.settings import FeatureConfig
 from features.view import PointInTimeView
 
 

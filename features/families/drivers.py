@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churn.config import FeatureConfig
 from features.catalog import RECENCY_CAP_DAYS
 from features.schema import FEE_COMPLAINT
+from features.settings import FeatureConfig
 from features.view import PointInTimeView
 
 

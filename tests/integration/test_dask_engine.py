@@ -184,9 +184,18 @@ def test_daily_list__dask_engine_matches_local_with_a_global_top_n(cluster):
             "engine": local_config.engine.model_copy(update={"kind": "dask", "db_batch_rows": 300}),
         }
     )
+    pooled_config = local_config.model_copy(
+        update={
+            "output_dir": str(cluster / "list-pooled"),
+            "database_url": f"sqlite:///{cluster / 'list-pooled' / 'churn.db'}",
+            "engine": local_config.engine.model_copy(update={"local_processes": 2}),
+        }
+    )
     expected = _risk_list(local_config)
     actual = _risk_list(dask_config)
     pd.testing.assert_frame_equal(actual, expected, check_dtype=False)
+    # the local engine's partitions in 2 worker processes: the same list, bit for bit
+    pd.testing.assert_frame_equal(_risk_list(pooled_config), expected, check_exact=True)
     contacted = actual[actual["contact"].fillna(False).astype(bool)]
     assert 0 < len(contacted) <= sum(capacity.values()) + actual["branch_id"].nunique()
     assert sorted(contacted["list_rank"]) == list(range(1, len(contacted) + 1))
@@ -195,13 +204,13 @@ def test_daily_list__dask_engine_matches_local_with_a_global_top_n(cluster):
 
     # the database holds the same rows, written in batches of 300
     counts = {}
-    for name, config in (("local", local_config), ("dask", dask_config)):
+    for name, config in (("local", local_config), ("dask", dask_config), ("pooled", pooled_config)):
         with sa.create_engine(config.database_url).connect() as connection:
             counts[name] = [
                 connection.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar()
                 for table in ("risk_list", "customer_features", "customer_context", "contact_history")
             ]
-    assert counts["dask"] == counts["local"]
+    assert counts["dask"] == counts["local"] == counts["pooled"]
     assert counts["dask"][:3] == [2500, *[int((expected["status"] == "scored").sum())] * 2]
 
 

@@ -17,15 +17,18 @@ from features.io import read_tables
 from features.jobs import run_features, validate_source
 from features.labels import build_labels, last_confirmable_as_of
 from features.sources import RangeParts, WholeParts, open_source
+from features.validation import TableValidationError
 from tests.conftest import SAMPLE
 
 
-def _config(config: AppConfig, tmp_path, source, per_partition: int = 700) -> AppConfig:
+def _config(config: AppConfig, tmp_path, source, per_partition: int = 700, processes: int = 1) -> AppConfig:
     return config.model_copy(
         update={
             "data": config.data.model_copy(update={"source": str(source)}),
             "output_dir": str(tmp_path / "out"),
-            "engine": config.engine.model_copy(update={"partition_customers": per_partition}),
+            "engine": config.engine.model_copy(
+                update={"partition_customers": per_partition, "local_processes": processes}
+            ),
         }
     )
 
@@ -40,8 +43,9 @@ def whole(sample, config):
     )
 
 
-def test_features__four_customer_ranges_give_the_whole_banks_rows(config, tmp_path, whole):
-    summary = run_features(_config(config, tmp_path, SAMPLE))
+@pytest.mark.parametrize("processes", [1, 2], ids=["in-process", "2-worker-processes"])
+def test_features__four_customer_ranges_give_the_whole_banks_rows(config, tmp_path, whole, processes):
+    summary = run_features(_config(config, tmp_path, SAMPLE, processes=processes))
     assert summary.partitions == 4
     assert "4 customer ranges" in summary.source and "(sorted by customer)" in summary.source
     assert sorted(p.name for p in summary.features_path.iterdir()) == [
@@ -110,3 +114,62 @@ def test_open_source__csv_and_text_ids_are_read_whole(tmp_path):
     customers = pd.read_parquet(text / "customers.parquet")
     customers.astype({"customer_id": str}).to_parquet(text / "customers.parquet")
     assert isinstance(open_source(text, 700), WholeParts)
+
+
+def test_features__a_fatal_table_error_in_a_worker_process_reaches_the_cli_whole(config, tmp_path, capsys):
+    """The error a partition raises in a worker process is the one the in-process engine raises:
+    same type, same message (table, column, rule), and a clean CLI error, not a broken pool."""
+    from churn.cli import main
+
+    data = tmp_path / "broken"
+    shutil.copytree(SAMPLE, data)
+    pd.read_parquet(data / "balances.parquet").drop(columns="deposits").to_parquet(data / "balances.parquet")
+    errors = []
+    for processes in (1, 2):
+        with pytest.raises(TableValidationError) as raised:
+            run_features(_config(config, tmp_path, data, processes=processes))
+        errors.append((raised.value.table, raised.value.column, str(raised.value)))
+    assert errors[0] == errors[1] and errors[1][:2] == ("balances", "deposits")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CHURN_DATA_SOURCE", str(data))
+    patch.setenv("CHURN_OUTPUT_DIR", str(tmp_path / "cli"))
+    patch.setenv("CHURN_LOCAL_PROCESSES", "2")
+    try:
+        assert main(["features"]) != 0
+    finally:
+        patch.undo()
+    err = capsys.readouterr().err
+    assert "balances.deposits" in err and "Traceback" not in err
+
+
+def _first_pass(config, tmp_path, data):
+    from churn.engine import LocalRunner
+    from features.partition_jobs import open_partitions
+
+    parts = open_partitions(_config(config, tmp_path, data), LocalRunner())
+    return parts.months, parts.last_day
+
+
+def test_open_partitions__the_last_day_from_statistics_equals_the_one_read(config, tmp_path, sample):
+    """The first pass takes the last transaction from the Parquet statistics only when it lies
+    inside the accepted dates; a row dated after the extract makes it read the times instead."""
+    from features.sources import parquet_time_max
+
+    accepted = sample.tables["transactions"]["ts"].max()
+    assert parquet_time_max([SAMPLE / "transactions.parquet"], "ts") == accepted
+    months, last_day = _first_pass(config, tmp_path, SAMPLE)
+    assert last_day == max(months[1], accepted.normalize())
+
+    future = tmp_path / "future"
+    shutil.copytree(SAMPLE, future)
+    tx = pd.read_parquet(future / "transactions.parquet")
+    late = tx.iloc[[0]].assign(transaction_id=10**9, ts=pd.Timestamp("2099-01-01"))
+    pd.concat([tx, late], ignore_index=True).to_parquet(future / "transactions.parquet")
+    assert parquet_time_max([future / "transactions.parquet"], "ts") == pd.Timestamp("2099-01-01")
+    assert _first_pass(config, tmp_path, future) == (months, last_day), "the future row is not data"
+
+    bare = tmp_path / "bare"
+    shutil.copytree(SAMPLE, bare)
+    tx.to_parquet(bare / "transactions.parquet", write_statistics=False)
+    assert parquet_time_max([bare / "transactions.parquet"], "ts") is None
+    assert _first_pass(config, tmp_path, bare) == (months, last_day)

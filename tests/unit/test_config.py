@@ -59,3 +59,17 @@ def test_load_config__not_yaml_is_a_clear_error(tmp_path):
 def test_load_config__missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read configuration"):
         load_config(tmp_path / "nope.yaml", environ={})
+
+
+def test_stage_code__takes_its_own_settings_without_the_application_config():
+    """Pure feature, label and training code imports its stage's sections (`features.settings`,
+    `training.settings`), not `churn.config`: only the jobs and the CLI compose the whole."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, features.build, features.labels, features.snapshots, features.catalog, "
+        "training.models, training.tuning, serving.policy; print('churn.config' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
