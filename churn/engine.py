@@ -48,15 +48,29 @@ class LocalRunner:
         **shared: Any,
     ) -> list:
         """`work(item, **broadcast, **shared)` for every item, in order."""
+        return list(self.imap(work, items, broadcast, **shared))
+
+    def imap(
+        self,
+        work: Callable[..., Any],
+        items: Iterable,
+        broadcast: dict[str, Any] | None = None,
+        **shared: Any,
+    ) -> Iterator:
+        """`map`'s results one at a time, in order, each as soon as it is done (in this process:
+        each item is worked when the caller asks for its result)."""
         if self.pool is None:
-            return [work(item, **(broadcast or {}), **shared) for item in items]
+            for item in items:
+                yield work(item, **(broadcast or {}), **shared)
+            return
         sent = None
         if broadcast:
             sent = str(self.folder / f"broadcast-{uuid.uuid4().hex}.pickle")
             Path(sent).write_bytes(pickle.dumps(broadcast, protocol=pickle.HIGHEST_PROTOCOL))
         futures: list[Future] = [self.pool.submit(_call, work, item, sent, shared) for item in items]
         try:
-            return [future.result() for future in futures]
+            for future in futures:
+                yield future.result()
         finally:
             for future in futures:  # after a failure: the partitions not started yet are not run
                 future.cancel()
@@ -104,11 +118,28 @@ class DaskRunner:
     ) -> list:
         """`work(item, **broadcast, **shared)` for every item, as tasks; results in order.
         `broadcast` holds the large arguments (a model, a frame): sent once to every worker."""
+        return list(self.imap(work, items, broadcast, **shared))
+
+    def imap(
+        self,
+        work: Callable[..., Any],
+        items: Iterable,
+        broadcast: dict[str, Any] | None = None,
+        **shared: Any,
+    ) -> Iterator:
+        """`map`'s results one at a time, in order, each as soon as its task is done."""
         items = list(items)
         if not items:
-            return []
+            return
         sent = {name: self.client.scatter(value, broadcast=True) for name, value in (broadcast or {}).items()}
-        return self.client.gather(self.client.map(work, items, **sent, **shared, pure=False))
+        futures = self.client.map(work, items, **sent, **shared, pure=False)
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:  # after a failure: the tasks not done yet are not run
+                if not future.done():
+                    future.cancel()
 
 
 @contextmanager

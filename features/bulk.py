@@ -4,15 +4,12 @@ batched INSERTs elsewhere (MySQL/MariaDB)."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-
-# How SQLAlchemy's SQLite DATETIME stores a time (what it reads back): rows written here match.
-SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def write_rows(
@@ -26,10 +23,34 @@ def write_rows(
     """`frame.to_sql(name, connection, if_exists=..., index=False)` (the table created when it is
     missing, with pandas' column types or `dtype`), the rows sent by COPY on PostgreSQL and by the
     driver's `executemany` on SQLite."""
-    method = {"postgresql": _copy, "sqlite": _sqlite_many}.get(connection.dialect.name)
+    dialect = connection.dialect.name
+    if dialect == "sqlite" and any(frame[c].dtype.kind == "M" for c in frame.columns):
+        if if_exists == "replace" or not sa.inspect(connection).has_table(name):
+            frame.head(0).to_sql(name, connection, if_exists=if_exists, index=False, dtype=dtype)
+            if_exists = "append"  # the table has the times' column types; the rows bring them as text
+        frame = _sqlite_times(frame)
+    method = {"postgresql": _copy, "sqlite": _sqlite_many}.get(dialect)
     frame.to_sql(
         name, connection, if_exists=if_exists, index=False, dtype=dtype, chunksize=chunksize, method=method
     )
+
+
+def _sqlite_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its times as the text SQLAlchemy's SQLite DATETIME stores (wall time, six
+    decimals, no zone), formatted a column at a time: sqlite3's own adapter would drop zero
+    microseconds and keep a zone, so the stored text would differ from rows SQLAlchemy writes."""
+    frame = frame.copy(deep=False)
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype.kind != "M" or values.empty:
+            continue
+        if values.dt.tz is not None:
+            values = values.dt.tz_localize(None)
+        text = np.datetime_as_string(values.to_numpy().astype("datetime64[us]"), unit="us")
+        text = np.char.replace(text, "T", " ").astype(object)
+        text[values.isna().to_numpy()] = None
+        frame[column] = text
+    return frame
 
 
 def _copy(table: Any, connection: sa.Connection, keys: list[str], data_iter: Iterable[tuple]) -> int:
@@ -59,30 +80,10 @@ def _sqlite_many(table: Any, connection: sa.Connection, keys: list[str], data_it
     )
     cursor = connection.connection.driver_connection.cursor()
     try:
-        cursor.executemany(statement, _sqlite_values(table.frame, keys, data_iter))
+        cursor.executemany(statement, data_iter)
         return cursor.rowcount
     finally:
         cursor.close()
-
-
-def _sqlite_values(
-    frame: pd.DataFrame, keys: list[str], data_iter: Iterable[tuple]
-) -> Iterator[tuple] | Iterable:
-    """The rows with times as SQLAlchemy writes them (sqlite3's own adapter drops zero microseconds
-    and keeps a time zone, so the stored text would differ from rows written through SQLAlchemy)."""
-    times = [i for i, key in enumerate(keys) if frame[key].dtype.kind == "M"]
-    if not times:
-        return data_iter
-    return (_with_times(row, times) for row in data_iter)
-
-
-def _with_times(row: tuple, positions: list[int]) -> tuple:
-    values = list(row)
-    for i in positions:
-        value = values[i]
-        if isinstance(value, dt.datetime):
-            values[i] = value.strftime(SQLITE_DATETIME)
-    return tuple(values)
 
 
 __all__ = ["write_rows"]

@@ -114,7 +114,8 @@ def _coerce(series: pd.Series, column: Column) -> pd.Series:
         return numbers.astype("float64")
     if kind in ("date", "timestamp"):
         values = pd.to_datetime(series, errors="coerce", format="mixed") if series.dtype == object else series
-        values = pd.to_datetime(values, errors="coerce")
+        if not pd.api.types.is_datetime64_any_dtype(values):  # already times: nothing to parse
+            values = pd.to_datetime(values, errors="coerce")
         if getattr(values.dt, "tz", None) is not None:
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         values = _as_nanoseconds(values)
@@ -268,7 +269,7 @@ def validate_table(
         problems.add(mismatch, "direction: does not match category")
     if schema.references_customers and known_customers is not None:
         problems.add(
-            clean["customer_id"].notna() & ~clean["customer_id"].isin(known_customers),
+            np.asarray(clean["customer_id"].notna()) & ~known_ids(clean["customer_id"], known_customers),
             "customer_id: unknown customer",
         )
     key = list(schema.key)
@@ -287,6 +288,25 @@ def validate_table(
     rejects["reason"] = problems.reason_column()[bad]
     valid = clean.loc[~bad].reset_index(drop=True)
     return _final_dtypes(valid, schema), rejects.reset_index(drop=True)
+
+
+def known_ids(ids: pd.Series, known: pd.Index) -> np.ndarray:
+    """`ids.isin(known)` as an array; for integer ids by a lookup table over the known ids' span
+    (or a binary search when the span is wide) instead of sorting both sides every call."""
+    if ids.dtype != "int64" or known.dtype != "int64" or len(known) == 0:
+        return np.asarray(ids.isin(known))
+    keys = np.unique(known.to_numpy())
+    values = ids.to_numpy()
+    low, high = int(keys[0]), int(keys[-1])
+    if high - low < max(16 * len(keys), 1 << 20):
+        table = np.zeros(high - low + 1, dtype=bool)
+        table[keys - low] = True
+        found = np.zeros(len(values), dtype=bool)
+        inside = (values >= low) & (values <= high)
+        found[inside] = table[values[inside] - low]
+        return found
+    at = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+    return keys[at] == values
 
 
 def _increasing_integer_key(frame: pd.DataFrame, key: list[str]) -> bool:
@@ -309,8 +329,12 @@ def _final_dtypes(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
             # categoricals keep tens of millions of rows at one byte a value, and compare fast
             codes = values.cat.codes.to_numpy()
             used = np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)) > 0
-            if not used.all():
-                frame[column.name] = values.cat.remove_unused_categories()
+            if not used.all():  # `remove_unused_categories` without its sort of every code
+                remap = (np.cumsum(used) - 1).astype(codes.dtype)
+                kept = np.where(codes >= 0, remap[np.maximum(codes, 0)], codes)
+                frame[column.name] = pd.Categorical.from_codes(
+                    kept, categories=values.cat.categories[used], ordered=values.cat.ordered
+                )
     return frame
 
 

@@ -12,7 +12,9 @@
    and of the scored features (`risk_list.parquet/part-<k>.parquet`,
    `features.parquet/part-<k>.parquet`, a part of `risk_list.csv`), and returns its digest.
 4. The database gets the list, the features and the context partition by partition, in batches
-   of `engine.db_batch_rows`, inside one transaction; then the version is published.
+   of `engine.db_batch_rows`, inside one transaction, each partition as soon as step 3 has
+   written its files; the run is recorded and committed once every file is written; then the
+   version is published.
 
 The engine (`churn.engine.partition_runner`) decides only where steps 1 and 3 run.
 """
@@ -36,7 +38,7 @@ from serving.actions import ranking_mode
 from serving.list_summary import ListDigest, latest_impact, summary_html, summary_lines
 from serving.model_bundle import categoricals_as_text
 from serving.policy import decide_contacts
-from serving.publish import SPILL, finish_version, new_version, publish, reconcile, write_database
+from serving.publish import SPILL, daily_transaction, finish_version, new_version, publish, reconcile
 from serving.risk_list import (
     RiskListRun,
     build_risk_list,
@@ -147,22 +149,21 @@ def finish_partition(k: int, decisions: pd.DataFrame, staging: str, config: AppC
     }
 
 
-def _batches(staging: Path, count: int, rows_per_batch: int) -> Iterator[tuple]:
-    """The finished partitions one at a time, read back from their files, cut into batches."""
-    for k in range(count):
-        spill = _spill(str(staging), k)
-        table = pd.read_parquet(staging / "risk_list.parquet" / f"part-{k:05d}.parquet")
-        features = pd.read_parquet(spill / "features.parquet")
-        context = pd.read_parquet(spill / "context.parquet")
-        contacts = pd.read_parquet(spill / "contacts.parquet")
-        for start in range(0, max(len(table), 1), rows_per_batch):
-            ids = table["customer_id"].iloc[start : start + rows_per_batch]
-            yield (
-                table.iloc[start : start + rows_per_batch],
-                features[features.index.isin(ids)],
-                context[context.index.isin(ids)],
-                contacts[contacts["customer_id"].isin(ids)],
-            )
+def _batches(staging: Path, k: int, rows_per_batch: int) -> Iterator[tuple]:
+    """Finished partition k read back from its files, cut into batches for the database."""
+    spill = _spill(str(staging), k)
+    table = pd.read_parquet(staging / "risk_list.parquet" / f"part-{k:05d}.parquet")
+    features = pd.read_parquet(spill / "features.parquet")
+    context = pd.read_parquet(spill / "context.parquet")
+    contacts = pd.read_parquet(spill / "contacts.parquet")
+    for start in range(0, max(len(table), 1), rows_per_batch):
+        ids = table["customer_id"].iloc[start : start + rows_per_batch]
+        yield (
+            table.iloc[start : start + rows_per_batch],
+            features[features.index.isin(ids)],
+            context[context.index.isin(ids)],
+            contacts[contacts["customer_id"].isin(ids)],
+        )
 
 
 def _join_csv(parts_dir: Path, target: Path) -> None:
@@ -171,6 +172,33 @@ def _join_csv(parts_dir: Path, target: Path) -> None:
             with part.open("rb") as source:
                 shutil.copyfileobj(source, out)
     shutil.rmtree(parts_dir)
+
+
+def _run_meta(
+    parts: Partitions, finished: list[dict], digest: ListDigest, rejects: dict, **known: Any
+) -> dict[str, Any]:
+    """The run's record (`run.json`, the database's run row) from the finished partitions."""
+    exclusions = pd.concat([f["exclusions"] for f in finished]).groupby(level=0).sum()
+    return {
+        "as_of": known["as_of"],
+        "model_version": known["model_version"],
+        "model_name": known["model_name"],
+        "data_source": known["data_source"],
+        "data_start": f"{parts.months[0]:%Y-%m-%d}",
+        "data_end": f"{parts.months[1]:%Y-%m-%d}",
+        "customers": sum(f["customers"] for f in finished) + rejects["customers"],
+        "scored": digest.scored,
+        "excluded": sum(f["excluded"] for f in finished),
+        "exclusions": {str(k): int(v) for k, v in exclusions.sort_values(ascending=False).items()},
+        "rejected_customers": rejects["customers"],
+        "rejects": rejects | {"contact_history": known["rejected_contacts"]},
+        "contacts_planned": int(sum(f["contacts_planned"] for f in finished)),
+        "ranking": known["ranking"],
+        "triggers": known["triggers"],
+        "created_at": known["created_at"],
+        "engine": known["engine"],
+        "partitions": parts.count,
+    }
 
 
 def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tuple[RiskListRun, list[str]]:
@@ -208,49 +236,54 @@ def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tupl
         chosen = pd.concat([c for c, _ in chosen])
         decisions = global_decisions(chosen, config)
         rejects = check_reject_shares(parts, config.data.max_reject_share)
-        finished = runner.map(
-            finish_partition,
-            range(parts.count),
-            broadcast={"decisions": decisions},
-            staging=str(staging),
-            config=config,
-        )
-    _join_csv(staging / "risk_list.csv.parts", staging / "risk_list.csv")
-    digest = ListDigest.combine([f["digest"] for f in finished])
-    risk_contacts = chosen.loc[decisions.index[decisions["contact"].to_numpy(dtype=bool)]]
-    triggers = decide_triggers(pd.concat([f["triggers"] for f in finished]), risk_contacts, config)
-    triggers.to_parquet(staging / "triggers.parquet", index=False)
-    triggers.to_csv(staging / "triggers.csv", index=False)
-    exclusions = pd.concat([f["exclusions"] for f in finished]).groupby(level=0).sum()
-    meta = {
-        "as_of": f"{as_of:%Y-%m-%d}",
-        "model_version": version,
-        "model_name": config.mlflow.model_name,
-        "data_source": config.data.source,
-        "data_start": f"{parts.months[0]:%Y-%m-%d}",
-        "data_end": f"{parts.months[1]:%Y-%m-%d}",
-        "customers": sum(f["customers"] for f in finished) + rejects["customers"],
-        "scored": digest.scored,
-        "excluded": sum(f["excluded"] for f in finished),
-        "exclusions": {str(k): int(v) for k, v in exclusions.sort_values(ascending=False).items()},
-        "rejected_customers": rejects["customers"],
-        "rejects": rejects | {"contact_history": rejected_contacts},
-        "contacts_planned": int(sum(f["contacts_planned"] for f in finished)),
-        "ranking": dict(zip(("mode", "why"), ranking_mode(bundle, config), strict=True)),
-        "triggers": trigger_counts(triggers, config),
-        "created_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
-        "engine": config.engine.kind,
-        "partitions": parts.count,
-    }
-    stages["files"] = sum(f["seconds"] for f in finished)  # the list's parts, features, CSV
-    meta["seconds"] = round(time.perf_counter() - started, 2)  # up to the commit, which follows at once
-    meta["stage_seconds"] = {stage: round(float(s), 2) for stage, s in stages.items()}  # over all partitions
-    finish_version(staging, meta, summary_html(digest, meta, latest_impact(config.output_path)))
-    mark = time.perf_counter()
-    write_database(
-        _batches(staging, parts.count, config.engine.db_batch_rows), meta, config.database_url, triggers
-    )
-    database_seconds = time.perf_counter() - mark
+        created_at = pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+        # each partition goes to the database as soon as its files are written, while the others
+        # are still finishing; the transaction commits once the run is recorded
+        with daily_transaction(config.database_url, f"{as_of:%Y-%m-%d}", pd.Timestamp(created_at)) as db:
+            finished = []
+            for k, done in enumerate(
+                runner.imap(
+                    finish_partition,
+                    range(parts.count),
+                    broadcast={"decisions": decisions},
+                    staging=str(staging),
+                    config=config,
+                )
+            ):
+                finished.append(done)
+                for batch in _batches(staging, k, config.engine.db_batch_rows):
+                    db.append(*batch)
+            _join_csv(staging / "risk_list.csv.parts", staging / "risk_list.csv")
+            digest = ListDigest.combine([f["digest"] for f in finished])
+            risk_contacts = chosen.loc[decisions.index[decisions["contact"].to_numpy(dtype=bool)]]
+            triggers = decide_triggers(pd.concat([f["triggers"] for f in finished]), risk_contacts, config)
+            triggers.to_parquet(staging / "triggers.parquet", index=False)
+            triggers.to_csv(staging / "triggers.csv", index=False)
+            meta = _run_meta(
+                parts,
+                finished,
+                digest,
+                rejects,
+                as_of=f"{as_of:%Y-%m-%d}",
+                model_version=version,
+                model_name=config.mlflow.model_name,
+                data_source=config.data.source,
+                rejected_contacts=rejected_contacts,
+                ranking=dict(zip(("mode", "why"), ranking_mode(bundle, config), strict=True)),
+                triggers=trigger_counts(triggers, config),
+                created_at=created_at,
+                engine=config.engine.kind,
+            )
+            stages["files"] = sum(f["seconds"] for f in finished)  # the list's parts, features, CSV
+            meta["seconds"] = round(
+                time.perf_counter() - started, 2
+            )  # up to the commit, which follows at once
+            meta["stage_seconds"] = {
+                stage: round(float(s), 2) for stage, s in stages.items()
+            }  # over all partitions
+            finish_version(staging, meta, summary_html(digest, meta, latest_impact(config.output_path)))
+            db.record(meta, triggers)
+    database_seconds = db.seconds  # inside the transaction, partly while partitions were finishing
     final = publish(staging)  # removes the spill
     lines = summary_lines(digest, meta) + [
         f"written to            {final} (risk_list, triggers: .parquet and .csv; summary.html) and {LIST_TABLE} in "

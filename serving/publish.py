@@ -22,7 +22,9 @@ import json
 import os
 import shutil
 import signal
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from serving.store import (
 
 VERSIONS = ".versions"
 SPILL = ".spill"  # a version's per-partition working files (`serving.list_job`), removed on publish
+SQLITE_CACHE_KIB = 256 * 1024  # the daily write's SQLite page cache
 FAILPOINT_VARIABLE = "CHURN_CRASH_AT"  # fault injection for the crash tests (README, Reliability)
 
 
@@ -59,53 +62,82 @@ def new_version(out_dir: Path, as_of: str) -> Path:
     return folder
 
 
+class DailyWrite:
+    """The daily job's open transaction (`daily_transaction`): `append` each group of customers'
+    rows as it is ready, then `record` the run; the commit follows when the block ends."""
+
+    def __init__(self, connection: sa.Connection, as_of: str, recorded_at: pd.Timestamp):
+        self.connection, self.as_of, self.recorded_at = connection, as_of, recorded_at
+        self.seconds = 0.0  # spent writing, for the run's stage seconds
+
+    def append(
+        self, table: pd.DataFrame, features: pd.DataFrame, context: pd.DataFrame, contacts: pd.DataFrame
+    ) -> None:
+        """The list's rows as stored, their feature rows, their customers' context, their bank contacts."""
+        started = time.perf_counter()
+        table = table.assign(as_of=self.as_of)
+        _add_new_columns(self.connection, LIST_TABLE, table)
+        write_rows(table, LIST_TABLE, self.connection)
+        append_daily_tables(self.connection, features, context, contacts, self.as_of, self.recorded_at)
+        self.seconds += time.perf_counter() - started
+
+    def record(self, meta: dict[str, Any], triggers: pd.DataFrame | None = None) -> None:
+        """Index the day's tables, add the triggers and the run's record (naming its files' version)."""
+        started = time.perf_counter()
+        connection = self.connection
+        index_daily_tables(connection)
+        if triggers is not None and len(triggers):
+            triggers = triggers.assign(as_of=self.as_of)
+            _add_new_columns(connection, TRIGGERS_TABLE, triggers)
+            write_rows(triggers, TRIGGERS_TABLE, connection)
+        failpoint("database-writing")
+        keys = ("model_version", "scored", "excluded", "contacts_planned", "created_at")
+        run = pd.DataFrame(
+            [{"as_of": self.as_of, "meta": json.dumps(meta, default=str)} | {k: meta[k] for k in keys}]
+        )
+        run.to_sql(RUNS_TABLE, connection, if_exists="append", index=False)
+        self.seconds += time.perf_counter() - started
+
+
+@contextmanager
+def daily_transaction(url: str, as_of: str, recorded_at: pd.Timestamp) -> Iterator[DailyWrite]:
+    """One transaction that replaces this date's list and run record, the latest feature rows and
+    customer context, and the bank's contacts in the contact history; committed when the block
+    ends without an error, rolled back otherwise. The daily job appends each partition as soon as
+    its files are written, so the database fills while the other partitions are still finishing."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "sqlite":
+                # a page cache that holds the indexes being appended to (the contact history's
+                # two take a row per bank contact); SQLite's default is 2 MB. This connection only.
+                connection.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+            started = time.perf_counter()
+            inspector = sa.inspect(connection)
+            for name in (LIST_TABLE, RUNS_TABLE, TRIGGERS_TABLE):
+                if inspector.has_table(name):
+                    connection.execute(sa.text(f"DELETE FROM {name} WHERE as_of = :as_of"), {"as_of": as_of})
+            clear_daily_tables(connection)
+            write = DailyWrite(connection, as_of, recorded_at)
+            write.seconds = time.perf_counter() - started
+            yield write
+    finally:
+        engine.dispose()
+    failpoint("database-written")
+
+
 def write_database(
     batches: Iterable[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]],
     meta: dict[str, Any],
     url: str,
     triggers: pd.DataFrame | None = None,
 ) -> None:
-    """Replace this date's list and run record, the latest feature rows and customer context, and
-    the bank's contacts in the contact history, in one transaction.
-
-    `batches`: (the list's rows as stored, their feature rows, their customers' context, their
-    bank contacts) per group of customers: the local engine passes one, the dask engine one per
-    partition and never holds more than one in memory.
-    """
-    engine = make_engine(url)
-    as_of = meta["as_of"]
-    recorded_at = pd.Timestamp(meta["created_at"])
-    try:
-        with engine.begin() as connection:
-            inspector = sa.inspect(connection)
-            for name in (LIST_TABLE, RUNS_TABLE, TRIGGERS_TABLE):
-                if inspector.has_table(name):
-                    connection.execute(sa.text(f"DELETE FROM {name} WHERE as_of = :as_of"), {"as_of": as_of})
-            clear_daily_tables(connection)
-            for table, features, context, contacts in batches:
-                table = table.assign(as_of=as_of)
-                _add_new_columns(connection, LIST_TABLE, table)
-                write_rows(table, LIST_TABLE, connection)
-                append_daily_tables(connection, features, context, contacts, as_of, recorded_at)
-            index_daily_tables(connection)
-            if triggers is not None and len(triggers):
-                triggers = triggers.assign(as_of=as_of)
-                _add_new_columns(connection, TRIGGERS_TABLE, triggers)
-                write_rows(triggers, TRIGGERS_TABLE, connection)
-            failpoint("database-writing")
-            run = pd.DataFrame(
-                [
-                    {"as_of": as_of, "meta": json.dumps(meta, default=str)}
-                    | {
-                        k: meta[k]
-                        for k in ("model_version", "scored", "excluded", "contacts_planned", "created_at")
-                    }
-                ]
-            )
-            run.to_sql(RUNS_TABLE, connection, if_exists="append", index=False)
-    finally:
-        engine.dispose()
-    failpoint("database-written")
+    """`daily_transaction` with every batch at once: (the list's rows as stored, their feature
+    rows, their customers' context, their bank contacts) per group of customers."""
+    with daily_transaction(url, meta["as_of"], pd.Timestamp(meta["created_at"])) as write:
+        for batch in batches:
+            write.append(*batch)
+        write.record(meta, triggers)
 
 
 def finish_version(folder: Path, meta: dict[str, Any], page: str) -> None:

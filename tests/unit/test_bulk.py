@@ -34,6 +34,7 @@ def _round_trip(url: str, write) -> pd.DataFrame:
         with engine.begin() as connection:
             write(_frame(), "t", connection)  # creates the table
             write(_frame().iloc[:7], "t", connection)  # appends to it
+            write(_frame().iloc[:0], "t", connection)  # a partition without rows
         return pd.read_sql("SELECT * FROM t", engine)
     finally:
         engine.dispose()
@@ -43,9 +44,21 @@ def _pandas(frame, name, connection):
     frame.to_sql(name, connection, index=False, if_exists="append")
 
 
+def _column_types(url: str) -> list[tuple]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row[1:3]) for row in connection.execute(sa.text("PRAGMA table_info(t)"))]
+    finally:
+        engine.dispose()
+
+
 def test_write_rows__sqlite_stores_what_pandas_to_sql_stores(tmp_path):
     fast = _round_trip(f"sqlite:///{tmp_path / 'fast.db'}", write_rows)
     plain = _round_trip(f"sqlite:///{tmp_path / 'plain.db'}", _pandas)
+    types = _column_types(f"sqlite:///{tmp_path / 'fast.db'}")
+    assert types == _column_types(f"sqlite:///{tmp_path / 'plain.db'}")
+    assert ("at", "DATETIME") in types and ("at_utc", "TIMESTAMP") in types  # created from the frame's types
     assert len(fast) == 507
     pd.testing.assert_frame_equal(fast, plain)
     assert fast.loc[0, "at"] == "2026-01-01 00:00:00.000000"  # as SQLAlchemy's DATETIME writes it

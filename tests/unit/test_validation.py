@@ -190,3 +190,34 @@ def test_validate_table__rejects_never_copy_personal_attributes():
     assert rejects["customer_id"].tolist() == [customers.loc[0, "customer_id"]], (
         "the key finds the row in the source"
     )
+
+
+@pytest.mark.parametrize(
+    "known",
+    [
+        [5, 6, 7, 9, 12],  # a narrow span: the lookup table
+        [5, 10**12, 3, 7],  # a wide span: the binary search
+        [],
+    ],
+    ids=["narrow", "wide", "none"],
+)
+def test_known_ids__equals_pandas_isin_for_every_id(known):
+    from features.validation import known_ids
+
+    ids = pd.Series([0, 3, 5, 6, 8, 9, 12, 13, 10**12, -4, 5], dtype="int64")
+    index = pd.Index(known, dtype="int64")
+    assert known_ids(ids, index).tolist() == ids.isin(index).tolist()
+    nullable = ids.astype("Int64").mask(ids == 8)  # a missing id: pandas' own isin decides
+    assert known_ids(nullable, index).tolist() == nullable.isin(index).tolist()
+
+
+def test_validate_tables__categories_no_valid_row_uses_are_dropped_and_the_values_kept():
+    rows = [{"channel": c} for c in ("online", "branch", "fax", "card", "branch")]  # "fax" is rejected
+    tables = _transactions(*rows)
+    tx = tables["transactions"]
+    tx["channel"] = pd.Categorical(
+        tx["channel"], categories=["card", "fax", "atm", "branch", "mobile", "online"]
+    )
+    result = _validate(tables)["transactions"]["channel"]
+    assert list(result.cat.categories) == ["card", "branch", "online"]  # the order kept
+    assert result.astype(object).tolist() == ["online", "branch", "card", "branch"]
