@@ -27,7 +27,25 @@ from typing import Any
 from churn.config import AppConfig
 
 
-class LocalRunner:
+class _Runner:
+    """What both runners share: `map` is `imap` gathered."""
+
+    def imap(self, work: Callable[..., Any], items: Iterable, broadcast=None, **shared: Any) -> Iterator:
+        raise NotImplementedError
+
+    def map(
+        self,
+        work: Callable[..., Any],
+        items: Iterable,
+        broadcast: dict[str, Any] | None = None,
+        **shared: Any,
+    ) -> list:
+        """`work(item, **broadcast, **shared)` for every item, results in order. `broadcast` holds
+        the large arguments (a model, a frame): sent once to every worker, not with every item."""
+        return list(self.imap(work, items, broadcast, **shared))
+
+
+class LocalRunner(_Runner):
     """Partitions run on this machine, results in order: in this process one at a time, or in a
     pool of worker processes (`pool`), one partition per process at a time.
 
@@ -39,16 +57,6 @@ class LocalRunner:
     def __init__(self, pool: ProcessPoolExecutor | None = None, folder: Path | None = None):
         self.pool = pool
         self.folder = folder
-
-    def map(
-        self,
-        work: Callable[..., Any],
-        items: Iterable,
-        broadcast: dict[str, Any] | None = None,
-        **shared: Any,
-    ) -> list:
-        """`work(item, **broadcast, **shared)` for every item, in order."""
-        return list(self.imap(work, items, broadcast, **shared))
 
     def imap(
         self,
@@ -101,24 +109,13 @@ def _start_worker(threads: int) -> None:
     pyarrow.set_cpu_count(threads)
 
 
-class DaskRunner:
+class DaskRunner(_Runner):
     """Partitions run as tasks on a Dask cluster, one per item."""
 
     kind = "dask"
 
     def __init__(self, client):
         self.client = client
-
-    def map(
-        self,
-        work: Callable[..., Any],
-        items: Iterable,
-        broadcast: dict[str, Any] | None = None,
-        **shared: Any,
-    ) -> list:
-        """`work(item, **broadcast, **shared)` for every item, as tasks; results in order.
-        `broadcast` holds the large arguments (a model, a frame): sent once to every worker."""
-        return list(self.imap(work, items, broadcast, **shared))
 
     def imap(
         self,

@@ -131,16 +131,12 @@ def _data_range(
     )
     if balances.empty:
         return None
+    first, last = balances["month_end"].min(), balances["month_end"].max()
     if not read_times:
-        return (
-            balances["month_end"].min(),
-            balances["month_end"].max(),
-            balances["month_end"].max().normalize(),
-        )
+        return first, last, last.normalize()
     ts = pd.to_datetime(source.read_table("transactions", k, columns=["ts"])["ts"], errors="coerce")
     ts = ts[(ts >= earliest_date) & (ts < extract_date.normalize() + pd.Timedelta(days=1))]
-    last_day = pd.Series([balances["month_end"].max(), ts.max()]).max().normalize()
-    return balances["month_end"].min(), balances["month_end"].max(), last_day
+    return first, last, pd.Series([last, ts.max()]).max().normalize()
 
 
 def open_partitions(config: AppConfig, runner) -> Partitions:

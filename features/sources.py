@@ -164,16 +164,16 @@ def parquet_time_max(paths: list[Path], column: str) -> pd.Timestamp | None:
         except Exception:  # missing or unreadable: the read itself reports it
             return None
         schema = file.schema_arrow
-        if column not in schema.names:
+        if column not in schema.names or column not in file.schema.names:
             return None
         kind = schema.field(column).type
         if not pa.types.is_timestamp(kind) or kind.tz is not None:
             return None
-        position = file.schema.names.index(column) if column in file.schema.names else None
+        position = file.schema.names.index(column)  # the column's leaf in the row groups
         metadata = file.metadata
         for g in range(metadata.num_row_groups):
             group = metadata.row_group(g)
-            if position is None or group.num_rows == 0:
+            if group.num_rows == 0:
                 continue
             stats = group.column(position).statistics
             if stats is None or not stats.has_min_max:

@@ -275,12 +275,9 @@ def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tupl
                 engine=config.engine.kind,
             )
             stages["files"] = sum(f["seconds"] for f in finished)  # the list's parts, features, CSV
-            meta["seconds"] = round(
-                time.perf_counter() - started, 2
-            )  # up to the commit, which follows at once
-            meta["stage_seconds"] = {
-                stage: round(float(s), 2) for stage, s in stages.items()
-            }  # over all partitions
+            # up to the commit, which follows at once; the stages summed over all partitions
+            meta["seconds"] = round(time.perf_counter() - started, 2)
+            meta["stage_seconds"] = {stage: round(float(s), 2) for stage, s in stages.items()}
             finish_version(staging, meta, summary_html(digest, meta, latest_impact(config.output_path)))
             db.record(meta, triggers)
     database_seconds = db.seconds  # inside the transaction, partly while partitions were finishing
