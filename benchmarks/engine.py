@@ -234,6 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.side == "local":
+        from features.memory import use_system_arrow_pool
+
+        use_system_arrow_pool()  # as the `churn` command does, before Arrow loads
         print(json.dumps(run_local(args.bank, args.partition_customers)))
         return
     if args.side == "duckdb":

@@ -280,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking", type=Path)
     args = parser.parse_args(argv)
     if args.job:
+        from features.memory import use_system_arrow_pool
+
+        use_system_arrow_pool()  # as the `churn` command does, before Arrow loads
         run_job(args)
         return 0
 

@@ -348,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     # MLflow draws a progress bar for every artifact download (a bundle is four files): noise in a
     # job's log
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from features.memory import use_system_arrow_pool
+
+    use_system_arrow_pool()  # before anything loads Arrow
     from churn.supervise import Terminated, stop_on_sigterm
     from features.io import SourceError
     from features.validation import TableValidationError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -31,6 +32,8 @@ def dask_client(engine: EngineConfig) -> Iterator:
     import dask
     from distributed import Client, LocalCluster
 
+    from features.memory import ARROW_POOL_VARIABLE
+
     # text stays as pandas reads it (object/categorical), as on the local engine
     dask.config.set({"dataframe.convert-string": False})
     if engine.scheduler:
@@ -54,7 +57,13 @@ def dask_client(engine: EngineConfig) -> Iterator:
         memory_limit=engine.memory_limit,
         processes=True,
         dashboard_address=None,
-        env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads},
+        env={
+            "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+            # Arrow through the C library, as in this process (`features.memory`)
+            ARROW_POOL_VARIABLE: os.environ.get(ARROW_POOL_VARIABLE, "system"),
+        },
     )
     client = Client(cluster)
     _active.append(client)

@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from churn.config import AppConfig
+from features.memory import bound_process_memory, release_memory
 from features.partitioned import GLOBAL_FILE, MANIFEST, is_partitioned, partition_tables
 from features.schema import GLOBAL_TABLES, SCHEMAS, TABLE_NAMES
 from features.sources import DatasetParts, PartSource, RangeParts, WholeParts, open_source
@@ -114,6 +115,7 @@ def _data_range(
     """First and last month-end among partition k's valid balance rows, and its last day with
     data (a month-end or a transaction; only the month-end when `read_times` is false); None if
     it has no valid balance row."""
+    bound_process_memory()
     customers, _ = validate_table(
         source.read_table("customers", k),
         SCHEMAS["customers"],
@@ -185,9 +187,12 @@ def validated_partition(
     The share of rejected rows is checked on the whole bank afterwards (`check_reject_shares`).
     `seconds`, when given, receives the time spent reading and validating.
     """
+    bound_process_memory()
+    release_memory()  # what the previous partition let go
     started = time.perf_counter()
     raw = parts.source.read(k)
     read = time.perf_counter()
+    release_memory()  # the Parquet buffers freed by the conversion
     validated = validate_tables(
         raw,
         extract_date=parts.extract_date,
@@ -196,6 +201,8 @@ def validated_partition(
         actions=parts.actions,
         max_reject_share=1.0,
     )
+    del raw
+    release_memory()  # the raw columns validation replaced
     for name, rejects in validated.rejects.items():
         rejects.to_csv(Path(parts.rejects_dir) / PARTS_DIR / name / f"part-{k:05d}.csv", index=False)
     if seconds is not None:
@@ -316,6 +323,7 @@ def feature_partition(
     dates = churn_dates(tables, config.labels, parts.months)
     labels = build_labels(tables, as_of, config.labels, products, churn_date=dates)
     del tables
+    release_memory()
     seconds["features"] = time.perf_counter() - mark
     mark = time.perf_counter()
     write_part(features, staging["features"], k)

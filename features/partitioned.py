@@ -69,7 +69,8 @@ def read_partition_table(root: str | Path, name: str, k: int) -> pd.DataFrame:
     files = _bucket_files(table_dir / f"bucket={k}")
     if not files:
         return pd.read_parquet(table_dir / EMPTY)
-    frames = [pq.read_table(f).to_pandas() for f in files]
+    # each Arrow buffer freed once converted, each column its own block (as `features.io`)
+    frames = [pq.read_table(f).to_pandas(self_destruct=True, split_blocks=True) for f in files]
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     return frame.drop(columns="bucket", errors="ignore")
 
