@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 
@@ -30,7 +31,7 @@ _M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
 
 ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
 
-_state: dict[str, object] = {}
+_state = {"bound": False}
 
 
 def use_system_arrow_pool() -> None:
@@ -38,21 +39,21 @@ def use_system_arrow_pool() -> None:
     os.environ.setdefault(ARROW_POOL_VARIABLE, "system")
 
 
+@functools.cache
 def _glibc():
-    if "libc" not in _state:
-        name = ctypes.util.find_library("c")
-        try:
-            libc = ctypes.CDLL(name) if name else None
-            _state["libc"] = libc if libc is not None and hasattr(libc, "malloc_trim") else None
-        except OSError:
-            _state["libc"] = None
-    return _state["libc"]
+    """The C library when it is glibc (it has `malloc_trim`), else None."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
 
 
 def bound_process_memory() -> None:
     """Large blocks mapped on their own, Arrow's Python-level pool on the C library (where the
     environment asks for it, as `use_system_arrow_pool` does); once per process."""
-    if _state.get("bound"):
+    if _state["bound"]:
         return
     import pyarrow as pa
 
@@ -65,7 +66,7 @@ def bound_process_memory() -> None:
 
 
 def release_memory() -> None:
-    """Free memory at the top of the heap returned to the machine (a few milliseconds)."""
+    """The heaps' free pages returned to the machine (glibc's `malloc_trim`; a few milliseconds)."""
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
