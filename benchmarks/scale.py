@@ -6,7 +6,9 @@ holds a whole bank in memory, so 1M customers are generated partition by partiti
 is the first 5 partitions of the same data.
 
 Each measured job (the feature job `churn features`, and the daily list `churn score`, which
-builds the features again, scores, explains, decides and writes files and the database) runs in a
+builds the features again, scores, explains, decides and writes files and the database; on request
+`train`, the training job's read and fit, against `train-whole`, the same with the bank read and
+validated whole as the local engine did before it read training's rows by partition) runs in a
 fresh process on the champion of a model trained once on the committed sample. Reported per run:
 wall time, the peak resident memory of the client process and of each Dask worker
 (getrusage ru_maxrss), and the ratio to the baseline, the local engine on 250k customers
@@ -175,6 +177,30 @@ class TreePeak(threading.Thread):
         self.join()
 
 
+def train(config, partitioned: bool) -> dict[str, float]:
+    """The training job's read (the bank partition by partition, or, the baseline, read and
+    validated whole as before the partition work) and its fit; seconds of each."""
+    from training.pipeline import train_on_rows
+
+    started = time.perf_counter()
+    if partitioned:
+        from churn.engine import partition_runner
+        from training.rows import training_rows
+
+        with partition_runner(config) as runner:
+            rows = training_rows(config, runner)
+    else:
+        from features.jobs import load_validated
+        from training.rows import rows_from_tables
+
+        tables = load_validated(config).tables
+        rows = rows_from_tables(tables, config)
+        del tables
+    read = time.perf_counter()
+    train_on_rows(rows, config)
+    return {"read": read - started, "fit": time.perf_counter() - read}
+
+
 def run_job(args: argparse.Namespace) -> None:
     """The child: run one job and print its figures as one JSON line."""
     from churn.config import load_config
@@ -207,8 +233,10 @@ def run_job(args: argparse.Namespace) -> None:
     def job() -> None:
         if args.job == "features":
             stages.update(run_features(config).stage_seconds or {})
-        else:
+        elif args.job == "score":
             stages.update(run_daily_list(config)[0].meta["stage_seconds"])
+        else:
+            stages.update(train(config, partitioned=args.job == "train"))
 
     workers_peak: list[float] = []
     started = time.perf_counter()
@@ -271,9 +299,16 @@ def main(argv: list[str] | None = None) -> int:
         help="local engine processes to run with (none: dask only)",
     )
     parser.add_argument("--worker-memory", default="6GiB")
-    parser.add_argument("--jobs", nargs="+", default=["features", "score"])
+    parser.add_argument(
+        "--jobs",
+        nargs="+",
+        default=["features", "score"],
+        choices=["features", "score", "train", "train-whole"],
+        help="train: the training job on the local engine's partitions; train-whole: the same with "
+        "the bank read whole (the baseline)",
+    )
     # the child process
-    parser.add_argument("--job", choices=["features", "score"])
+    parser.add_argument("--job", choices=["features", "score", "train", "train-whole"])
     parser.add_argument("--engine", choices=["local", "dask"])
     parser.add_argument("--source", type=Path)
     parser.add_argument("--out", type=Path)
@@ -302,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         plans += [("dask", w) for w in workers]
         for job in args.jobs:
             for engine, workers in plans:
+                if job.startswith("train") and engine == "dask":
+                    continue  # the dask engine trains on its cluster (training.distributed)
                 label = f"{job} {engine}" + (f" x{workers}" if engine == "dask" or workers > 1 else "")
                 figures = measure(
                     job,

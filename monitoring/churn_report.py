@@ -85,27 +85,42 @@ class ChurnReport:
         ]
 
 
-def build_report(
-    tables: dict[str, pd.DataFrame], bundle: Any, config: AppConfig, months: int = 12
-) -> ChurnReport:
-    """The report over the last `months` months whose churn the data can confirm."""
+CHURNER_COLUMNS = ["month", "churn_type", "cause", "value", "branch_id", "region", "segment"]
+
+
+def report_months(
+    bank: tuple[pd.Timestamp, pd.Timestamp], config: AppConfig, months: int
+) -> pd.DatetimeIndex:
+    """The first days of the last `months` months whose churn a bank spanning `bank` (first and
+    last month-end of its balances) can confirm."""
+    # a drain shows at a month-end and is confirmed by `stay_months` more: later months are open
+    last = (bank[1].normalize().replace(day=1) - pd.DateOffset(months=config.labels.stay_months)).normalize()
+    starts = pd.date_range(end=last, periods=months, freq="MS")
+    return starts[starts > bank[0] + pd.Timedelta(days=1)]
+
+
+def report_partition(
+    tables: dict[str, pd.DataFrame],
+    bank: tuple[pd.Timestamp, pd.Timestamp],
+    config: AppConfig,
+    bundle: Any,
+    months: int = 12,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One partition's (or a whole bank's) churners, diagnosed by `bundle`, and its monthly
+    counts; `bank` is the whole bank's first and last month-end (`features.partition_work`)."""
     from features.build import active_customers, build_features
     from features.labels import churn_dates
 
-    dates = churn_dates(tables, config.labels)
-    data_end = tables["balances"]["month_end"].max()
-    # a drain shows at a month-end and is confirmed by `stay_months` more: later months are open
-    last = (data_end.normalize().replace(day=1) - pd.DateOffset(months=config.labels.stay_months)).normalize()
-    starts = pd.date_range(end=last, periods=months, freq="MS")
-    starts = starts[starts > tables["balances"]["month_end"].min() + pd.Timedelta(days=1)]
+    dates = churn_dates(tables, config.labels, bank)
     customers = tables["customers"].set_index("customer_id")
     parts, monthly = [], []
-    for start in starts:
+    for start in report_months(bank, config, months):
         end = start + pd.DateOffset(months=1)
         left = dates[(dates >= start) & (dates < end)].index
         active = active_customers(tables, start)
         gained = int(((customers["join_date"] >= start) & (customers["join_date"] < end)).sum())
         row = {"month": start, "customers_at_start": len(active), "gained": gained, "lost": len(left)}
+        row["value_lost"] = 0.0
         if len(left):
             features = build_features(tables, start, config.features, tuple(config.products))
             features = features.loc[features.index.intersection(left)]
@@ -132,12 +147,34 @@ def build_report(
             )
             row["value_lost"] = float(value.sum())
         monthly.append(row)
-    churners = (
-        pd.concat(parts)
-        if parts
-        else pd.DataFrame(columns=["month", "churn_type", "cause", "value", "branch_id", "region", "segment"])
+    churners = pd.concat(parts) if parts else pd.DataFrame(columns=CHURNER_COLUMNS)
+    return churners, pd.DataFrame(
+        monthly, columns=["month", "customers_at_start", "gained", "lost", "value_lost"]
     )
-    table = pd.DataFrame(monthly).set_index("month")
-    table["value_lost"] = table.get("value_lost", pd.Series(0.0, index=table.index)).fillna(0.0)
+
+
+def combine_report(
+    bank: tuple[pd.Timestamp, pd.Timestamp], config: AppConfig, months: int, pieces: list[tuple]
+) -> ChurnReport:
+    """The report from the partitions' pieces: churners put together by month and customer,
+    the monthly counts added up."""
+    starts = report_months(bank, config, months)
+    found = [p[0] for p in pieces if not p[0].empty]
+    churners = pd.concat(found) if found else pd.DataFrame(columns=CHURNER_COLUMNS)
+    if len(found) > 1:
+        churners = churners.sort_values("month", kind="stable")
+    table = pd.concat([p[1] for p in pieces]).groupby("month", sort=True).sum().reindex(starts)
+    table.index.name = "month"
     table["net"] = table["gained"] - table["lost"]
     return ChurnReport(starts, churners, table)
+
+
+def build_report(
+    tables: dict[str, pd.DataFrame], bundle: Any, config: AppConfig, months: int = 12
+) -> ChurnReport:
+    """The report over the last `months` months whose churn the data can confirm, on a whole bank
+    held in this process (the job reads the bank partition by partition: `report_partition`)."""
+    from features.partition_work import bank_months
+
+    bank = bank_months(tables)
+    return combine_report(bank, config, months, [report_partition(tables, bank, config, bundle, months)])

@@ -9,7 +9,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from churn.config import AppConfig
-from monitoring.churn_report import ChurnReport, build_report
+from monitoring.churn_report import ChurnReport, combine_report, report_partition
 
 EXPERIMENT = "churn-reports"
 
@@ -93,13 +93,13 @@ def run_report(config: AppConfig, months: int = 12) -> list[str]:
     """Build the report with the champion on the configured data, write it, log it to MLflow."""
     import mlflow
 
-    from features.jobs import load_validated
+    from features.partition_work import gather_configured
     from serving.registry import load_champion
     from training.tracking import configure_tracking
 
-    tables = load_validated(config).tables
     bundle, version = load_champion(config)
-    report = build_report(tables, bundle, config, months)
+    parts, pieces = gather_configured(config, report_partition, broadcast={"bundle": bundle}, months=months)
+    report = combine_report(parts.months, config, months, pieces)
     out = write_report(report, config.output_path / "reports" / f"{report.months[-1]:%Y-%m}")
     configure_tracking(config, experiment=EXPERIMENT)  # artifacts beside the store, not in ./mlruns
     with mlflow.start_run(run_name=f"churn report {report.months[-1]:%Y-%m}"):

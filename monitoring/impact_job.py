@@ -53,12 +53,15 @@ def recorded_outcomes(url: str) -> pd.DataFrame:
     ]
 
 
-def impact_rows(tables: dict[str, pd.DataFrame], config: AppConfig) -> pd.DataFrame:
-    """The campaigns' customers (their own controls only) with churn, value, cost, team, branch."""
+def impact_rows(
+    tables: dict[str, pd.DataFrame], months: tuple[pd.Timestamp, pd.Timestamp] | None, config: AppConfig
+) -> pd.DataFrame:
+    """The campaigns' customers (their own controls only) with churn, value, cost, team, branch:
+    of one partition (`months`: the whole bank's first and last month-end) or a whole bank."""
     from features.campaigns import CONTROL, campaign_rows
     from features.value import customer_value
 
-    rows = campaign_rows(tables, config, not_drawn_share=0.0)
+    rows = campaign_rows(tables, config, not_drawn_share=0.0, months=months)
     if rows.empty:
         return rows
     playbook = config.playbook
@@ -96,12 +99,15 @@ def impact_rows(tables: dict[str, pd.DataFrame], config: AppConfig) -> pd.DataFr
 
 def run_impact(config: AppConfig, min_control: int = 30) -> list[str]:
     """Build, write (`<output>/impact/<last month>/`) and log the impact tables; the summary lines."""
-    from features.jobs import load_validated
+    from features.partition_work import gather_configured
 
-    tables = load_validated(config).tables
-    rows = impact_rows(tables, config)
-    if rows.empty:
+    _, pieces = gather_configured(config, impact_rows)
+    pieces = [p for p in pieces if not p.empty]
+    if not pieces:
         return [NOTHING_TO_JUDGE]
+    # the partitions' rows in the whole bank's order (month, then customer), so sums add alike
+    rows = pd.concat(pieces, ignore_index=True).sort_values(["month", "customer_id"], kind="stable")
+    rows = rows.reset_index(drop=True)
     tables_out = impact_tables(rows, min_control)
     month = rows["month"].max()
     out = config.output_path / "impact" / month

@@ -99,16 +99,28 @@ def performance_figures(
     return figures, alerts
 
 
+def list_outcomes(
+    tables, months: tuple[pd.Timestamp, pd.Timestamp], config: AppConfig, list_dates: list[str]
+) -> dict[str, pd.Series]:
+    """Per list date, the churn label of every customer of one partition (or a whole bank) who
+    was active then: what the list predicted, as it turned out."""
+    from features.labels import build_labels, churn_dates
+
+    churned = churn_dates(tables, config.labels, months)
+    return {
+        date: build_labels(tables, date, config.labels, tuple(config.products), churned)["churn"]
+        for date in list_dates
+    }
+
+
 def realised_performance(
     config: AppConfig, folders: list[Path], references: dict[str, Reference]
 ) -> list[Performance]:
     """Outcomes of the judged lists from the bank data, per model version. Customers who were
     contacted are left out: the contact was meant to change their outcome."""
-    from features.jobs import load_validated
-    from features.labels import build_labels, churn_dates
+    from features.partition_work import gather_configured
 
-    tables = load_validated(config).tables
-    churned = churn_dates(tables, config.labels)
+    _, pieces = gather_configured(config, list_outcomes, list_dates=[folder.name for folder in folders])
     rows = []
     for folder in folders:
         scored = pd.read_parquet(
@@ -116,8 +128,8 @@ def realised_performance(
             columns=["customer_id", "status", "contact", PREDICTION, "model_version"],
         )
         scored = scored[(scored["status"] == "scored") & ~scored["contact"].fillna(False).astype(bool)]
-        labels = build_labels(tables, folder.name, config.labels, tuple(config.products), churned)
-        judged = scored.join(labels["churn"], on="customer_id", how="inner")
+        churn = pd.concat([piece[folder.name] for piece in pieces])
+        judged = scored.join(churn, on="customer_id", how="inner")
         rows.append(judged.assign(list_date=folder.name))
     frame = pd.concat(rows, ignore_index=True)
     frame["model_version"] = frame["model_version"].astype(str)

@@ -12,12 +12,13 @@ The procedure is the local one (`training.pipeline.train_models`), moved to wher
 - the calibrator is chosen on the validation margins gathered to the client (two numbers a row);
 - test metrics use every test row (scores computed on the workers, gathered with the labels);
 - the logistic baseline, the next-product ranking metrics, the SHAP summaries, the plots and the
-  monitoring reference use samples of at most `engine.client_sample_rows` rows gathered to the client.
+  monitoring reference use samples of at most `engine.client_sample_rows` rows gathered to the client;
+- the campaign rows (for the uplift models) and the lineage come from the partition work every
+  engine runs (`training.rows.rows_partition`, without the snapshots), gathered to the client.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import lightgbm as lgb
@@ -25,8 +26,13 @@ import numpy as np
 import pandas as pd
 
 from churn.config import AppConfig, BoosterParams
-from features.distributed import Partitions, features_meta, open_partitions, validated_partition
-from features.snapshots import build_training_set, snapshot_dates_between
+from features.distributed import (
+    Partitions,
+    features_meta,
+    open_partitions,
+    validated_partition,
+)
+from features.snapshots import build_training_set
 from serving.model_bundle import ModelBundle
 from training.metrics import churn_metrics
 from training.models import (
@@ -37,8 +43,15 @@ from training.models import (
     logistic_baseline,
     one_rule_score,
 )
-from training.pipeline import TrainingResult, _bundle_meta, driver_columns, evaluated_result, feature_columns
-from training.split import out_of_time_split
+from training.pipeline import (
+    TrainingResult,
+    _bundle_meta,
+    attach_uplift,
+    driver_columns,
+    evaluated_result,
+    feature_columns,
+)
+from training.rows import training_rows, training_split
 
 
 def training_partition(
@@ -161,7 +174,7 @@ def _sample(frame, rows: int, total: int, seed: int) -> pd.DataFrame:
 
 def train_models_dask(config: AppConfig, client) -> tuple[TrainingResult, pd.DataFrame, str]:
     """Train on the cluster. Returns the result (as `train_models` does), the row count per
-    validated table and a content digest of the partitioned source, for the run's lineage."""
+    validated table and their content digest, for the run's lineage (`training.rows.lineage_of`)."""
     import dask
     import dask.dataframe as dd
 
@@ -169,8 +182,7 @@ def train_models_dask(config: AppConfig, client) -> tuple[TrainingResult, pd.Dat
 
     parts = open_partitions(config, DaskRunner(client))
     products = tuple(config.products)
-    dates = snapshot_dates_between(*parts.months, config.labels, config.snapshots.count)
-    split = out_of_time_split(dates, config.labels.horizon_days, config.training.validation_snapshots)
+    split = training_split(parts.months, config)
 
     stacked = dd.from_map(
         training_partition,
@@ -323,23 +335,9 @@ def train_models_dask(config: AppConfig, client) -> tuple[TrainingResult, pd.Dat
     )
     # every test customer who opened a product, not only the sample's
     result.next_product_metrics["customers_opening"] = float(counts["test"][2])
-    lineage, digest = source_lineage(parts, client)
-    return result, lineage, digest
-
-
-def _partition_digest(source, k: int) -> tuple[dict[str, int], str]:
-    digest = hashlib.sha256()
-    rows = {}
-    for name, frame in source.read(k).items():
-        digest.update(name.encode())
-        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-        rows[name] = len(frame)
-    return rows, digest.hexdigest()
-
-
-def source_lineage(parts: Partitions, client) -> tuple[pd.DataFrame, str]:
-    """Rows read per table and a content digest of the partitioned source (row hashes per partition)."""
-    results = client.gather(client.map(_partition_digest, [parts.source] * parts.count, range(parts.count)))
-    digest = hashlib.sha256("".join(d for _, d in results).encode()).hexdigest()[:20]
-    rows = pd.DataFrame([r for r, _ in results]).sum()
-    return pd.DataFrame({"table": rows.index, "rows": rows.to_numpy()}), digest
+    # the campaign rows and the lineage: the local engine's partition work, without the snapshots
+    rows = training_rows(config, DaskRunner(client), stacked=False)
+    uplift_metrics, uplift_extra = attach_uplift(bundle, rows.campaigns, config)
+    result.metrics |= uplift_metrics
+    result.extra |= uplift_extra
+    return result, rows.counts, rows.digest

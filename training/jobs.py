@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from churn.config import AppConfig
-from features.jobs import load_validated
 from training.pipeline import as_float_dict
 
 
@@ -25,7 +24,7 @@ def run_training(config: AppConfig, metrics_json: Path | None = None, cv_folds: 
     With `source:` in the config, trains on the bank's own customer-level table; otherwise on
     snapshots of the six bank tables. `metrics_json` receives the held-out (and CV) metrics.
     """
-    from training.pipeline import summary_lines, train_models
+    from training.pipeline import summary_lines, train_on_rows
     from training.tracking import log_training_run
 
     started = time.perf_counter()
@@ -43,6 +42,7 @@ def run_training(config: AppConfig, metrics_json: Path | None = None, cv_folds: 
             raise ValueError(
                 "--cv: cross-validation is for a table brought with `source:`; bank snapshots are split out of time"
             )
+        tables = None
         if config.engine.kind == "dask":
             from churn.cluster import dask_client
             from training.distributed import train_models_dask
@@ -50,10 +50,15 @@ def run_training(config: AppConfig, metrics_json: Path | None = None, cv_folds: 
             with dask_client(config.engine) as client:
                 result, counts, digest = train_models_dask(config, client)
             lineage = (counts, digest)
-            tables = None
         else:
-            tables = load_validated(config).tables
-            result = train_models(tables, config)
+            from churn.engine import partition_runner
+            from training.rows import training_rows
+
+            with partition_runner(config) as runner:
+                rows = training_rows(config, runner)
+            lineage = rows.lineage
+            result = train_on_rows(rows, config)
+            del rows
         lines = summary_lines(result)
     if "tuning" in result.extra:
         from training.tuning_report import search_lines
@@ -76,18 +81,14 @@ def run_training(config: AppConfig, metrics_json: Path | None = None, cv_folds: 
 
 def run_promotion(config: AppConfig, force: bool = False) -> list[str]:
     """Compare challenger and champion and move the `champion` alias if the challenger is better."""
-    from training.promote import promote
+    from churn.engine import partition_runner
+    from training.promote import promote, read_for_promotion
 
-    tables = evaluation = None
-    if config.source is None and config.engine.kind == "dask":
-        from churn.cluster import dask_client
-        from features.distributed import labelled_snapshot
-
-        with dask_client(config.engine) as client:
-            evaluation = labelled_snapshot(config, client)
-    elif config.source is None:
-        tables = load_validated(config).tables
-    decision = promote(tables, config, force, evaluation=evaluation)
+    if config.source is not None:
+        decision = promote(config, read_for_promotion(config), force)
+    else:
+        with partition_runner(config) as runner:
+            decision = promote(config, read_for_promotion(config, runner), force)
     lines = [
         f"challenger            version {decision.challenger_version}",
         f"champion before       {'version ' + decision.champion_version if decision.champion_version else 'none'}",

@@ -12,7 +12,6 @@ import pandas as pd
 
 from churn.config import AppConfig, BoosterParams
 from features.catalog import feature_catalog
-from features.snapshots import build_training_set, snapshot_dates
 from serving.model_bundle import BUNDLE_SCHEMA_VERSION, ModelBundle
 from training.metrics import churn_metrics, ranking_metrics
 from training.models import (
@@ -24,7 +23,8 @@ from training.models import (
     one_rule_score,
     popularity_ranking,
 )
-from training.split import TimeSplit, out_of_time_split
+from training.rows import TrainingRows
+from training.split import TimeSplit
 
 
 @dataclass
@@ -113,18 +113,30 @@ def training_ranges(X: pd.DataFrame) -> dict[str, list[float | None]]:
 
 
 def train_models(tables: Mapping[str, pd.DataFrame], config: AppConfig) -> TrainingResult:
-    """Build snapshots, split out of time, fit and evaluate everything.
+    """Build snapshots, split out of time, fit and evaluate everything, on a whole bank held in
+    this process (`tables`: validated raw tables). The jobs read the bank partition by partition
+    instead (`training.rows.training_rows`) and call `train_on_rows`."""
+    from training.rows import rows_from_tables
 
-    Args:
-        tables: validated raw tables.
-        config: the validated configuration.
-    """
+    return train_on_rows(rows_from_tables(tables, config), config)
+
+
+def attach_uplift(bundle: ModelBundle, campaigns: pd.DataFrame, config: AppConfig) -> tuple[dict, dict]:
+    """Learn the uplift models from the campaign rows into `bundle` (when the config asks for
+    them); their metrics and the `extra` entry of the result."""
+    if not (config.uplift.enabled and config.playbook is not None):
+        return {}, {}
+    from training.uplift import fit_uplift
+
+    learned = fit_uplift(campaigns, bundle, config)
+    bundle.uplift = learned.model
+    return learned.metrics, {"uplift": learned}
+
+
+def train_on_rows(rows: TrainingRows, config: AppConfig) -> TrainingResult:
+    """Fit and evaluate everything on the bank's training rows (`training.rows`)."""
     products = tuple(config.products)
-    dates = snapshot_dates(tables, config.labels, config.snapshots.count)
-    split = out_of_time_split(dates, config.labels.horizon_days, config.training.validation_snapshots)
-    stacked = build_training_set(
-        tables, [*split.train, *split.validation, split.test], config.features, config.labels, products
-    )
+    split, stacked = rows.split, rows.stacked
     columns = feature_columns(config)
     as_of = stacked.index.get_level_values("as_of")
     parts = {
@@ -184,14 +196,8 @@ def train_models(tables: Mapping[str, pd.DataFrame], config: AppConfig) -> Train
     metrics = churn_metrics(y["test"], p_test, **kwargs)
     metrics |= {f"calibration_{k}": v for k, v in churn.calibration_choice.items()}
     metrics["num_trees"] = float(bundle.churn_booster.num_trees())
-    extra: dict[str, Any] = {}
-    if config.uplift.enabled and config.playbook is not None:
-        from training.uplift import campaign_rows, fit_uplift
-
-        learned = fit_uplift(campaign_rows(tables, config), bundle, config)
-        bundle.uplift = learned.model
-        metrics |= learned.metrics
-        extra["uplift"] = learned
+    uplift_metrics, extra = attach_uplift(bundle, rows.campaigns, config)
+    metrics |= uplift_metrics
     if search is not None:
         from training.tuning_report import record_search
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,9 @@ from churn.config import AppConfig
 from serving.model_bundle import ModelBundle
 from serving.registry import load_bundle
 from training.metrics import churn_metrics
+from training.promotion_rows import PromotionRows
 from training.tracking import configure_tracking
+from training.uplift_compare import comparable_months, compare_uplift
 
 PROMOTION_EXPERIMENT_SUFFIX = "-promotion"
 
@@ -122,17 +124,6 @@ def decide(
     return True, f"better than the champion ({gains}) and passes the sanity gates"
 
 
-def _compare_uplift(
-    tables, challenger: ModelBundle, champion: ModelBundle, config: AppConfig
-) -> dict[str, Any]:
-    if tables is None:
-        # a bank brought as one table has no campaigns; the dask engine keeps its tables on the cluster
-        return {"note": "no campaign tables in this process (one-table source or dask engine): not compared"}
-    from training.uplift_compare import compare_uplift
-
-    return compare_uplift(tables, challenger, champion, config)
-
-
 def _alias_version(client, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
@@ -142,35 +133,25 @@ def _alias_version(client, name: str, alias: str) -> str | None:
         return None
 
 
-def evaluation_set(
-    tables: Mapping[str, pd.DataFrame] | None, config: AppConfig
-) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """The labelled rows both models are judged on: the latest labelled snapshot of the bank's
-    tables, or the held-out rows of a table the bank brought (`source:` in the config)."""
+def read_for_promotion(config: AppConfig, runner=None) -> Callable[[list[str]], PromotionRows]:
+    """What `promote` reads from the bank, given the campaign months its uplift comparison needs:
+    the bank's partitions on `runner` (`training.promotion_rows`), or the held-out rows of a table
+    the bank brought (`source:` in the config; it has no campaigns)."""
     if config.source is not None:
         from training.byo import evaluation_rows
 
-        return evaluation_rows(config)
-    from features.build import build_features
-    from features.labels import build_labels, last_confirmable_as_of
+        return lambda months: PromotionRows(*evaluation_rows(config), campaigns=pd.DataFrame())
+    from training.promotion_rows import promotion_rows
 
-    products = tuple(config.products)
-    as_of = last_confirmable_as_of(tables, config.labels)
-    labels = build_labels(tables, as_of, config.labels, products)
-    features = build_features(tables, as_of, config.features, products).loc[labels.index]
-    return features, labels, f"{as_of:%Y-%m-%d}"
+    return lambda months: promotion_rows(config, runner, months)
 
 
-def promote(
-    tables: Mapping[str, pd.DataFrame] | None,
-    config: AppConfig,
-    force: bool = False,
-    evaluation: tuple[pd.DataFrame, pd.DataFrame, str] | None = None,
-) -> Decision:
+def promote(config: AppConfig, read: Callable[[list[str]], PromotionRows], force: bool = False) -> Decision:
     """Compare the `challenger` with the `champion` on the latest labelled snapshot and decide.
 
-    `evaluation` (features, labels, its name) replaces `evaluation_set(tables, config)`: the dask
-    engine builds the snapshot on its cluster and gathers it here.
+    `read(months)` gives the evaluation snapshot and the campaign rows of `months` ("YYYY-MM"),
+    the months the uplift comparison needs (`read_for_promotion`); it is called once, after both
+    models are known, so the bank is read once.
 
     The decision, both models' scores and the reason are logged as a run of the
     `<experiment>-promotion` experiment and as tags on the challenger's model version.
@@ -190,21 +171,25 @@ def promote(
     if challenger_version is None:
         raise ValueError(f"no model version of {name} has the alias 'challenger': run `churn train` first")
     champion_version = _alias_version(client, name, "champion")
-    features, labels, evaluated_on = evaluation or evaluation_set(tables, config)
-
     challenger = load_bundle(config, challenger_version)
+    champion = load_bundle(config, champion_version) if champion_version is not None else None
+    months: list[str] = []
+    if champion is not None and champion_version != challenger_version:
+        months, _ = comparable_months(challenger, champion)
+    rows = read(months)
+    features, labels, evaluated_on = rows.features, rows.labels, rows.evaluated_on
+
     challenger_scores = score_bundle(challenger, features, labels, config)
     champion_scores = None
     schema_note = ""
     comparison: dict[str, Any] = {"note": "no champion: not compared"}
-    if champion_version is not None:
-        champion = load_bundle(config, champion_version)
+    if champion is not None:
         try:
             champion_scores = score_bundle(champion, features, labels, config)
         except FeatureSchemaError as exc:
             schema_note = f"the champion cannot score these rows ({exc})"
         if champion_scores is not None and champion_version != challenger_version:
-            comparison = _compare_uplift(tables, challenger, champion, config)
+            comparison = compare_uplift(rows.campaigns, challenger, champion, config)
             if "difference" in comparison:
                 challenger_scores["uplift_qini_same_rows"] = comparison["challenger"]
                 champion_scores["uplift_qini_same_rows"] = comparison["champion"]

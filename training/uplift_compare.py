@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from churn.config import AppConfig
-from features.campaigns import campaign_rows
 from serving.uplift_model import CONTACT, CONTROL, apply_effect, effect_basis
 from training.uplift import design_weights, qini, randomised_groups
 
@@ -61,25 +60,35 @@ def paired_qini(
     return {"challenger": qa, "champion": qb, "difference": qa - qb, "low": float(low), "high": float(high)}
 
 
-def compare_uplift(
-    tables: Mapping[str, pd.DataFrame], challenger: Any, champion: Any, config: AppConfig
-) -> dict[str, Any]:
-    """The paired comparison on the challenger's held-out months that the champion did not train
-    on: `{"months", "rows", "challenger", "champion", "difference", "low", "high"}`, or
-    `{"note": why not}`."""
-    from serving.model_bundle import FeatureSchemaError
-
+def comparable_months(challenger: Any, champion: Any) -> tuple[list[str], str | None]:
+    """The challenger's held-out campaign months ("YYYY-MM") the champion did not train on, or
+    why there is nothing to compare (then the months are empty)."""
     mine = (challenger.uplift.meta.get("held_out") or {}) if challenger.uplift is not None else {}
     if champion is None or champion.uplift is None or "effects" not in mine:
-        return {"note": "no uplift models on both sides with held-out figures: not compared"}
+        return [], "no uplift models on both sides with held-out figures: not compared"
     seen = set(champion.uplift.meta.get("campaign_months", []))
     months = [m for m in challenger.uplift.meta.get("held_out_months", []) if m not in seen]
     if not months:
-        return {
-            "note": "every held-out campaign month of the challenger trained the champion too: "
+        return [], (
+            "every held-out campaign month of the challenger trained the champion too: "
             "no fair comparison (the challenger's own held-out figures decide)"
-        }
-    rows = campaign_rows(tables, config, only_months=months)
+        )
+    return months, None
+
+
+def compare_uplift(rows: pd.DataFrame, challenger: Any, champion: Any, config: AppConfig) -> dict[str, Any]:
+    """The paired comparison on the challenger's held-out months that the champion did not train
+    on (`comparable_months`), among the campaign rows `rows` (`features.campaigns.campaign_rows`;
+    rows of other months are left out): `{"months", "rows", "challenger", "champion",
+    "difference", "low", "high"}`, or `{"note": why not}`."""
+    from serving.model_bundle import FeatureSchemaError
+
+    months, note = comparable_months(challenger, champion)
+    if note is not None:
+        return {"note": note}
+    mine = challenger.uplift.meta["held_out"]
+    if not rows.empty:
+        rows = rows[pd.to_datetime(rows["as_of"]).dt.strftime("%Y-%m").isin(months)]
     if rows.empty:
         return {"note": f"no campaign rows in {', '.join(months)}: not compared"}
     treated = (rows["arm"] != CONTROL).to_numpy()
@@ -99,4 +108,4 @@ def compare_uplift(
     return {"months": months, "rows": len(rows)} | figures
 
 
-__all__ = ["compare_uplift", "contact_score", "paired_qini"]
+__all__ = ["comparable_months", "compare_uplift", "contact_score", "paired_qini"]

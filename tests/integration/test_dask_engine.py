@@ -91,18 +91,27 @@ def test_features__dask_engine_gives_exactly_the_local_numbers(cluster):
     assert distributed.lines()[:6] == local.lines()[:6]
 
 
-def test_labelled_snapshot__promotion_judges_on_the_local_engines_rows(cluster):
-    from features.distributed import labelled_snapshot
+def test_promotion_rows__the_dask_engine_reads_the_whole_banks_snapshot_and_campaigns(cluster):
+    from churn.engine import DaskRunner
     from features.jobs import load_validated
-    from training.promote import evaluation_set
+    from training.promotion_rows import promotion_rows, promotion_rows_from_tables
 
     local_config, dask_config = _config(cluster, "local", "local"), _config(cluster, "dask", "dask")
-    expected = evaluation_set(load_validated(local_config).tables, local_config)
+    tables = load_validated(local_config).tables
+    months = sorted(tables["contacts"]["ts"].dt.strftime("%Y-%m").unique())[-8:-4]
+    expected = promotion_rows_from_tables(tables, local_config, months)
     with dask_client(dask_config.engine) as client:
-        actual = labelled_snapshot(dask_config, client)
-    assert actual[2] == expected[2]
-    for got, want in zip(actual[:2], expected[:2], strict=True):
-        pd.testing.assert_frame_equal(got.sort_index(), want.sort_index(), check_exact=True)
+        actual = promotion_rows(dask_config, DaskRunner(client), months)
+    assert actual.evaluated_on == expected.evaluated_on
+    assert (
+        len(expected.campaigns) > 100 and expected.campaigns["as_of"].dt.strftime("%Y-%m").isin(months).all()
+    )
+    for got, want in (
+        (actual.features, expected.features),
+        (actual.labels, expected.labels),
+        (actual.campaigns, expected.campaigns),
+    ):
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
 
 
 def test_train__dask_engine_logs_and_registers_like_the_local_path(cluster):
@@ -152,6 +161,13 @@ def test_train__dask_engine_logs_and_registers_like_the_local_path(cluster):
 
     bundle = load_bundle(config, summary.version)
     assert bundle.churn_booster.num_trees() == metrics["num_trees"]
+    # the uplift models too, from the campaign rows the local engine's partition work gives
+    assert bundle.uplift is not None and "uplift_qini" in metrics
+    # and the lineage of the validated tables, whatever the partitions
+    from training.rows import lineage_of, table_hashes
+
+    logged = run.inputs.dataset_inputs[0].dataset
+    assert logged.digest == lineage_of([table_hashes(tables)])[1]
 
 
 def _risk_list(config: AppConfig) -> pd.DataFrame:

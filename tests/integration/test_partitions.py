@@ -173,3 +173,48 @@ def test_open_partitions__the_last_day_from_statistics_equals_the_one_read(confi
     tx.to_parquet(bare / "transactions.parquet", write_statistics=False)
     assert parquet_time_max([bare / "transactions.parquet"], "ts") is None
     assert _first_pass(config, tmp_path, bare) == (months, last_day)
+
+
+def test_training_and_promotion_rows__four_customer_ranges_give_the_whole_banks_rows(
+    config, tmp_path, sample
+):
+    """Training's snapshots, campaign rows and lineage, and promotion's snapshot, read partition
+    by partition: bit for bit the whole bank's, with the same content digest."""
+    from churn.engine import LocalRunner
+    from training.promotion_rows import promotion_rows, promotion_rows_from_tables
+    from training.rows import rows_from_tables, training_rows
+
+    ranged = _config(config, tmp_path, SAMPLE)
+    expected = rows_from_tables(sample.tables, config)
+    actual = training_rows(ranged, LocalRunner())
+    assert actual.split == expected.split
+    pd.testing.assert_frame_equal(actual.stacked, expected.stacked, check_exact=True)
+    assert len(expected.campaigns) > 1000 and expected.campaigns["arm"].nunique() > 3
+    pd.testing.assert_frame_equal(actual.campaigns, expected.campaigns, check_exact=True)
+    pd.testing.assert_frame_equal(actual.counts, expected.counts)
+    assert actual.digest == expected.digest
+    assert (tmp_path / "out" / "rejects" / "transactions.csv").exists()
+
+    months = sorted(expected.campaigns["as_of"].dt.strftime("%Y-%m").unique())[-3:]
+    judged = promotion_rows(ranged, LocalRunner(), months)
+    wanted = promotion_rows_from_tables(sample.tables, config, months)
+    assert judged.evaluated_on == wanted.evaluated_on
+    pd.testing.assert_frame_equal(judged.features, wanted.features, check_exact=True)
+    pd.testing.assert_frame_equal(judged.labels, wanted.labels, check_exact=True)
+    assert set(wanted.campaigns["as_of"].dt.strftime("%Y-%m")) == set(months)
+    pd.testing.assert_frame_equal(judged.campaigns, wanted.campaigns, check_exact=True)
+
+
+def test_lineage__the_digest_follows_the_content_not_the_partitioning(sample):
+    from training.rows import lineage_of, table_hashes
+
+    tables = {name: sample.tables[name] for name in ("customers", "balances")}
+    halves = [
+        {name: frame[frame["customer_id"] % 2 == parity] for name, frame in tables.items()}
+        for parity in (0, 1)
+    ]
+    whole_counts, whole = lineage_of([table_hashes(tables)])
+    counts, digest = lineage_of([table_hashes(part) for part in reversed(halves)])
+    assert digest == whole and counts.equals(whole_counts)
+    changed = dict(tables, balances=tables["balances"].assign(deposits=tables["balances"]["deposits"] + 1))
+    assert lineage_of([table_hashes(changed)])[1] != whole

@@ -218,9 +218,11 @@ def test_compare_uplift__challenger_and_an_older_champion_rank_the_same_held_out
 ):
     import copy
 
+    from features.campaigns import campaign_rows
     from serving.uplift_model import UpliftModel
     from training.uplift_compare import compare_uplift
 
+    rows = campaign_rows(sample.tables, config)  # every month: the comparison keeps its own
     held = trained.bundle.uplift.meta["held_out_months"]
     assert held and "effects" in trained.bundle.uplift.meta["held_out"]
     # a champion trained before the challenger's held-out months: it had not seen their campaigns,
@@ -230,18 +232,15 @@ def test_compare_uplift__challenger_and_an_older_champion_rank_the_same_held_out
     meta["campaign_months"] = [m for m in meta["campaign_months"] if m not in held]
     meta["effects"] = meta["held_out"]["effects"]
     older.uplift = UpliftModel(meta)
-    figures = compare_uplift(sample.tables, trained.bundle, older, config)
+    figures = compare_uplift(rows, trained.bundle, older, config)
     assert figures["months"] == held and figures["rows"] > 200
     assert figures["challenger"] == figures["champion"], "the same model on the same rows"
     assert figures["low"] == figures["difference"] == figures["high"] == 0.0
     # with the deployed effects (trained on those months too) the champion ranks them differently
     meta["effects"] = trained.bundle.uplift.meta["effects"]
     older.uplift = UpliftModel(meta)
-    figures = compare_uplift(sample.tables, trained.bundle, older, config)
+    figures = compare_uplift(rows, trained.bundle, older, config)
     assert figures["challenger"] != figures["champion"]
     assert figures["low"] <= figures["difference"] <= figures["high"]
     # the champion that trained on the same history: nothing fair to compare
-    assert (
-        "trained the champion too"
-        in compare_uplift(sample.tables, trained.bundle, trained.bundle, config)["note"]
-    )
+    assert "trained the champion too" in compare_uplift(rows, trained.bundle, trained.bundle, config)["note"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from churn.config import load_config
@@ -49,8 +50,11 @@ def test_compare_uplift__nothing_fair_to_compare_is_said_as_such():
     months = ["2026-04", "2026-05", "2026-06"]
     challenger = _bundle(["2026-01", *months], months)
     # the champion trained on the same history: every held-out month is in its training
-    same = compare_uplift({}, challenger, _bundle(["2026-01", *months]), config)
+    same = compare_uplift(pd.DataFrame(), challenger, _bundle(["2026-01", *months]), config)
     assert "trained the champion too" in same["note"]
-    assert "no uplift models" in compare_uplift({}, challenger, SimpleNamespace(uplift=None), config)["note"]
+    assert (
+        "no uplift models"
+        in compare_uplift(pd.DataFrame(), challenger, SimpleNamespace(uplift=None), config)["note"]
+    )
     older = _bundle(["2026-01", *months], months, effects=False)  # saved before the probe was kept
-    assert "no uplift models" in compare_uplift({}, older, _bundle(["2026-01"]), config)["note"]
+    assert "no uplift models" in compare_uplift(pd.DataFrame(), older, _bundle(["2026-01"]), config)["note"]
