@@ -72,7 +72,9 @@ def read_partition_table(root: str | Path, name: str, k: int) -> pd.DataFrame:
     # each Arrow buffer freed once converted, each column its own block (as `features.io`)
     frames = [pq.read_table(f).to_pandas(self_destruct=True, split_blocks=True) for f in files]
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    return frame.drop(columns="bucket", errors="ignore")
+    if "bucket" in frame.columns:  # in place: `drop` would copy every column
+        del frame["bucket"]
+    return frame
 
 
 def read_partition(root: str | Path, k: int) -> dict[str, pd.DataFrame]:

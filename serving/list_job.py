@@ -70,7 +70,7 @@ def score_partition(
     """Partition k scored, capacities applied within it, spilled; returns its candidates and the
     seconds of each stage."""
     seconds: dict[str, float] = {}
-    tables = validated_partition(parts, k, seconds).tables
+    tables = validated_partition(parts, k, seconds, keep_event_ids=False).tables
     if recorded is not None and len(recorded):
         recorded = recorded[recorded["customer_id"].isin(tables["customers"]["customer_id"])]
     rows, features = build_risk_list(

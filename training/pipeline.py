@@ -136,14 +136,8 @@ def attach_uplift(bundle: ModelBundle, campaigns: pd.DataFrame, config: AppConfi
 def train_on_rows(rows: TrainingRows, config: AppConfig) -> TrainingResult:
     """Fit and evaluate everything on the bank's training rows (`training.rows`)."""
     products = tuple(config.products)
-    split, stacked = rows.split, rows.stacked
+    split, parts = rows.split, rows.parts
     columns = feature_columns(config)
-    as_of = stacked.index.get_level_values("as_of")
-    parts = {
-        "train": stacked[as_of.isin(split.train)],
-        "validation": stacked[as_of.isin(split.validation)],
-        "test": stacked[as_of == split.test],
-    }
     X = {name: part[columns] for name, part in parts.items()}
     y = {name: part["churn"].to_numpy() for name, part in parts.items()}
     seed = config.training.seed
@@ -209,11 +203,11 @@ def train_on_rows(rows: TrainingRows, config: AppConfig) -> TrainingResult:
         "one_rule": churn_metrics(y["test"], one_rule_score(X["test"]), probabilities=False, **kwargs),
     }
 
-    rows = {f"{name}_rows": len(part) for name, part in parts.items()} | {
+    counts = {f"{name}_rows": len(part) for name, part in parts.items()} | {
         f"{name}_positives": int(part["churn"].sum()) for name, part in parts.items()
     }
     return evaluated_result(
-        bundle, split, parts["test"], parts["train"], config, metrics, baselines, rows, extra=extra
+        bundle, split, parts["test"], parts["train"], config, metrics, baselines, counts, extra=extra
     )
 
 

@@ -33,7 +33,9 @@ class TrainingRows:
     """The bank as training sees it."""
 
     split: TimeSplit
-    stacked: pd.DataFrame | None  # snapshots indexed by (as_of, customer_id); None on the dask engine
+    # the snapshots of `split.train`, `split.validation` and `split.test`, indexed by (as_of,
+    # customer_id); None on the dask engine
+    parts: dict[str, pd.DataFrame] | None
     campaigns: pd.DataFrame  # campaign rows (`features.campaigns.campaign_rows`), empty without uplift
     counts: pd.DataFrame  # `table`, `rows`: validated rows per table
     digest: str  # content digest of the validated tables, the same however the bank is partitioned
@@ -104,19 +106,28 @@ def partition_rows(
 
 
 def combine(split: TimeSplit, pieces: list[dict]) -> TrainingRows:
-    """The partitions' pieces as the whole bank's rows: snapshots ordered by (as_of, customer_id),
-    campaign rows by month and customer, as `build_training_set` and `campaign_rows` order them."""
+    """The partitions' pieces as the whole bank's rows: snapshots cut into the split's parts and
+    ordered by (as_of, customer_id), campaign rows by month and customer, as `build_training_set`
+    and `campaign_rows` order them. Each piece's snapshots are let go once cut, so the bank's
+    snapshots are held about once, not twice."""
     from features.campaigns import combine_campaign_rows
 
-    stacked = None
+    parts = None
     if pieces and pieces[0]["stacked"] is not None:
-        stacked = pd.concat([p["stacked"] for p in pieces])
-        if len(pieces) > 1:
-            stacked = stacked.sort_index(kind="stable")
+        dates = {"train": split.train, "validation": split.validation, "test": [split.test]}
+        cut: dict[str, list[pd.DataFrame]] = {name: [] for name in dates}
+        for piece in pieces:
+            stacked = piece.pop("stacked")
+            as_of = stacked.index.get_level_values("as_of")
+            for name, when in dates.items():
+                cut[name].append(stacked[as_of.isin(when)])
+            del stacked, as_of
+        parts = {}
+        for name in dates:
+            frame = pd.concat(cut.pop(name)) if len(pieces) > 1 else cut.pop(name)[0]
+            parts[name] = frame.sort_index(kind="stable") if len(pieces) > 1 else frame
     counts, digest = lineage_of([p["hashes"] for p in pieces])
-    return TrainingRows(
-        split, stacked, combine_campaign_rows([p["campaigns"] for p in pieces]), counts, digest
-    )
+    return TrainingRows(split, parts, combine_campaign_rows([p["campaigns"] for p in pieces]), counts, digest)
 
 
 def rows_from_tables(tables: Mapping[str, pd.DataFrame], config: AppConfig) -> TrainingRows:

@@ -188,7 +188,10 @@ def test_training_and_promotion_rows__four_customer_ranges_give_the_whole_banks_
     expected = rows_from_tables(sample.tables, config)
     actual = training_rows(ranged, LocalRunner())
     assert actual.split == expected.split
-    pd.testing.assert_frame_equal(actual.stacked, expected.stacked, check_exact=True)
+    assert list(actual.parts) == ["train", "validation", "test"]
+    for name, part in expected.parts.items():
+        pd.testing.assert_frame_equal(actual.parts[name], part, check_exact=True)
+    assert expected.parts["test"].index.get_level_values("as_of").unique().tolist() == [expected.split.test]
     assert len(expected.campaigns) > 1000 and expected.campaigns["arm"].nunique() > 3
     pd.testing.assert_frame_equal(actual.campaigns, expected.campaigns, check_exact=True)
     pd.testing.assert_frame_equal(actual.counts, expected.counts)
