@@ -48,13 +48,13 @@ def _with_tuning(config: AppConfig, tune: bool, minutes: float | None) -> AppCon
 @app.command()
 def validate(config: ConfigOption = None, data: DataOption = None) -> None:
     """Validate the six tables; rejected rows are written with their reasons."""
-    from features.jobs import load_validated
+    from features.partition_work import gather_configured, total_valid_rows, valid_rows
 
     cfg = _config(config, data)
-    validated = load_validated(cfg)
-    for name, frame in validated.tables.items():
-        typer.echo(f"{name:<13} {len(frame):>10,} valid  {validated.reject_counts[name]:>8,} rejected")
-    typer.echo(f"rejects written to {cfg.output_path / 'rejects'}")
+    gathered = gather_configured(cfg, valid_rows)
+    for name, rows in total_valid_rows(gathered.pieces).items():
+        typer.echo(f"{name:<13} {rows:>10,} valid  {gathered.rejects[name]:>8,} rejected")
+    typer.echo(f"rejects written to {cfg.output_path / 'rejects'} ({gathered.parts.source.describe()})")
 
 
 @app.command()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 import logging
 import os
 
@@ -65,8 +66,14 @@ def bound_process_memory() -> None:
     _state["bound"] = True
 
 
-def release_memory() -> None:
-    """The heaps' free pages returned to the machine (glibc's `malloc_trim`; a few milliseconds)."""
+def release_memory(collect: bool = False) -> None:
+    """The heaps' free pages returned to the machine (glibc's `malloc_trim`; a few milliseconds).
+
+    With `collect`, Python's cycle collector runs first: frames caught in a reference cycle (a
+    partition's tables can be) are freed only by it, and until its next full pass, which may
+    come during the next partition, a long-lived worker holds two partitions at once."""
+    if collect:
+        gc.collect()
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)

@@ -98,8 +98,8 @@ def run_report(config: AppConfig, months: int = 12) -> list[str]:
     from training.tracking import configure_tracking
 
     bundle, version = load_champion(config)
-    parts, pieces = gather_configured(config, report_partition, broadcast={"bundle": bundle}, months=months)
-    report = combine_report(parts.months, config, months, pieces)
+    gathered = gather_configured(config, report_partition, broadcast={"bundle": bundle}, months=months)
+    report = combine_report(gathered.parts.months, config, months, gathered.pieces)
     out = write_report(report, config.output_path / "reports" / f"{report.months[-1]:%Y-%m}")
     configure_tracking(config, experiment=EXPERIMENT)  # artifacts beside the store, not in ./mlruns
     with mlflow.start_run(run_name=f"churn report {report.months[-1]:%Y-%m}"):

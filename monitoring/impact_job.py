@@ -101,7 +101,7 @@ def run_impact(config: AppConfig, min_control: int = 30) -> list[str]:
     """Build, write (`<output>/impact/<last month>/`) and log the impact tables; the summary lines."""
     from features.partition_work import gather_configured
 
-    _, pieces = gather_configured(config, impact_rows)
+    pieces = gather_configured(config, impact_rows).pieces
     pieces = [p for p in pieces if not p.empty]
     if not pieces:
         return [NOTHING_TO_JUDGE]

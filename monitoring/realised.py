@@ -120,7 +120,7 @@ def realised_performance(
     contacted are left out: the contact was meant to change their outcome."""
     from features.partition_work import gather_configured
 
-    _, pieces = gather_configured(config, list_outcomes, list_dates=[folder.name for folder in folders])
+    pieces = gather_configured(config, list_outcomes, list_dates=[folder.name for folder in folders]).pieces
     rows = []
     for folder in folders:
         scored = pd.read_parquet(

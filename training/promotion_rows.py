@@ -69,7 +69,7 @@ def _combine(
 def promotion_rows(config: AppConfig, runner, campaign_months: Sequence[str] = ()) -> PromotionRows:
     """The configured bank's evaluation snapshot, at the latest as-of date whose labels the data
     confirms, and its campaign rows, partition by partition on `runner` (local or dask)."""
-    parts, pieces = gather(config, runner, partition_promotion_rows, campaign_months=list(campaign_months))
+    parts, pieces, _ = gather(config, runner, partition_promotion_rows, campaign_months=list(campaign_months))
     return _combine(pieces, parts.months, config)
 
 

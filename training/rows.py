@@ -4,8 +4,8 @@ Training needs three things from the raw tables: the stacked monthly snapshots t
 from, the campaign rows the uplift models learn from, and the lineage of what was read (rows per
 table and a content digest). A partition's work (`partition_rows`) computes all three from its
 validated tables in one read; `training_rows` runs it on every partition through the runner that
-`churn.engine.partition_runner` chose (`features.partition_work.gather`), and `combine` puts the pieces together in the order the
-whole bank's would have. The whole bank in one process (`rows_from_tables`: tests, benchmarks)
+`churn.engine.partition_runner` chose (`features.partition_work.gather`), and `combine` puts the
+pieces together in the order the whole bank's would have. The whole bank in one process (`rows_from_tables`: tests, benchmarks)
 is the same work on a single partition, so both give the same rows (`features.partition_work`).
 
 The dask engine keeps its snapshots on the cluster (`training.distributed`) and asks the
@@ -139,7 +139,7 @@ def rows_from_tables(tables: Mapping[str, pd.DataFrame], config: AppConfig) -> T
 def training_rows(config: AppConfig, runner, stacked: bool = True) -> TrainingRows:
     """The configured bank's training rows, partition by partition on `runner` (local or dask).
     Rejected rows are written and their shares checked as a whole-bank validation would."""
-    parts, pieces = gather(config, runner, partition_rows, stacked=stacked)
+    parts, pieces, _ = gather(config, runner, partition_rows, stacked=stacked)
     return combine(training_split(parts.months, config), pieces)
 
 

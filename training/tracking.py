@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import tempfile
@@ -42,15 +41,6 @@ def configure_tracking(config: AppConfig, experiment: str | None = None) -> str:
     experiment_id = mlflow.create_experiment(name, artifact_location=artifact_location)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
-
-
-def tables_digest(tables: Mapping[str, pd.DataFrame]) -> str:
-    """A content digest of the validated tables (row hashes), for dataset lineage."""
-    digest = hashlib.sha256()
-    for name in sorted(tables):
-        digest.update(name.encode())
-        digest.update(pd.util.hash_pandas_object(tables[name], index=False).to_numpy().tobytes())
-    return digest.hexdigest()[:20]
 
 
 def git_commit() -> str:
@@ -113,8 +103,8 @@ def log_training_run(
 ) -> tuple[str, str]:
     """Log params, config, lineage, metrics, plots and artifacts; register the bundle.
 
-    Lineage is the tables' row counts and content digest; the dask engine, whose tables never
-    sit in one process, passes them in (`lineage`) instead of the tables.
+    Lineage is the tables' row counts and content digest (`training.rows.lineage_of`); a job that
+    read the bank partition by partition passes them in (`lineage`) instead of the tables.
 
     Returns:
         (run id, registered model version), with the version aliased `challenger`.
@@ -151,8 +141,9 @@ def log_training_run(
         )
         mlflow.log_dict(config.model_dump(mode="json"), "config/resolved_config.json")
         if lineage is None:
-            digest = tables_digest(tables)
-            counts = pd.DataFrame({"table": list(tables), "rows": [len(t) for t in tables.values()]})
+            from training.rows import lineage_of, table_hashes
+
+            counts, digest = lineage_of([table_hashes(tables)])
         else:
             counts, digest = lineage
         mlflow.log_input(

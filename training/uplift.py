@@ -112,10 +112,15 @@ def propensity(treated: np.ndarray, group: np.ndarray) -> np.ndarray:
     return share[index]
 
 
-def basis_spec(x: np.ndarray, names: list[str], categorical: list[int]) -> dict[str, Any]:
-    """How the effect models read the features: numeric ones centred and scaled as in these rows,
-    categorical ones as indicators of the levels seen (`serving.uplift_model.effect_basis`)."""
-    numeric = [j for j in range(x.shape[1]) if j not in categorical]
+def basis_spec(
+    x: np.ndarray, names: list[str], categorical: list[int], keep: set[str] | None = None
+) -> dict[str, Any]:
+    """How the effect models read the features (those in `keep`, or all): numeric ones centred and
+    scaled as in these rows, categorical ones as indicators of the levels seen
+    (`serving.uplift_model.effect_basis`)."""
+    chosen = [j for j in range(x.shape[1]) if keep is None or names[j] in keep]
+    numeric = [j for j in chosen if j not in categorical]
+    categorical = [j for j in categorical if j in chosen]
     mean = np.nan_to_num(np.nanmean(x[:, numeric], axis=0))
     scale = np.nan_to_num(np.nanstd(x[:, numeric], axis=0))
     levels = {names[j]: sorted(float(v) for v in np.unique(x[:, j][~np.isnan(x[:, j])])) for j in categorical}
@@ -246,6 +251,14 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     group, targeted = randomised_groups(rows, u.exploration_campaigns)
     with_selection = np.column_stack([x_all, targeted.astype(float)])
     feature_index = {name: j for j, name in enumerate(bundle.feature_names)}
+    families = bundle.meta["features"]["families"]
+    effect_features = (
+        {name for name in bundle.feature_names if families.get(name) in u.effect_families}
+        if u.effect_families
+        else None
+    )
+    if effect_features is not None and not effect_features:
+        raise ValueError(f"uplift.effect_families: no feature of {list(u.effect_families)} in the model")
 
     def fitted(
         train_mask: np.ndarray,
@@ -256,7 +269,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         control_events = int(y[train_mask & (arm == CONTROL)].sum())
         idx = np.flatnonzero(train_mask)
         m, outcome = outcome_model(with_selection[idx], y[idx], u.params, seed, categorical)
-        spec = basis_spec(x_all[idx], bundle.feature_names, categorical)
+        spec = basis_spec(x_all[idx], bundle.feature_names, categorical, effect_features)
         z = effect_basis(x_all[idx], spec, feature_index)
         arms, groups, ys = arm[idx], group[idx], y[idx]
         contacted = arms != CONTROL

@@ -221,3 +221,20 @@ def test_lineage__the_digest_follows_the_content_not_the_partitioning(sample):
     assert digest == whole and counts.equals(whole_counts)
     changed = dict(tables, balances=tables["balances"].assign(deposits=tables["balances"]["deposits"] + 1))
     assert lineage_of([table_hashes(changed)])[1] != whole
+
+
+def test_validate__counts_the_whole_banks_rows_partition_by_partition(
+    config, tmp_path, sample, capsys, monkeypatch
+):
+    from churn.cli import main
+
+    ranged = _config(config, tmp_path, SAMPLE)
+    monkeypatch.setattr("churn.cli._config", lambda *_: ranged)
+    assert main(["validate"]) == 0
+    out = capsys.readouterr().out
+    assert "4 customer ranges" in out
+    for name, frame in sample.tables.items():
+        line = next(line for line in out.splitlines() if line.startswith(f"{name} "))
+        valid, rejected = (int(v.replace(",", "")) for v in line.split()[1::2][:2])
+        assert valid == len(frame), name
+        assert rejected == sample.reject_counts[name], name
