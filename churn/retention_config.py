@@ -173,7 +173,7 @@ class UpliftConfig(Frozen):
     # the feature families the effect models read (README, Features); empty: every feature. Fewer,
     # chosen for what makes a contact work (who the customer is, how they bank, what drives them),
     # cost the R-loss less variance than the churn model's whole view
-    effect_families: tuple[str, ...] = ()
+    effect_families: tuple[str, ...] = Field((), strict=False)  # a YAML list
     # a customer whose best action is expected to raise their churn by more than this (probability
     # points) is a predicted sleeping dog and is not contacted
     sleeping_dog_harm: float = Field(0.002, ge=0.0)
