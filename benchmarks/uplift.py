@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--effect-penalty", choices=["ridge", "lasso"], help="the uplift effect models' [config: uplift]"
     )
+    parser.add_argument(
+        "--effect-families",
+        help="comma-separated feature families the effect models read [config: uplift.effect_families]",
+    )
     args = parser.parse_args(argv)
 
     from benchmarks.cached import cached_bank, cached_bundle
@@ -118,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.effect_penalty:
         config = config.model_copy(
             update={"uplift": config.uplift.model_copy(update={"effect_penalty": args.effect_penalty})}
+        )
+    if args.effect_families is not None:
+        families = tuple(f for f in args.effect_families.split(",") if f)
+        config = config.model_copy(
+            update={"uplift": config.uplift.model_copy(update={"effect_families": families})}
         )
     tables = cached_bank(root, args.customers, args.seed, config)
     generated = time.perf_counter()

@@ -105,6 +105,18 @@ def browser(tmp_path):
     driver.quit()
 
 
+def _navigate(browser, selector: str, by: str = "id") -> None:
+    """Click what submits a form or follows a link, and wait until the new page replaced the old
+    (reading an element at once may find the old page's, which then goes stale)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(by, selector).click()
+    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(page))
+
+
 def _login(browser, desk, name: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -112,7 +124,7 @@ def _login(browser, desk, name: str) -> None:
     assert browser.current_url.endswith("/desk/login"), "without a session every page sends to the login"
     browser.find_element(By.NAME, "name").send_keys(name)
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    _navigate(browser, "form button[type=submit]", By.CSS_SELECTOR)
     errors = browser.find_elements(By.CSS_SELECTOR, ".error")
     assert not errors, errors[0].text
     assert "expired" not in browser.page_source, (browser.get_cookies(), browser.page_source[:2000])
@@ -143,11 +155,11 @@ def test_lead__filters_opens_a_customer_sees_the_chart_and_records_an_outcome_th
     assert browser.current_url.endswith("/desk/list")
     everyone = int(browser.find_element(By.ID, "total").text)
     Select(browser.find_element(By.NAME, "tier")).select_by_value("high")
-    browser.find_element(By.ID, "apply").click()
+    _navigate(browser, "apply")
     high = int(browser.find_element(By.ID, "total").text)
     assert 0 < high < everyone
     assert set(_column(browser, 7)) == {"high"}
-    browser.find_element(By.CSS_SELECTOR, "#risk-list tbody tr td:nth-child(2) a").click()
+    _navigate(browser, "#risk-list tbody tr td:nth-child(2) a", By.CSS_SELECTOR)
     chart = browser.find_element(By.CSS_SELECTOR, "#shap-chart img.chart")
     assert chart.is_displayed() and browser.execute_script("return arguments[0].naturalWidth", chart) > 100
     assert browser.find_element(By.ID, "action").text
@@ -161,7 +173,7 @@ def test_lead__filters_opens_a_customer_sees_the_chart_and_records_an_outcome_th
         when,
         (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"),
     )
-    browser.find_element(By.ID, "record").click()
+    _navigate(browser, "record")
     assert "contacted_at: in the future" in browser.find_element(By.ID, "form-error").text
 
     Select(browser.find_element(By.NAME, "channel")).select_by_visible_text("phone")
@@ -171,7 +183,7 @@ def test_lead__filters_opens_a_customer_sees_the_chart_and_records_an_outcome_th
         (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M"),
     )
     Select(browser.find_element(By.NAME, "offer_accepted")).select_by_value("yes")
-    browser.find_element(By.ID, "record").click()
+    _navigate(browser, "record")
     assert "Outcome recorded" in browser.find_element(By.ID, "recorded").text
     assert int(browser.find_element(By.ID, "contacts-quarter").text) == before + 1
     assert _history(browser) == rows_before + 1
