@@ -244,3 +244,23 @@ def test_compare_uplift__challenger_and_an_older_champion_rank_the_same_held_out
     assert figures["low"] <= figures["difference"] <= figures["high"]
     # the champion that trained on the same history: nothing fair to compare
     assert "trained the champion too" in compare_uplift(rows, trained.bundle, trained.bundle, config)["note"]
+
+
+def test_uplift_effect_families__the_effect_models_read_only_those_families(trained, sample, config):
+    from features.campaigns import campaign_rows
+    from training.uplift import fit_uplift
+
+    rows = campaign_rows(sample.tables, config)
+    families = trained.bundle.meta["features"]["families"]
+    narrow = config.model_copy(
+        update={"uplift": config.uplift.model_copy(update={"effect_families": ("profile", "engagement")})}
+    )
+    basis = fit_uplift(rows, trained.bundle, narrow).model.meta["effects"]["basis"]
+    read = [*basis["numeric"], *basis["levels"]]
+    assert read and {families[name] for name in read} == {"profile", "engagement"}
+    assert len(trained.bundle.uplift.meta["effects"]["basis"]["numeric"]) > 2 * len(basis["numeric"])
+    unknown = config.model_copy(
+        update={"uplift": config.uplift.model_copy(update={"effect_families": ("horoscope",)})}
+    )
+    with pytest.raises(ValueError, match="uplift.effect_families"):
+        fit_uplift(rows, trained.bundle, unknown)
