@@ -2,8 +2,9 @@
 promotion and the monitoring jobs read the bank, on every engine.
 
 `gather(config, runner, work, ...)` opens the bank's partitions (`open_partitions`), runs
-`work(tables, months, config=config, **shared)` on each partition's validated tables through the runner that
-`churn.engine.partition_runner` chose (in this process, in worker processes, or as Dask tasks),
+`work(tables, months, config=config, **shared)` on each partition's validated tables through
+the runner that `churn.engine.partition_runner` chose (in this process, in worker processes, or
+as Dask tasks),
 checks the share of rejected rows on the whole bank, and returns the results in partition order
 for the job's combine step. `months` is the whole bank's first and last month-end, the one fact
 a partition cannot know alone. The work runs on a whole bank held in this process the same way:
