@@ -14,7 +14,7 @@ The procedure is the local one (`training.pipeline.train_models`), moved to wher
 - the logistic baseline, the next-product ranking metrics, the SHAP summaries, the plots and the
   monitoring reference use samples of at most `engine.client_sample_rows` rows gathered to the client;
 - the campaign rows (for the uplift models) and the lineage come from the partition work every
-  engine runs (`training.rows.rows_partition`, without the snapshots), gathered to the client.
+  engine runs (`training.rows.training_rows(stacked=False)`), gathered to the client.
 """
 
 from __future__ import annotations

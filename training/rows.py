@@ -124,8 +124,8 @@ def combine(split: TimeSplit, pieces: list[dict]) -> TrainingRows:
             del stacked, as_of
         parts = {}
         for name in dates:
-            frame = pd.concat(cut.pop(name)) if len(pieces) > 1 else cut.pop(name)[0]
-            parts[name] = frame.sort_index(kind="stable") if len(pieces) > 1 else frame
+            frames = cut.pop(name)
+            parts[name] = frames[0] if len(frames) == 1 else pd.concat(frames).sort_index(kind="stable")
     counts, digest = lineage_of([p["hashes"] for p in pieces])
     return TrainingRows(split, parts, combine_campaign_rows([p["campaigns"] for p in pieces]), counts, digest)
 
