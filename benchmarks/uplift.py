@@ -2,15 +2,18 @@
 
 Run with `make bench-uplift`. Generates a fresh bank (100,000 customers by default, a seed no
 tuning used), trains the models on its history as `churn train` does (the uplift models learn from
-its randomised campaigns), and builds the list at the day after its last month-end three ways at
-the same team capacities: ranked by learned uplift with each customer's best action (`uplift`) or
-with the playbook's action (`uplift, playbook action`), by P(churn) x value x the playbook's
-effect (`probability`, today's ranking), and a random list of as many contacts as the probability
-list with the playbook's actions. Each list is scored by `churn simulate` (the bank continued with
-and without its contacts on common random numbers, `--seeds` times). Prints saved customers,
-value saved, cost, net value and sleeping dogs contacted side by side, the ratios against the
-targets (uplift >= 1.5x the probability list's net value and >= 3x the random list's; at most a
-third of its sleeping dogs), and the held-out Qini coefficient with its interval.
+its randomised campaigns), and builds the list at the day after its last month-end at the same
+team capacities: ranked by learned uplift with each customer's best action (`uplift`) and with
+the playbook's action (`uplift, playbook action`); by P(churn) x value x the playbook's effect
+(`probability`, today's ranking); the uplift list's wider pool (customers below the reporting
+threshold whose best action saves `uplift.candidate_saving`) ranked with the playbook's effects,
+to tell what the learned effects add from what the pool adds; a random list of as many contacts as
+the probability list; and a reference with the planted response types known. Each list is scored
+by `churn simulate` (the bank continued with and without its contacts on common random numbers,
+`--seeds` times). Prints saved customers, value saved, cost, net value and sleeping dogs
+contacted side by side, the ratios of the configured uplift list (`uplift.choose`) against the
+targets (>= 1.5x the probability list's net value and >= 3x the random list's; at most a third of
+its sleeping dogs), and the held-out Qini coefficient with its interval.
 """
 
 from __future__ import annotations
@@ -64,6 +67,18 @@ def _informed_list(rows: pd.DataFrame, truth: pd.DataFrame, size: int) -> pd.Dat
     return _as_list(rows, scored.sort_values("expected_saving", ascending=False).head(size).index)
 
 
+def _playbook_effects(model):
+    """The uplift models with no weight on what they learned: every action's uplift is the
+    playbook's P(churn) x effect (`serving.uplift_model.UpliftModel.uplift`)."""
+    import copy
+
+    from serving.uplift_model import UpliftModel
+
+    meta = copy.deepcopy(model.meta)
+    meta["learned_share"] = {action: 0.0 for action in meta["actions"]}
+    return UpliftModel(meta)
+
+
 def _perfect_qini(tables: dict, config, truth: pd.DataFrame) -> tuple[float, float, float]:
     """The held-out Qini coefficient (with its 95% bootstrap interval) of a perfect uplift score:
     the generator's planted response types (persuadable first, sleeping dogs last) on the same
@@ -109,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         "--effect-families",
         help="comma-separated feature families the effect models read [config: uplift.effect_families]",
     )
+    parser.add_argument(
+        "--candidate-saving",
+        help="the uplift list's pool below the reporting threshold, or 'none' [config: uplift.candidate_saving]",
+    )
     args = parser.parse_args(argv)
 
     from benchmarks.cached import cached_bank, cached_bundle
@@ -128,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         config = config.model_copy(
             update={"uplift": config.uplift.model_copy(update={"effect_families": families})}
         )
+    if args.candidate_saving is not None:
+        floor = None if args.candidate_saving.lower() == "none" else float(args.candidate_saving)
+        config = config.model_copy(
+            update={"uplift": config.uplift.model_copy(update={"candidate_saving": floor})}
+        )
     tables = cached_bank(root, args.customers, args.seed, config)
     generated = time.perf_counter()
     bundle, metrics = cached_bundle(root, tables, config, args.retrain, ("uplift", "roc_auc"))
@@ -143,6 +167,15 @@ def main(argv: list[str] | None = None) -> int:
         ranked = config.model_copy(update={"uplift": config.uplift.model_copy(update=settings)})
         rows, _ = build_risk_list(tables, bundle, "bench", as_of, ranked)
         lists[name] = rows
+    # a reference that separates the pool from the learned effects: the uplift list's machinery
+    # (customers below the reporting threshold whose best action saves `candidate_saving`) with the
+    # playbook's effects in place of the learned ones, and the playbook's action
+    learned = bundle.uplift
+    bundle.uplift = _playbook_effects(learned)
+    settings = {"ranking": "uplift", "choose": "playbook"}
+    ranked = config.model_copy(update={"uplift": config.uplift.model_copy(update=settings)})
+    lists["pool, playbook effects"], _ = build_risk_list(tables, bundle, "bench", as_of, ranked)
+    bundle.uplift = learned
     size = int(lists["probability"]["contact"].fillna(False).astype(bool).sum())
     lists["random"] = _random_list(lists["probability"], size, args.seed)
     truth = pd.read_parquet(root / "truth" / "customers.parquet").set_index("customer_id")
@@ -163,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(lists {listed - trained:.0f} s, simulation {simulated - listed:.0f} s)"
     )
     header = f"{'':28s}" + "".join(f"{n:>26s}" for n in figures)
-    print("(ratios: the better of the two uplift lists)")
+    configured = "uplift" if config.uplift.choose == "best" else "uplift, playbook action"
+    print(f"(ratios: the configured uplift list, uplift.choose: {config.uplift.choose}, '{configured}')")
     print(header)
 
     def row(label: str, key: str, interval: bool = True) -> None:
@@ -183,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     row("net value", "net_value")
     row("sleeping dogs contacted", "sleeping_dogs_contacted", False)
     p, r = figures["probability"], figures["random"]
-    u = max((figures["uplift"], figures["uplift, playbook action"]), key=lambda f: f["net_value"])
+    u = figures[configured]
 
     def ratio(a: float, b: float) -> float:
         """a / b where b is positive; where b loses money, a list that makes money is infinitely
@@ -203,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     for label, value, target, sense in checks:
         met = value >= target if sense == ">=" else value <= target
         print(f"{label:40s} {value:8.2f}   (target {sense} {target:.2f}: {'met' if met else 'NOT met'})")
+    pool = figures["pool, playbook effects"]
+    print(
+        f"{'net value, uplift / same pool, playbook':40s} {ratio(u['net_value'], pool['net_value']):8.2f}   "
+        "(no target: above 1 only where the learned effects choose better than the playbook's)"
+    )
     if "uplift_qini" in metrics:
         low, high = metrics["uplift_qini_low"], metrics["uplift_qini_high"]
         met = low > 0
@@ -215,12 +254,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{'  a perfect score, same rows':40s} {perfect:8.4f}   (95% interval {p_low:.4f} .. {p_high:.4f}: "
             "the planted response types as the score, what the history can show at all)"
         )
-    scored = lists["uplift"][lists["uplift"]["status"] == "scored"].join(truth[["uplift_type"]])
+    scored = lists[configured][lists[configured]["status"] == "scored"].join(truth[["uplift_type"]])
     listed_rows = scored[scored["uplift"].notna()]
     by_type = listed_rows.groupby("uplift_type", observed=True)["uplift"].agg(["size", "mean"])
     print("\npredicted uplift of the chosen action by the planted response type (customers on the list):")
     print((by_type.assign(mean=lambda t: 100 * t["mean"])).to_string(float_format=lambda v: f"{v:.2f}"))
-    print("\nsaved by action (uplift list):", json.dumps(u["saved_by_action"]))
+    print(f"\nsaved by action ({configured}):", json.dumps(u["saved_by_action"]))
     if args.json:
         args.json.write_text(json.dumps({"lists": figures, "metrics": metrics}, indent=2, default=float))
     return 0

@@ -154,9 +154,10 @@ class UpliftConfig(Frozen):
     # customer's best action; probability: the playbook's action and P(churn) x value x effect - cost;
     # auto: uplift when the uplift models' held-out Qini interval is above zero, else probability
     ranking: Literal["auto", "uplift", "probability"] = "auto"
-    # in uplift mode: `best` takes each customer's best allowed action by learned uplift; `playbook`
-    # keeps the playbook's action (chosen by kind and cause) and ranks and excludes by its uplift
-    choose: Literal["best", "playbook"] = "best"
+    # in uplift mode: `playbook` keeps the playbook's action (chosen by kind and cause) and ranks and
+    # excludes by its learned uplift; `best` takes each customer's best allowed action by learned
+    # uplift, which on four simulated banks chose worse than the cause did (README, Benchmarks)
+    choose: Literal["best", "playbook"] = "playbook"
     # the share of the customers a month's exploration could have drawn and did not, taken as
     # controls beside the campaigns' own control groups (0: the campaigns' controls alone)
     not_drawn_share: float = Field(0.0, ge=0.0, le=1.0)
@@ -177,6 +178,11 @@ class UpliftConfig(Frozen):
     # a customer whose best action is expected to raise their churn by more than this (probability
     # points) is a predicted sleeping dog and is not contacted
     sleeping_dog_harm: float = Field(0.002, ge=0.0)
+    # in uplift mode the list also considers customers below the reporting threshold whose best
+    # action is expected to save at least this much (value x learned uplift - cost): a valuable
+    # customer at moderate risk who responds can be worth more than a risky one who does not; they
+    # are explained (SHAP) like those above it. null: only the reporting threshold's customers
+    candidate_saving: float | None = Field(25.0, ge=0.0)
     # the actions a customer may get in uplift mode, by kind of churn (a service failure never gets
     # a rate offer, natural churn no retention spend); `unclear` and undiagnosed: every action
     allowed: dict[str, tuple[str, ...]] = Field(default_factory=dict)

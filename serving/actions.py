@@ -14,6 +14,10 @@ Ranking modes (`uplift.ranking`, or `churn score --ranking`; `ranking_mode` reso
   the held-out campaign months (the lower bound of their Qini interval above zero), `probability`
   otherwise, so a bank whose experiments cannot yet show what works keeps today's ranking.
 
+In uplift mode the list is drawn from the customers above the reporting threshold and from those
+below it whose best action is expected to save at least `uplift.candidate_saving`
+(`uplift_candidates`); in probability mode from those above the threshold alone.
+
 Either way each row says why: the uplift used, where it comes from, and the next best action.
 """
 
@@ -58,6 +62,36 @@ def ranking_mode(bundle: Any, config: AppConfig, ranking: str | None = None) -> 
         "probability",
         f"auto: the uplift models' held-out Qini interval includes zero (lower bound {low:.4f})",
     )
+
+
+def uplift_candidates(
+    bundle: Any,
+    x: np.ndarray,
+    probability: np.ndarray,
+    value: np.ndarray,
+    reportable: np.ndarray,
+    config: AppConfig,
+    ranking: str | None = None,
+) -> np.ndarray:
+    """Rows below the reporting threshold that an uplift-ranked list considers as well: those whose
+    best action (any action: the kind of churn is not diagnosed yet) is expected to save at least
+    `uplift.candidate_saving`, value x uplift - cost. Ranking by the churn probability first would
+    leave out a valuable customer at moderate risk who responds, the customer uplift ranking is
+    for. None in probability mode, without uplift models, or with `candidate_saving: null`."""
+    out = np.zeros(len(probability), dtype=bool)
+    floor = config.uplift.candidate_saving
+    mode, _ = ranking_mode(bundle, config, ranking)
+    rows = np.flatnonzero(~np.asarray(reportable, dtype=bool))
+    if floor is None or mode != "uplift" or bundle.uplift is None or rows.size == 0:
+        return out
+    playbook = config.playbook
+    effects = {name: a.effect for name, a in playbook.actions.items()}
+    costs = np.array([a.cost for a in playbook.actions.values()])
+    estimates = bundle.uplift.uplift(x[rows], probability[rows], effects)
+    lift = np.column_stack([estimates[a] for a in playbook.actions])
+    worth = np.nan_to_num(value[rows], nan=0.0)
+    out[rows] = (lift * worth[:, None] - costs[None, :]).max(axis=1) >= floor
+    return out
 
 
 def choose(
@@ -138,4 +172,4 @@ def choose(
     return chosen
 
 
-__all__ = ["choose"]
+__all__ = ["choose", "ranking_mode", "uplift_candidates"]

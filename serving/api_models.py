@@ -169,11 +169,12 @@ class CustomerScore(BaseModel):
     value_at_risk: float | None
     value_tier: Literal["high", "medium", "low"]
     reasons: list[Reason] = Field(
-        description="Top reasons: the causes (drivers) behind the risk; empty below the reporting threshold"
+        description="Top reasons: the causes (drivers) behind the risk; empty below the reporting threshold "
+        "(unless the uplift ranking's pool takes the customer in: uplift.candidate_saving)"
     )
     evidence: str | None = Field(description="What shows the customer leaving (symptoms), beside the reasons")
     churn_type: Literal["natural", "competitive", "service_failure", "unclear"] | None = Field(
-        description="The kind of churn the drivers point to; None below the reporting threshold"
+        description="The kind of churn the drivers point to; None where the reasons are not explained"
     )
     churn_type_confidence: float | None = Field(description="Share of the driver contributions for that kind")
     next_best_products: list[ProductPropensity]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from churn.config import AppConfig
-from serving.actions import choose
+from serving.actions import choose, uplift_candidates
 from serving.model_bundle import ModelBundle
 from serving.policy import (
     action_attributes,
@@ -111,6 +111,8 @@ def decide(
     risk_tier = tiers(probability, scoring.tiers)
     value_tier = tiers(np.nan_to_num(value, nan=0.0), scoring.value_tiers)
     reportable = probability >= scoring.reporting_threshold
+    # uplift mode also lists customers below the threshold whose best action saves enough
+    candidate = reportable | uplift_candidates(bundle, x, probability, value, reportable, config)
     n = len(ids)
     segment = customers["segment"]
     branch_id = customers["branch_id"]
@@ -132,7 +134,7 @@ def decide(
     evidence = np.full(n, None, dtype=object)
     churn_type = np.full(n, None, dtype=object)
     confidence = np.full(n, np.nan)
-    explain = np.flatnonzero(reportable)
+    explain = np.flatnonzero(candidate)
     explaining = time.perf_counter()
     if explain.size:
         subset = x[explain]
@@ -165,7 +167,7 @@ def decide(
     playbook = config.playbook
     rule_action = choose_actions(risk_tier, value_tier, segment, code, playbook, churn_type)
     # value unknown (a bank's own table without balances): no saving can be claimed
-    chosen = choose(bundle, x, probability, value, rule_action, churn_type, reportable, config)
+    chosen = choose(bundle, x, probability, value, rule_action, churn_type, candidate, config)
     action = chosen["action"]
     attribute = action_attributes(action, playbook)
     out["action"] = action
@@ -184,7 +186,7 @@ def decide(
     out["days_since_last_contact"] = history["days_since_last_contact"]
     out["contacts_last_quarter"] = history["contacts_last_quarter"]
     candidates = {
-        "reportable": reportable,
+        "reportable": candidate,
         "do_not_contact": np.asarray(customers["do_not_contact"], dtype=bool),
         "control_group": control,
         "days_since_last_contact": history["days_since_last_contact"],

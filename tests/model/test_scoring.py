@@ -75,3 +75,40 @@ def test_score_customers__one_customer_alone_gets_the_batch_numbers(scored, trai
                 assert isinstance(a, float) and np.isnan(a), column
             else:
                 assert a == pytest.approx(b) if isinstance(b, float) else a == b, column
+
+
+def test_score_customers__uplift_list_also_draws_on_customers_below_the_threshold_whose_action_saves_enough(
+    scored, trained, config
+):
+    """In uplift mode a valuable customer at moderate risk whose best action is expected to save
+    `uplift.candidate_saving` is explained and may be listed; nobody else below the threshold is.
+    Today's ranking (probability) and `candidate_saving: null` keep the threshold alone."""
+    from serving.actions import uplift_candidates
+
+    features, context, _ = scored
+
+    def ranked(**settings):
+        return config.model_copy(
+            update={"uplift": config.uplift.model_copy(update={"ranking": "uplift", **settings})}
+        )
+
+    out = score_customers(trained.bundle, features, context, ranked())
+    below = out["churn_probability"] < config.scoring.reporting_threshold
+    x = trained.bundle.matrix(trained.bundle.prepare(features))
+    p = out["churn_probability"].to_numpy()
+    gate = uplift_candidates(trained.bundle, x, p, out["value"].to_numpy(), ~below.to_numpy(), ranked())
+    assert 0 < gate.sum() < below.sum(), "some, not all, customers below the threshold are worth a look"
+    explained = out["churn_type"].notna().to_numpy()  # diagnosed (a reason where the drivers give one)
+    assert explained[gate].all() and not explained[below.to_numpy() & ~gate].any()
+    assert (out.loc[gate, "expected_saving"] > 0).any(), (
+        "their chosen action saves (the best of any is >= 25)"
+    )
+    assert out.loc[below & ~gate, "contact_rule"].eq("low risk: below the reporting threshold").all()
+    for off in (ranked(candidate_saving=None), config):  # the null setting, and auto (probability here)
+        plain = score_customers(trained.bundle, features, context, off)
+        assert plain.loc[below, "churn_type"].isna().all()
+    # batch/online parity holds for them: the gate is per customer
+    customer_id = out.index[gate][0]
+    alone = score_customers(trained.bundle, features.loc[[customer_id]], context, ranked()).iloc[0]
+    assert alone["action"] == out.loc[customer_id, "action"]
+    assert alone["expected_saving"] == pytest.approx(out.loc[customer_id, "expected_saving"])

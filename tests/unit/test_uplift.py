@@ -125,6 +125,7 @@ def config():
 
 
 def test_choose__the_best_allowed_action_never_a_rate_offer_for_a_service_failure(config):
+    config = config.model_copy(update={"uplift": config.uplift.model_copy(update={"choose": "best"})})
     names = list(config.playbook.actions)
     n = 3
     table = {a: np.full(n, 0.01) for a in names}
@@ -210,3 +211,31 @@ def test_ranking_mode__auto_ranks_by_uplift_only_once_its_held_out_qini_interval
     )
     out = choose(_Bundle(_proven(low)), *args)
     assert ("playbook rule" in out["action_why"][0]) == (expected == "probability")
+
+
+def test_uplift_candidates__below_the_threshold_only_where_the_best_action_saves_the_floor(config):
+    from serving.actions import uplift_candidates
+
+    names = list(config.playbook.actions)
+    cost = config.playbook.actions["retention_call"].cost
+    table = {a: np.full(4, -0.01) for a in names}
+    table["retention_call"] = np.full(4, 0.01)  # one point of churn taken away
+    floor = config.uplift.candidate_saving
+    # worth: saves the floor exactly; the second just under it; the third above the threshold
+    # (listed anyway); the fourth a loss
+    value = np.array([100 * (floor + cost), 100 * (floor + cost) - 1, 1e6, 10.0])
+    reportable = np.array([False, False, True, False])
+    uplift = config.model_copy(update={"uplift": config.uplift.model_copy(update={"ranking": "uplift"})})
+
+    class _ByRow(_FixedUplift):  # the rows asked for: x's first column is the row number
+        def uplift(self, x, probability, effects):
+            rows = x[:, 0].astype(int)
+            return {a: self.table[a][rows] for a in effects}
+
+    bundle = _Bundle(_ByRow(table))
+    args = (np.arange(4.0)[:, None], np.full(4, 0.03), value, reportable)
+    assert uplift_candidates(bundle, *args, uplift).tolist() == [True, False, False, False]
+    assert not uplift_candidates(bundle, *args, config, ranking="probability").any()
+    off = uplift.model_copy(update={"uplift": uplift.uplift.model_copy(update={"candidate_saving": None})})
+    assert not uplift_candidates(bundle, *args, off).any()
+    assert not uplift_candidates(_Bundle(None), *args, uplift).any()
