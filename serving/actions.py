@@ -58,10 +58,9 @@ def ranking_mode(bundle: Any, config: AppConfig, ranking: str | None = None) -> 
             "uplift",
             f"auto: the uplift models' held-out Qini interval is above zero (lower bound {low:.4f})",
         )
-    return (
-        "probability",
-        f"auto: the uplift models' held-out Qini interval includes zero (lower bound {low:.4f})",
-    )
+    high = float(held.get("qini_high", 0.0))
+    where = "lies below zero: they rank worse than random" if high < 0 else "includes zero"
+    return "probability", f"auto: the uplift models' held-out Qini interval {where} (lower bound {low:.4f})"
 
 
 def uplift_candidates(

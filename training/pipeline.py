@@ -293,7 +293,12 @@ def uplift_lines(result: TrainingResult) -> list[str]:
     if "uplift_qini" in m:
         lines.append(
             f"uplift Qini           {m['uplift_qini']:.4f} (95% interval {m['uplift_qini_low']:.4f} .. "
-            f"{m['uplift_qini_high']:.4f}) on the held-out campaign months, any contact"
+            f"{m['uplift_qini_high']:.4f}) any contact, every campaign month, cross-fitted by customer"
+        )
+    if "uplift_qini_recent" in m:
+        lines.append(
+            f"uplift Qini, latest   {m['uplift_qini_recent']:.4f} (95% interval {m['uplift_qini_recent_low']:.4f} .. "
+            f"{m['uplift_qini_recent_high']:.4f}) any contact, the held-out latest campaign months"
         )
     if "uplift_qini_actions" in m:
         lines.append(

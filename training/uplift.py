@@ -30,15 +30,18 @@ churners, and over the action as a feature (an S-learner), whose trees split on 
 uplift(a, x) = -P(churn) r_a(x). Where an action has little evidence, `serving.uplift_model` shrinks
 toward the playbook's effect.
 
-Evaluation: the latest `test_months` campaign months are held out; per action, the Qini curve of
-its rows and the controls ranked by predicted uplift, the Qini coefficient (the area between the
-curve and random targeting, as a share of the action's customers) with a bootstrap interval.
+Evaluation (`training/uplift_eval.py`): the headline is any contact's Qini coefficient (the area
+between the Qini curve and random targeting, as a share of the treated customers) over every
+campaign row, cross-fitted over folds of customers (each fold ranked by models fitted on the
+others), with an interval from resampling whole customers. The latest `test_months` campaign
+months are also held out (models fitted before them): any contact's figure there (`_recent`),
+and per action the Qini of its rows and the controls, with bootstrap intervals; promotion
+compares challenger and champion on those months (`training/uplift_compare.py`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
 from typing import Any
 
 import lightgbm as lgb
@@ -46,11 +49,22 @@ import numpy as np
 import pandas as pd
 
 from churn.config import AppConfig
-from features.campaigns import NOT_DRAWN, campaign_rows
+from features.campaigns import campaign_rows
 from serving.uplift_model import CONTACT, CONTROL, UpliftModel, apply_effect, effect_basis
+from training.uplift_eval import (
+    CROSS_FOLDS,
+    bootstrap_qini,
+    cluster_interval,
+    customer_folds,
+    design_weights,
+    propensity,
+    qini,
+    randomised_groups,
+    within_fold_rank,
+)
 
-CUTS = np.linspace(0.0, 1.0, 21)
 MIN_RISK = 0.002  # the least churn probability an effect is taken relative to
+RECENT = "contact_latest_months"  # the any-contact figures of the held-out latest months
 
 
 @dataclass
@@ -101,15 +115,6 @@ def outcome_model(
         boosters.append(_boost(x[~mine], y[~mine], params, seed, categorical))
         m[mine] = boosters[-1].predict(x[mine])
     return m, boosters
-
-
-def propensity(treated: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """The share of each row's randomised group that got the treatment (the design's propensity)."""
-    codes, index = np.unique(group, return_inverse=True)
-    share = np.bincount(index, weights=treated.astype(float), minlength=len(codes)) / np.bincount(
-        index, minlength=len(codes)
-    )
-    return share[index]
 
 
 def basis_spec(
@@ -164,69 +169,6 @@ def fit_effect(
     return {"b": float(fit.intercept_), "w": fit.coef_.tolist(), "alpha": float(fit.alpha_)}
 
 
-def qini(
-    score: np.ndarray, treated: np.ndarray, churn: np.ndarray, weight: np.ndarray | None = None
-) -> tuple[pd.DataFrame, float]:
-    """Qini curve (customers kept in the top share, against the controls of the same share) and
-    its coefficient: the mean gap between the curve and random targeting, per treated customer.
-
-    `weight` (inverse propensity: 1/e for a treated row, 1/(1-e) for a control) balances rows from
-    randomised groups that treated different shares: without it a score that ranks one group's
-    customers first compares that group's treated with another group's controls."""
-    order = np.argsort(-score, kind="stable")
-    t, y = treated[order], churn[order]
-    w = np.ones(len(order)) if weight is None else weight[order]
-    n_t, n_c = np.cumsum(w * t), np.cumsum(w * ~t)
-    churn_t, churn_c = np.cumsum(w * y * t), np.cumsum(w * y * ~t)
-    points = []
-    for cut in CUTS:
-        k = int(round(cut * len(order)))
-        if k == 0:
-            points.append(0.0)
-            continue
-        nt, nc = n_t[k - 1], n_c[k - 1]
-        points.append(float(churn_c[k - 1] * nt / nc - churn_t[k - 1]) if nc else 0.0)
-    curve = pd.DataFrame({"share": CUTS, "kept": points})
-    total = max(float(n_t[-1]), 1.0) if len(order) else 1.0
-    coefficient = float(np.mean(np.array(points) - CUTS * points[-1]) / total)
-    return curve, coefficient
-
-
-def randomised_groups(rows: pd.DataFrame, exploration_campaigns: str) -> tuple[np.ndarray, np.ndarray]:
-    """(each row's randomised group, whether the bank's targeting chose it): each targeted campaign
-    is a group; each month's exploration joins its not-drawn sample in one."""
-    campaign = rows["campaign"].astype(str)
-    month = pd.to_datetime(rows["as_of"]).dt.strftime("%Y-%m")
-    exploring = campaign.eq(NOT_DRAWN) | campaign.map(lambda name: fnmatch(name, exploration_campaigns))
-    group = np.where(exploring, "explore " + month, "campaign " + campaign).astype(str)
-    return group, (~exploring).to_numpy()
-
-
-def design_weights(treated: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Inverse-propensity weights for `qini`: 1/e for a treated row, 1/(1-e) for a control, 0 for a
-    row whose group is (almost) all treated or all control."""
-    e = propensity(treated, group)
-    informative = (e > 0.01) & (e < 0.99)
-    return np.where(informative, np.where(treated, 1 / np.maximum(e, 0.01), 1 / np.maximum(1 - e, 0.01)), 0.0)
-
-
-def _bootstrap_qini(
-    groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], reps: int, seed: int
-) -> dict[str, tuple[float, float]]:
-    """95% percentile intervals of each group's Qini coefficient and of the actions' average
-    weighted by treated customers (`pooled`; every group but CONTACT), from the same resamples."""
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {name: [] for name in [*groups, "pooled"]}
-    actions = [name for name in groups if name != CONTACT]
-    weights = np.array([int(groups[name][1].sum()) for name in actions], dtype=float)
-    for _ in range(reps):
-        for name, (score, treated, churn, weight) in groups.items():
-            pick = rng.integers(0, len(score), len(score))
-            draws[name].append(qini(score[pick], treated[pick], churn[pick], weight[pick])[1])
-        draws["pooled"].append(float(np.average([draws[name][-1] for name in actions], weights=weights)))
-    return {name: tuple(float(v) for v in np.percentile(d, [2.5, 97.5])) for name, d in draws.items()}
-
-
 def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResult:
     """The arm models, the evidence shares, and the held-out Qini figures."""
     u = config.uplift
@@ -261,10 +203,11 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         raise ValueError(f"uplift.effect_families: no feature of {list(u.effect_families)} in the model")
 
     def fitted(
-        train_mask: np.ndarray,
+        train_mask: np.ndarray, contact_only: bool = False
     ) -> tuple[dict[str, Any], dict[str, float], dict[str, int], list[lgb.Booster]]:
-        """The effect models (`serving.uplift_model`'s `meta["effects"]`), evidence shares and events,
-        and the outcome model's two boosters, from the rows in `train_mask`."""
+        """The effect models (`serving.uplift_model`'s `meta["effects"]`; with `contact_only`, any
+        contact's alone), evidence shares and events, and the outcome model's two boosters, from
+        the rows in `train_mask`."""
         shares, events = {}, {}
         control_events = int(y[train_mask & (arm == CONTROL)].sum())
         idx = np.flatnonzero(train_mask)
@@ -276,7 +219,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         effects: dict[str, Any] = {"basis": spec}
         effects[CONTACT] = fit_effect(z, ys, contacted, propensity(contacted, groups), m, penalty=penalty)
         any_contact = apply_effect(z, effects[CONTACT])
-        for action in playbook_actions:
+        for action in [] if contact_only else playbook_actions:
             mine = train_mask & (arm == action)
             if mine.sum() < u.min_arm_rows or y[mine].sum() == 0:
                 continue
@@ -323,23 +266,46 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             metrics["uplift_qini_actions"] = float(
                 np.average([metrics[f"uplift_qini_{a}"] for a in groups], weights=weights)
             )
-            # the headline: whom to contact at all, every held-out row, ranked by the learned
-            # uplift of any contact (the list's first decision; the per-action curves split the
-            # same controls between the actions and say which action, with less power each)
+            # any contact on the latest months alone (the models fitted before them): what the
+            # newest campaigns say, with the least power
             z = effect_basis(x_all[test], effects["basis"], feature_index)
             contact = -risk * apply_effect(z, effects[CONTACT])
             treated = test_arm != CONTROL
-            groups[CONTACT] = (contact, treated, test_y.astype(bool), design_weights(treated, test_group))
-            curves[CONTACT], metrics["uplift_qini"] = qini(*groups[CONTACT])
-            intervals = _bootstrap_qini(groups, u.bootstrap, seed)
+            groups[RECENT] = (contact, treated, test_y.astype(bool), design_weights(treated, test_group))
+            curves[RECENT], metrics["uplift_qini_recent"] = qini(*groups[RECENT])
+            intervals = bootstrap_qini(groups, u.bootstrap, seed, pooled=[a for a in groups if a != RECENT])
             for name, (low, high) in intervals.items():
-                key = {"pooled": "uplift_qini_actions", CONTACT: "uplift_qini"}.get(
+                key = {"pooled": "uplift_qini_actions", RECENT: "uplift_qini_recent"}.get(
                     name, f"uplift_qini_{name}"
                 )
                 metrics[f"{key}_low"], metrics[f"{key}_high"] = low, high
     else:
         notes.append(
-            f"uplift: {len(months)} campaign months, too few to hold {u.test_months} out: no Qini figures"
+            f"uplift: {len(months)} campaign months, too few to hold {u.test_months} out: no figures "
+            "for the latest months"
+        )
+
+    # the headline: whom to contact at all, every campaign row ranked by the learned uplift of any
+    # contact from models fitted without its customer (the list's first decision; the per-action
+    # figures split the same controls between the actions and say which action, with less power)
+    fold = customer_folds(rows["customer_id"])
+    treated = arm != CONTROL
+    if all(treated[fold == k].sum() >= 20 and (~treated[fold == k]).sum() >= 20 for k in range(CROSS_FOLDS)):
+        score = np.zeros(len(rows))
+        for k in range(CROSS_FOLDS):
+            mine = fold == k
+            effects, _, _, outcome = fitted(~mine, contact_only=True)
+            risk = np.mean([b.predict(with_selection[mine]) for b in outcome], axis=0)
+            z = effect_basis(x_all[mine], effects["basis"], feature_index)
+            score[mine] = within_fold_rank(-risk * apply_effect(z, effects[CONTACT]))
+        weight, churned = design_weights(treated, group), y.astype(bool)
+        curves[CONTACT], metrics["uplift_qini"] = qini(score, treated, churned, weight)
+        metrics["uplift_qini_low"], metrics["uplift_qini_high"] = cluster_interval(
+            score, treated, churned, weight, rows["customer_id"].to_numpy(), u.bootstrap, seed
+        )
+    else:
+        notes.append(
+            f"uplift: too few treated or control rows for {CROSS_FOLDS} customer folds: no Qini figures"
         )
     effects, shares, events, _ = fitted(np.ones(len(rows), dtype=bool))
     for action in playbook_actions:
@@ -361,10 +327,16 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             "qini": metrics["uplift_qini"],
             "qini_low": metrics["uplift_qini_low"],
             "qini_high": metrics["uplift_qini_high"],
+            "evaluation": f"cross-fitted: {CROSS_FOLDS} folds of customers, every campaign month",
+        }
+        if "uplift_qini_recent" in metrics:
+            meta["held_out"]["recent"] = {
+                k: metrics[f"uplift_qini_recent{s}"]
+                for k, s in (("qini", ""), ("low", "_low"), ("high", "_high"))
+            }
             # the any-contact model fitted without the held-out months: promotion ranks the same
             # held-out campaigns with it and with the champion's models (training.uplift_compare)
-            "effects": probe_effects,
-        }
+            meta["held_out"]["effects"] = probe_effects
     metrics["uplift_rows"] = float(len(rows))
     metrics["uplift_control_rows"] = float((arm == CONTROL).sum())
     return UpliftResult(UpliftModel(meta), metrics, curves, notes)

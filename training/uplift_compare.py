@@ -26,7 +26,7 @@ import pandas as pd
 
 from churn.config import AppConfig
 from serving.uplift_model import CONTACT, CONTROL, apply_effect, effect_basis
-from training.uplift import design_weights, qini, randomised_groups
+from training.uplift_eval import design_weights, qini, randomised_groups
 
 
 def contact_score(bundle: Any, rows: pd.DataFrame, effects: Mapping[str, Any]) -> np.ndarray:

@@ -203,6 +203,13 @@ def test_uplift_models__learned_from_the_randomised_campaigns_and_shipped_in_the
     assert rows["control"] > 0.3 * sum(rows.values()), "the exploration holds back half its draw"
     assert all(0 <= share < 1 for share in uplift.learned_share.values())
     assert trained.metrics["uplift_rows"] == sum(rows.values())
+    # the headline Qini ranks every campaign row, each by models fitted without its customer
+    m, held = trained.metrics, uplift.meta["held_out"]
+    assert m["uplift_qini_low"] <= m["uplift_qini"] <= m["uplift_qini_high"]
+    assert held["qini_low"] == m["uplift_qini_low"] and "cross-fitted" in held["evaluation"]
+    curves = trained.extra["uplift"].curves
+    assert {"contact", "contact_latest_months"} <= set(curves), "every month, and the latest alone"
+    assert "effects" in held and held["recent"]["qini"] == m["uplift_qini_recent"]
     reloaded = ModelBundle.load(trained.bundle.save(tmp_path / "bundle"))
     x = trained.bundle.matrix(trained.bundle.prepare(trained.extra["X_test"].head(50)))
     p = np.linspace(0.0, 1.0, 50)

@@ -8,7 +8,8 @@ import pytest
 from churn.config import load_config
 from serving.actions import choose
 from serving.uplift_model import CONTACT, UpliftModel, apply_effect
-from training.uplift import fit_effect, propensity, qini
+from training.uplift import fit_effect
+from training.uplift_eval import propensity, qini
 
 
 def _randomised(n: int = 20_000, seed: int = 3):
@@ -186,6 +187,7 @@ def _proven(low: float | None) -> _FixedUplift:
     [
         (0.0012, "uplift", "above zero"),
         (-0.0003, "probability", "includes zero"),
+        (-0.0050, "probability", "below zero"),
         (None, "probability", "no held-out"),
     ],
 )
@@ -239,3 +241,30 @@ def test_uplift_candidates__below_the_threshold_only_where_the_best_action_saves
     off = uplift.model_copy(update={"uplift": uplift.uplift.model_copy(update={"candidate_saving": None})})
     assert not uplift_candidates(bundle, *args, off).any()
     assert not uplift_candidates(_Bundle(None), *args, uplift).any()
+
+
+def test_customer_folds__a_customer_in_one_fold_the_same_every_run_about_even():
+    from training.uplift_eval import CROSS_FOLDS, customer_folds
+
+    ids = np.repeat(np.arange(1, 5_001), 3)  # every customer in three campaign months
+    fold = customer_folds(ids)
+    assert set(np.unique(fold)) == set(range(CROSS_FOLDS))
+    assert (fold.reshape(-1, 3) == fold.reshape(-1, 3)[:, :1]).all(), "one customer, one fold"
+    np.testing.assert_array_equal(fold, customer_folds(ids[::-1])[::-1])
+    assert np.bincount(fold).min() > 0.8 * len(ids) / CROSS_FOLDS
+
+
+def test_cluster_interval__resamples_customers_wider_than_rows_when_customers_repeat():
+    """A customer in several months is one piece of evidence, not several: resampling rows would
+    count the repeats as independent and give too narrow an interval."""
+    from training.uplift_eval import bootstrap_qini, cluster_interval
+
+    x, treated, churn = _randomised(n=6_000, seed=11)
+    repeat = 4  # each customer's row four times over (four months alike)
+    x, treated, churn = (np.repeat(a, repeat) for a in (x, treated, churn))
+    customer = np.repeat(np.arange(6_000), repeat)
+    weight = np.ones(len(x))
+    low, high = cluster_interval(x, treated, churn, weight, customer, 200, 0)
+    row_low, row_high = bootstrap_qini({"a": (x, treated, churn, weight)}, 200, 0, pooled=["a"])["a"]
+    assert 0 < low < qini(x, treated, churn)[1] < high
+    assert high - low > 1.5 * (row_high - row_low)
