@@ -156,7 +156,7 @@ def score(
     ranking: Annotated[
         str | None,
         typer.Option(
-            help="uplift (learned uplift per action, each customer's best), probability (the playbook's "
+            help="uplift (ranked by learned uplift, the action by uplift.choose), probability (the playbook's "
             "action and effect) or auto (uplift once its held-out Qini interval is above zero) "
             "[config: uplift.ranking].",
             show_default=False,

@@ -150,8 +150,8 @@ class UpliftConfig(Frozen):
     how the list uses it."""
 
     enabled: bool = True
-    # uplift: rank by P(churn) x value x learned uplift(action, customer) - cost, choosing each
-    # customer's best action; probability: the playbook's action and P(churn) x value x effect - cost;
+    # uplift: rank by P(churn) x value x learned uplift(action, customer) - cost, the action by
+    # `choose`; probability: the playbook's action and P(churn) x value x effect - cost;
     # auto: uplift when the uplift models' held-out Qini interval is above zero, else probability
     ranking: Literal["auto", "uplift", "probability"] = "auto"
     # in uplift mode: `playbook` keeps the playbook's action (chosen by kind and cause) and ranks and

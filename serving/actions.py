@@ -2,16 +2,17 @@
 
 Ranking modes (`uplift.ranking`, or `churn score --ranking`; `ranking_mode` resolves them):
 
-- `uplift` (when the bundle carries learned uplift models): for every customer on the list, each
-  action the kind of churn allows (`uplift.allowed`) is valued at P(churn) x value x uplift - cost,
-  in the form `value x uplift(action, customer) - cost`, where uplift is the learned reduction of
-  the churn probability (`serving.uplift_model`, shrunk toward the playbook's effect where the
-  evidence is thin); the best one is chosen. A customer whose every allowed action is expected to
-  raise their churn is a predicted sleeping dog and is not contacted.
+- `uplift` (when the bundle carries learned uplift models): the customer's action is valued at
+  P(churn) x value x uplift - cost, in the form `value x uplift(action, customer) - cost`, where
+  uplift is the learned reduction of the churn probability (`serving.uplift_model`, shrunk toward
+  the playbook's effect where the evidence is thin). With `uplift.choose: playbook` (the default)
+  the action is the playbook's; with `best`, the best of the actions the kind of churn allows
+  (`uplift.allowed`). A customer whose allowed action(s) are all expected to raise their churn is
+  a predicted sleeping dog and is not contacted.
 - `probability`: the playbook's rule chooses the action and the saving is P(churn) x value x the
   playbook's effect - cost (the ranking before uplift models).
 - `auto` (the default): `uplift` when the bundle's uplift models have shown incremental value on
-  the held-out campaign months (the lower bound of their Qini interval above zero), `probability`
+  held-out randomised rows (the lower bound of their cross-fitted Qini interval above zero), `probability`
   otherwise, so a bank whose experiments cannot yet show what works keeps today's ranking.
 
 In uplift mode the list is drawn from the customers above the reporting threshold and from those
@@ -86,6 +87,8 @@ def uplift_candidates(
     playbook = config.playbook
     effects = {name: a.effect for name, a in playbook.actions.items()}
     costs = np.array([a.cost for a in playbook.actions.values()])
+    # the best of every action, before the kind of churn (and so the allowed actions and the
+    # playbook's choice) is known: it lets in a few more customers than end up listed, never fewer
     estimates = bundle.uplift.uplift(x[rows], probability[rows], effects)
     lift = np.column_stack([estimates[a] for a in playbook.actions])
     worth = np.nan_to_num(value[rows], nan=0.0)
@@ -147,6 +150,12 @@ def choose(
         allowed &= (
             np.array(names, dtype=object)[None, :] == np.asarray(playbook_action, dtype=object)[rows, None]
         )
+    # a row no action is allowed for (the playbook chose none, or one its kind of churn does not
+    # allow) keeps the playbook's rule and figures rather than an arbitrary action at -inf
+    some = allowed.any(axis=1)
+    rows, lift, values, allowed = rows[some], lift[some], values[some], allowed[some]
+    if rows.size == 0:
+        return chosen
     values = np.where(allowed, values, -np.inf)
     order = np.argsort(-values, axis=1)
     best, second = order[:, 0], order[:, 1] if len(names) > 1 else order[:, 0]

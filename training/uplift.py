@@ -322,21 +322,24 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         "campaign_months": [f"{pd.Timestamp(m):%Y-%m}" for m in months],
         "held_out_months": [f"{pd.Timestamp(m):%Y-%m}" for m in held],
     }
+    held_out: dict[str, Any] = {}
     if "uplift_qini" in metrics:
-        meta["held_out"] = {
+        held_out |= {
             "qini": metrics["uplift_qini"],
             "qini_low": metrics["uplift_qini_low"],
             "qini_high": metrics["uplift_qini_high"],
             "evaluation": f"cross-fitted: {CROSS_FOLDS} folds of customers, every campaign month",
         }
-        if "uplift_qini_recent" in metrics:
-            meta["held_out"]["recent"] = {
-                k: metrics[f"uplift_qini_recent{s}"]
-                for k, s in (("qini", ""), ("low", "_low"), ("high", "_high"))
-            }
-            # the any-contact model fitted without the held-out months: promotion ranks the same
-            # held-out campaigns with it and with the champion's models (training.uplift_compare)
-            meta["held_out"]["effects"] = probe_effects
+    if "uplift_qini_recent" in metrics:
+        held_out["recent"] = {
+            k: metrics[f"uplift_qini_recent{s}"]
+            for k, s in (("qini", ""), ("low", "_low"), ("high", "_high"))
+        }
+        # the any-contact model fitted without the held-out months: promotion ranks the same
+        # held-out campaigns with it and with the champion's models (training.uplift_compare)
+        held_out["effects"] = probe_effects
+    if held_out:
+        meta["held_out"] = held_out
     metrics["uplift_rows"] = float(len(rows))
     metrics["uplift_control_rows"] = float((arm == CONTROL).sum())
     return UpliftResult(UpliftModel(meta), metrics, curves, notes)

@@ -16,7 +16,9 @@ def qini_figure(result: UpliftResult):
         axis.plot(curve["share"], curve["kept"], marker=".", label=action.replace("_", " "))
         axis.plot([0, 1], [0, curve["kept"].iloc[-1]], color="#bbb", linewidth=0.8)
     axis.axhline(0, color="#999", linewidth=0.8)
-    axis.set_xlabel("share of the held-out campaign customers, by predicted uplift")
+    axis.set_xlabel(
+        "share of the held-out campaign rows, by predicted uplift (contact: every month, cross-fitted)"
+    )
     axis.set_ylabel("customers kept (against the controls)")
     axis.set_title("Qini curves: any contact and per action (grey: random targeting)")
     axis.legend(frameon=False, fontsize=7)

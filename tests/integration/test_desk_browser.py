@@ -108,13 +108,25 @@ def browser(tmp_path):
 def _navigate(browser, selector: str, by: str = "id") -> None:
     """Click what submits a form or follows a link, and wait until the new page replaced the old
     (reading an element at once may find the old page's, which then goes stale)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(by, selector).click()
-    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(page))
+
+    def replaced(_) -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:  # chromedriver, caught mid-navigation, says it this way
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    WebDriverWait(browser, 15).until(replaced)
 
 
 def _login(browser, desk, name: str) -> None:
