@@ -38,6 +38,11 @@ def _scaled(config, factor: float):
     )
 
 
+def with_uplift(config, **settings):
+    """The config with these `uplift:` settings changed."""
+    return config.model_copy(update={"uplift": config.uplift.model_copy(update=settings)})
+
+
 def _contactable(rows: pd.DataFrame) -> pd.DataFrame:
     """The scored rows a list may contact: not in the control group, not do-not-contact."""
     scored = rows[(rows["status"] == "scored") & ~rows["control_group"].eq(True)]
@@ -133,20 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     root = CACHE / f"uplift_{args.customers}_seed{args.seed}"
     config = _scaled(load_config(environ={"CHURN_DATA_SOURCE": str(root)}), args.capacity_scale)
+    overrides: dict = {}
     if args.effect_penalty:
-        config = config.model_copy(
-            update={"uplift": config.uplift.model_copy(update={"effect_penalty": args.effect_penalty})}
-        )
+        overrides["effect_penalty"] = args.effect_penalty
     if args.effect_families is not None:
-        families = tuple(f for f in args.effect_families.split(",") if f)
-        config = config.model_copy(
-            update={"uplift": config.uplift.model_copy(update={"effect_families": families})}
-        )
+        overrides["effect_families"] = tuple(f for f in args.effect_families.split(",") if f)
     if args.candidate_saving is not None:
-        floor = None if args.candidate_saving.lower() == "none" else float(args.candidate_saving)
-        config = config.model_copy(
-            update={"uplift": config.uplift.model_copy(update={"candidate_saving": floor})}
-        )
+        none = args.candidate_saving.lower() == "none"
+        overrides["candidate_saving"] = None if none else float(args.candidate_saving)
+    config = with_uplift(config, **overrides)
     tables = cached_bank(root, args.customers, args.seed, config)
     generated = time.perf_counter()
     bundle, metrics = cached_bundle(root, tables, config, args.retrain, ("uplift", "roc_auc"))
@@ -160,17 +160,16 @@ def main(argv: list[str] | None = None) -> int:
         ("uplift, playbook action", "uplift", "playbook"),
         ("probability", "probability", "best"),
     ):
-        settings = {"ranking": mode, "choose": choose}
-        ranked = config.model_copy(update={"uplift": config.uplift.model_copy(update=settings)})
-        rows, _ = build_risk_list(tables, bundle, "bench", as_of, ranked)
+        rows, _ = build_risk_list(
+            tables, bundle, "bench", as_of, with_uplift(config, ranking=mode, choose=choose)
+        )
         lists[name] = rows
     # a reference that separates the pool from the learned effects: the uplift list's machinery
     # (customers below the reporting threshold whose best action saves `candidate_saving`) with the
     # playbook's effects in place of the learned ones, and the playbook's action
     learned = bundle.uplift
     bundle.uplift = _playbook_effects(learned)
-    settings = {"ranking": "uplift", "choose": "playbook"}
-    ranked = config.model_copy(update={"uplift": config.uplift.model_copy(update=settings)})
+    ranked = with_uplift(config, ranking="uplift", choose="playbook")
     lists["pool, playbook effects"], _ = build_risk_list(tables, bundle, "bench", as_of, ranked)
     bundle.uplift = learned
     size = int(lists["probability"]["contact"].fillna(False).astype(bool).sum())

@@ -16,7 +16,7 @@ import time
 
 import pandas as pd
 
-from benchmarks.uplift import CACHE, _random_list, _scaled
+from benchmarks.uplift import CACHE, _random_list, _scaled, with_uplift
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return simulate_with_config(root, frame, config, args.seeds)
 
     def ranked(mode: str, choose: str, families: tuple[str, ...]):
-        settings = {"ranking": mode, "choose": choose, "effect_families": families}
-        return config.model_copy(update={"uplift": config.uplift.model_copy(update=settings)})
+        return with_uplift(config, ranking=mode, choose=choose, effect_families=families)
 
     probability, _ = build_risk_list(tables, bundle, "bench", as_of, ranked("probability", "best", ()))
     size = int(probability["contact"].fillna(False).astype(bool).sum())

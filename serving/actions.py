@@ -84,16 +84,24 @@ def uplift_candidates(
     rows = np.flatnonzero(~np.asarray(reportable, dtype=bool))
     if floor is None or mode != "uplift" or bundle.uplift is None or rows.size == 0:
         return out
-    playbook = config.playbook
-    effects = {name: a.effect for name, a in playbook.actions.items()}
-    costs = np.array([a.cost for a in playbook.actions.values()])
     # the best of every action, before the kind of churn (and so the allowed actions and the
     # playbook's choice) is known: it lets in a few more customers than end up listed, never fewer
-    estimates = bundle.uplift.uplift(x[rows], probability[rows], effects)
-    lift = np.column_stack([estimates[a] for a in playbook.actions])
-    worth = np.nan_to_num(value[rows], nan=0.0)
-    out[rows] = (lift * worth[:, None] - costs[None, :]).max(axis=1) >= floor
+    _, values = _action_values(
+        bundle, x[rows], probability[rows], np.nan_to_num(value[rows], nan=0.0), config
+    )
+    out[rows] = values.max(axis=1) >= floor
     return out
+
+
+def _action_values(
+    bundle: Any, x: np.ndarray, probability: np.ndarray, worth: np.ndarray, config: AppConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """(uplift, value x uplift - cost) of every playbook action (columns, in the playbook's
+    order) for each row, the uplift shrunk toward the playbook's effect (`UpliftModel.uplift`)."""
+    actions = config.playbook.actions
+    estimates = bundle.uplift.uplift(x, probability, {name: a.effect for name, a in actions.items()})
+    lift = np.column_stack([estimates[name] for name in actions])
+    return lift, lift * worth[:, None] - np.array([a.cost for a in actions.values()])[None, :]
 
 
 def choose(
@@ -112,7 +120,6 @@ def choose(
     mode, _ = ranking_mode(bundle, config, ranking)
     n = len(probability)
     worth = np.nan_to_num(value, nan=0.0)
-    effects = {name: a.effect for name, a in playbook.actions.items()}
     costs = {name: a.cost for name, a in playbook.actions.items()}
     action = np.where(reportable, playbook_action, None)
     attribute = action_attributes(action, playbook)
@@ -139,9 +146,7 @@ def choose(
         return chosen
 
     names = list(playbook.actions)
-    estimates = bundle.uplift.uplift(x[rows], probability[rows], effects)
-    lift = np.column_stack([estimates[a] for a in names])
-    values = lift * worth[rows, None] - np.array([costs[a] for a in names])[None, :]
+    lift, values = _action_values(bundle, x[rows], probability[rows], worth[rows], config)
     allowed = np.ones((rows.size, len(names)), dtype=bool)
     for kind, actions in u.allowed.items():
         mine = churn_type[rows] == kind

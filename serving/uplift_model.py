@@ -42,7 +42,8 @@ def apply_effect(z: np.ndarray, effect: dict[str, Any]) -> np.ndarray:
 
 
 class UpliftModel:
-    """Linear relative effects per action on the bundle's features (an R-learner's), and what each action's estimate rests on."""
+    """Linear relative effects per action on the bundle's features (an R-learner's), and what each
+    action's estimate rests on."""
 
     def __init__(self, meta: dict[str, Any]):
         self.meta = meta

@@ -5,8 +5,9 @@ from, the campaign rows the uplift models learn from, and the lineage of what wa
 table and a content digest). A partition's work (`partition_rows`) computes all three from its
 validated tables in one read; `training_rows` runs it on every partition through the runner that
 `churn.engine.partition_runner` chose (`features.partition_work.gather`), and `combine` puts the
-pieces together in the order the whole bank's would have. The whole bank in one process (`rows_from_tables`: tests, benchmarks)
-is the same work on a single partition, so both give the same rows (`features.partition_work`).
+pieces together in the order the whole bank's would have. The whole bank in one process
+(`rows_from_tables`: tests, benchmarks) is the same work on a single partition, so both give the
+same rows (`features.partition_work`).
 
 The dask engine keeps its snapshots on the cluster (`training.distributed`) and asks the
 partitions for the rest only (`stacked=False`).

@@ -233,6 +233,13 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             shares[action] = events[action] / (events[action] + u.prior_events)
         return effects, shares, events, outcome
 
+    def held_out(mask: np.ndarray, effects: dict[str, Any], outcome: list[lgb.Booster]):
+        """(P(churn) by the outcome model, the learned uplift of any contact) for the rows in
+        `mask`, by models fitted without them: the effects are relative to that risk."""
+        risk = np.mean([b.predict(with_selection[mask]) for b in outcome], axis=0)
+        z = effect_basis(x_all[mask], effects["basis"], feature_index)
+        return risk, -risk * apply_effect(z, effects[CONTACT])
+
     metrics: dict[str, float] = {}
     curves: dict[str, pd.DataFrame] = {}
     notes: list[str] = []
@@ -248,8 +255,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
                 "effects": effects,
             }
         )
-        # the effects are relative to the churn risk, read for the held-out rows from the outcome model
-        risk = np.mean([b.predict(with_selection[test]) for b in outcome], axis=0)
+        risk, contact = held_out(test, effects, outcome)
         learned = probe.learned(x_all[test], risk)
         test_arm, test_y, test_group = arm[test], y[test], group[test]
         groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -268,8 +274,6 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             )
             # any contact on the latest months alone (the models fitted before them): what the
             # newest campaigns say, with the least power
-            z = effect_basis(x_all[test], effects["basis"], feature_index)
-            contact = -risk * apply_effect(z, effects[CONTACT])
             treated = test_arm != CONTROL
             groups[RECENT] = (contact, treated, test_y.astype(bool), design_weights(treated, test_group))
             curves[RECENT], metrics["uplift_qini_recent"] = qini(*groups[RECENT])
@@ -295,9 +299,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         for k in range(CROSS_FOLDS):
             mine = fold == k
             effects, _, _, outcome = fitted(~mine, contact_only=True)
-            risk = np.mean([b.predict(with_selection[mine]) for b in outcome], axis=0)
-            z = effect_basis(x_all[mine], effects["basis"], feature_index)
-            score[mine] = within_fold_rank(-risk * apply_effect(z, effects[CONTACT]))
+            score[mine] = within_fold_rank(held_out(mine, effects, outcome)[1])
         weight, churned = design_weights(treated, group), y.astype(bool)
         curves[CONTACT], metrics["uplift_qini"] = qini(score, treated, churned, weight)
         metrics["uplift_qini_low"], metrics["uplift_qini_high"] = cluster_interval(
