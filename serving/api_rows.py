@@ -218,6 +218,38 @@ def customer_score(
     )
 
 
+def explain_row(
+    bundle: ModelBundle, x: np.ndarray, version: str, request_id: str, subject: int | None, warnings: list
+) -> m.Explanation:
+    """/explain's answer for the one row of `x`: the probability, the reasons (one per family at
+    most), and every feature's SHAP contribution and value, the largest first."""
+    contributions = bundle.contributions_array(x)
+    families = sorted(set(bundle.families.values()))
+    reasons = bundle.reasons(x, contributions, top=len(families))[0]
+    values = contributions[0]
+    record = bundle.row_values(x[0])
+    listed = sorted(range(len(bundle.feature_names)), key=lambda j: -abs(values[j]))
+    return m.Explanation(
+        request_id=request_id,
+        model_version=version,
+        customer_id=subject,
+        churn_probability=float(bundle.churn_probability(x)[0]),
+        warnings=warnings,
+        base_value=float(values[-1]),
+        margin=float(values.sum()),
+        reasons=[m.Reason(code=r.code, text=r.text, contribution=r.contribution) for r in reasons],
+        contributions=[
+            m.Contribution(
+                feature=bundle.feature_names[j],
+                family=bundle.families[bundle.feature_names[j]],
+                value=record[bundle.feature_names[j]],
+                contribution=float(values[j]),
+            )
+            for j in listed
+        ],
+    )
+
+
 def list_item(r: dict[str, Any]) -> m.RiskListItem:
     """A stored list row as the response item."""
     rank = r.get("list_rank")

@@ -33,19 +33,75 @@ import sqlalchemy as sa
 
 from features.bulk import write_rows
 from serving.store import (
+    CONTEXT_COLUMNS,
+    CONTEXT_TABLE,
+    FEATURES_TABLE,
     LIST_TABLE,
     RUNS_TABLE,
     TRIGGERS_TABLE,
-    append_daily_tables,
-    clear_daily_tables,
-    index_daily_tables,
+    contact_history,
     make_engine,
+    metadata,
 )
 
 VERSIONS = ".versions"
 SPILL = ".spill"  # a version's per-partition working files (`serving.list_job`), removed on publish
 SQLITE_CACHE_KIB = 256 * 1024  # the daily write's SQLite page cache
 FAILPOINT_VARIABLE = "CHURN_CRASH_AT"  # fault injection for the crash tests (README, Reliability)
+
+
+def clear_daily_tables(connection: sa.Connection) -> None:
+    """Inside the daily job's transaction, before `append_daily_tables` per batch and
+    `index_daily_tables`: drop the latest features and context, and the bank's own contacts from
+    the contact history (the API's recorded outcomes are kept)."""
+    metadata.create_all(connection)
+    for name in (FEATURES_TABLE, CONTEXT_TABLE):
+        connection.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+    connection.execute(contact_history.delete().where(contact_history.c.source == "bank"))
+
+
+def append_daily_tables(
+    connection: sa.Connection,
+    features: pd.DataFrame,
+    context: pd.DataFrame,
+    contacts: pd.DataFrame,
+    as_of: str,
+    recorded_at: pd.Timestamp,
+) -> None:
+    """Append one batch of customers' features and context, and their bank contacts."""
+    from serving.model_bundle import categoricals_as_text
+
+    latest = categoricals_as_text(features).reset_index()
+    latest.insert(1, "as_of", as_of)
+    write_rows(latest, FEATURES_TABLE, connection)
+    plain = categoricals_as_text(context[CONTEXT_COLUMNS]).reset_index()
+    plain["do_not_contact"] = plain["do_not_contact"].astype(bool)
+    write_rows(plain, CONTEXT_TABLE, connection)
+    if len(contacts):
+        bank = pd.DataFrame(
+            {
+                "event_id": "bank:" + contacts["contact_id"].astype(str),
+                "customer_id": contacts["customer_id"].astype("int64"),
+                "contacted_at": pd.to_datetime(contacts["ts"]),
+                "source": "bank",
+                "channel": contacts["channel"].astype(object),
+                "action": None,
+                "control_group": contacts["control_group"].astype(bool),
+                "reached": (contacts["outcome"].astype(object) != "not_reached")
+                & ~contacts["control_group"].astype(bool),
+                "offer_accepted": contacts["outcome"].astype(object) == "accepted",
+                "customer_status": "unknown",
+                "recorded_at": recorded_at.to_pydatetime(),
+                "payload_hash": None,
+            }
+        )
+        write_rows(bank, contact_history.name, connection)
+
+
+def index_daily_tables(connection: sa.Connection) -> None:
+    """Index the latest features and context by customer once every batch is in."""
+    for name in (FEATURES_TABLE, CONTEXT_TABLE):
+        connection.execute(sa.text(f"CREATE INDEX ix_{name}_id ON {name} (customer_id)"))
 
 
 def failpoint(name: str) -> None:

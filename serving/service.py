@@ -13,23 +13,20 @@ started with). Start-up fails, with a log line saying why, when the champion's f
 match the feature table the daily job wrote.
 
 Every customer read or written is recorded in the access log (key name, endpoint, keyed hash of
-the id) and every score in the prediction log, through one journaled background writer
-(`serving.request_log`).
+the id) and every score in the prediction log (`serving.request_records`), through one journaled
+background writer (`serving.request_log`). What is served, the champion and the stored
+customers, is loaded by `serving.service_state`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import gc
-import json
 import logging
-import os
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import bentoml
@@ -39,53 +36,31 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
-from churn.config import AppConfig, load_config
 from serving import api_models as m
-from serving.api_rows import Batch, Customers, by_id, by_row, customer_score, list_item
-from serving.auth import KeyRing, Secrets, load_secrets, pseudonymise
+from serving.api_rows import Batch, by_id, by_row, customer_score, explain_row, list_item
+from serving.auth import KeyRing
 from serving.guard import ApiGuard, RateLimiter, log_client_error
-from serving.model_bundle import FeatureSchemaError, ModelBundle
+from serving.model_bundle import ModelBundle
 from serving.openapi import allowed_query_values, build_spec
 from serving.outcomes import record_contact_outcome
 from serving.policy import contact_history_arrays, tiers
 from serving.request_checks import ApiError
-from serving.request_log import WITHHELD_FEATURES, RequestLogWriter, replay_journals
-from serving.scoring import CUSTOMER_COLUMNS, decide
+from serving.request_log import RequestLogWriter, replay_journals
+from serving.request_records import access_rows, api_key_name, prediction_row
+from serving.scoring import decide
+from serving.service_state import (
+    Champion,
+    State,
+    check_schema,
+    load_champion,
+    load_customers,
+    service_settings,
+    settle_memory,
+)
 from serving.store import ServingStore, contact_window
 
 logger = logging.getLogger("churn.api")
 HISTORY_UNAVAILABLE = "contact history unavailable (database down): not contacted"
-
-
-@dataclass(frozen=True)
-class Champion:
-    bundle: ModelBundle
-    version: str
-    info: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class State:
-    """What one request reads: swapped whole, so a request never sees half of a reload."""
-
-    champion: Champion
-    customers: Customers
-
-
-def service_settings() -> tuple[AppConfig, Secrets]:
-    """Config (CHURN_CONFIG or the default, with environment overrides) and secrets."""
-    config = load_config(os.environ.get("CHURN_CONFIG") or None)
-    return config, load_secrets(config.serving.secrets_file)
-
-
-def check_schema(bundle: ModelBundle, columns: list[str]) -> None:
-    """Raise FeatureSchemaError when the feature table lacks a feature the bundle needs."""
-    missing = [name for name in bundle.feature_names if name not in columns]
-    if missing:
-        raise FeatureSchemaError(
-            f"the champion needs {len(missing)} feature(s) the feature table does not have "
-            f"(e.g. {missing[0]!r}); rerun `churn score` with the matching feature code"
-        )
 
 
 class _LazyGuard(ApiGuard):
@@ -119,9 +94,9 @@ class ChurnService:
         self.store = ServingStore(self.config.database_url)
         if not self.store.has_features():
             raise RuntimeError("no customer_features table: run the daily job (`churn score`) first")
-        champion = self._load(None)
+        champion = load_champion(self.config, None)
         check_schema(champion.bundle, self.store.feature_columns())  # refuse to start on a mismatch
-        self._state = State(champion, self._customers(champion.bundle))
+        self._state = State(champion, load_customers(self.store, champion.bundle))
         journal = self.config.output_path / "request-journal"
         replay_journals(journal, self.store.append_logs)  # rows a killed worker left behind
         self.log = RequestLogWriter(
@@ -135,53 +110,21 @@ class ChurnService:
         if self.config.serving.reload_seconds > 0:
             threading.Thread(target=self._watch, name="champion-watch", daemon=True).start()
         logger.info("serving %s version %s", self.config.mlflow.model_name, champion.version)
-        _settle_memory()
+        settle_memory()
 
     # -- the champion and the stored customers -----------------------------------------------------
-    def _load(self, current: Champion | None) -> Champion:
-        from serving.registry import champion_version, load_bundle, version_metrics
-
-        version = champion_version(self.config)
-        if current is not None and current.version == version:
-            return current
-        bundle = load_bundle(self.config, version)
-        bundle.predict_threads = 1  # one row per call: threads would only contend between requests
-        info = version_metrics(self.config, version) | {
-            "loaded_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
-        }
-        return Champion(bundle, version, info)
-
-    def _customers(self, bundle: ModelBundle) -> Customers:
-        marker = self.store.daily_run_marker()
-        features, context = self.store.all_customers()
-        ids = features.index.to_numpy()
-        joined = (
-            pd.to_datetime(context["join_date"], errors="coerce").to_numpy("datetime64[ns]")
-            if "join_date" in context
-            else np.full(len(ids), np.datetime64("NaT"), dtype="datetime64[ns]")
-        )
-        return Customers(
-            marker,
-            self.store.features_as_of(),
-            ids,
-            {customer: row for row, customer in enumerate(ids.tolist())},
-            bundle.matrix(bundle.prepare(features)),
-            {column: context[column].to_numpy() for column in CUSTOMER_COLUMNS},
-            joined,
-        )
-
     def reload(self) -> bool:
         """Swap in a newly promoted champion and the daily job's newest feature rows; True if
         anything changed. A champion whose features do not match the table is refused and the
         current state kept."""
         current = self._state
-        champion = self._load(current.champion)
+        champion = load_champion(self.config, current.champion)
         marker = self.store.daily_run_marker()
         if champion is current.champion and marker == current.customers.marker:
             return False
         check_schema(champion.bundle, self.store.feature_columns())
-        self._state = State(champion, self._customers(champion.bundle))  # one reference swap
-        _settle_memory()
+        self._state = State(champion, load_customers(self.store, champion.bundle))  # one reference swap
+        settle_memory()
         if champion is not current.champion:
             logger.info("champion is now version %s (was %s)", champion.version, current.champion.version)
         return True
@@ -217,7 +160,7 @@ class ChurnService:
         except ApiError as refused:
             error = refused  # `as` names are unbound after their except block
             method = "POST" if route in ("/score", "/explain", "/contact-outcome") else "GET"
-            log_client_error(method, route, error, _key(ctx))
+            log_client_error(method, route, error, api_key_name(ctx))
         except sa.exc.SQLAlchemyError as exc:
             logger.error("%s: database unavailable (%s)", route, type(exc).__name__)
             error = ApiError(503, None, "database unavailable: retry later", {"Retry-After": "5"})
@@ -325,38 +268,14 @@ class ChurnService:
         else:
             batch = by_row(state.customers, [row], bundle, "row")
             x, warnings = batch.x, batch.warnings
-        contributions = bundle.contributions_array(x)
-        families = sorted(set(bundle.families.values()))
-        reasons = bundle.reasons(x, contributions, top=len(families))[0]
-        values = contributions[0]
-        record = bundle.row_values(x[0])
-        listed = sorted(range(len(bundle.feature_names)), key=lambda j: -abs(values[j]))
         request_id = uuid.uuid4().hex
-        probability = float(bundle.churn_probability(x)[0])
         subject = customer_id if customer_id is not None else row.customer_id
-        explanation = m.Explanation(
-            request_id=request_id,
-            model_version=champion.version,
-            customer_id=subject,
-            churn_probability=probability,
-            warnings=warnings,
-            base_value=float(values[-1]),
-            margin=float(values.sum()),
-            reasons=[m.Reason(code=r.code, text=r.text, contribution=r.contribution) for r in reasons],
-            contributions=[
-                m.Contribution(
-                    feature=bundle.feature_names[j],
-                    family=bundle.families[bundle.feature_names[j]],
-                    value=record[bundle.feature_names[j]],
-                    contribution=float(values[j]),
-                )
-                for j in listed
-            ],
-        )
+        explanation = explain_row(bundle, x, champion.version, request_id, subject, warnings)
+        probability, record = explanation.churn_probability, bundle.row_values(x[0])
         risk_tier = str(tiers(np.array([probability]), self.config.scoring.tiers)[0])
         outputs = {"churn_probability": probability, "risk_tier": risk_tier}
-        log_row = self._prediction_row(
-            "explain", request_id, champion.version, subject, record, outputs, started
+        log_row = prediction_row(
+            self._pseudonym_key, "explain", request_id, champion.version, subject, record, outputs, started
         )
         self.log.put("prediction_log", [log_row])
         self._log_access(ctx, "explain", request_id, [subject])
@@ -470,69 +389,24 @@ class ChurnService:
 
     # -- the request logs ------------------------------------------------------------------------
     def _log_scores(self, ctx, request_id, champion: Champion, batch: Batch, scores, started) -> None:
-        rows = []
-        for j, score in enumerate(scores):
-            outputs = score.model_dump(exclude={"customer_id", "index"})
-            record = champion.bundle.row_values(batch.x[j])
-            rows.append(
-                self._prediction_row(
-                    "score", request_id, champion.version, score.customer_id, record, outputs, started
-                )
+        rows = [
+            prediction_row(
+                self._pseudonym_key,
+                "score",
+                request_id,
+                champion.version,
+                score.customer_id,
+                champion.bundle.row_values(batch.x[j]),
+                score.model_dump(exclude={"customer_id", "index"}),
+                started,
             )
+            for j, score in enumerate(scores)
+        ]
         self.log.put("prediction_log", rows)
         self._log_access(ctx, "score", request_id, [s.customer_id for s in scores])
 
-    def _prediction_row(
-        self, endpoint, request_id, version, customer_id, features, outputs, started
-    ) -> dict[str, Any]:
-        kept = {name: value for name, value in features.items() if name not in WITHHELD_FEATURES}
-        return {
-            "logged_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-            "request_id": request_id,
-            "endpoint": endpoint,
-            "model_version": version,
-            "customer_key": None if customer_id is None else pseudonymise(self._pseudonym_key, customer_id),
-            "churn_probability": outputs["churn_probability"],
-            "risk_tier": outputs["risk_tier"],
-            "features": json.dumps(kept),
-            "outputs": json.dumps(outputs, default=str),
-            "latency_ms": (time.perf_counter() - started) * 1000,
-        }
-
     def _log_access(self, ctx: Any, endpoint: str, request_id: str, customer_ids: list[int | None]) -> None:
-        """Who read (or wrote) whom: one access-log row per customer, by pseudonym."""
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        key = _key(ctx) or "(direct call)"
-        self.log.put(
-            "access_log",
-            [
-                {
-                    "logged_at": now,
-                    "key_name": key,
-                    "endpoint": endpoint,
-                    "customer_key": pseudonymise(self._pseudonym_key, customer),
-                    "request_id": request_id,
-                }
-                for customer in customer_ids
-                if customer is not None
-            ],
-        )
+        self.log.put("access_log", access_rows(self._pseudonym_key, ctx, endpoint, request_id, customer_ids))
 
 
 ChurnService.add_asgi_middleware(_LazyGuard)
-
-
-def _key(ctx: Any) -> str | None:
-    """The API key name the guard put on the request (ctx: a BentoML context or a Request)."""
-    if ctx is None:
-        return None
-    request = ctx if isinstance(ctx, Request) else ctx.request
-    return request.scope.get("state", {}).get("api_key")
-
-
-def _settle_memory() -> None:
-    """Collect, then freeze what is alive (modules, the model, the customers) out of the garbage
-    collector's reach. Without this a full collection scans some 450,000 long-lived objects and
-    stalls every request for about 250 ms; frozen objects are still freed by reference counting."""
-    gc.collect()
-    gc.freeze()
