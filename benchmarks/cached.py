@@ -13,7 +13,7 @@ def cached_bank(
     root: Path, customers: int, seed: int, config: Any, extract_date: pd.Timestamp | None = None
 ) -> dict:
     """The validated tables of a bank generated once into `root` (`generate_bank` with the config's
-    kind shares); extracted on `extract_date`, or three weeks after the bank's last day."""
+    kind shares and exploration share); extracted on `extract_date`, or three weeks after the bank's last day."""
     import shutil
 
     from features.generator import GENERATOR_VERSION, generate_bank, write_bank
@@ -21,11 +21,18 @@ def cached_bank(
     from features.validation import validate_tables
 
     manifest = root / "manifest.json"
-    if manifest.exists() and json.loads(manifest.read_text()).get("generator_version") != GENERATOR_VERSION:
-        shutil.rmtree(root)  # written by another generator: its bank and bundle are stale
+    explore = config.generator.exploration_share
+    if manifest.exists():
+        written = json.loads(manifest.read_text())
+        if (
+            written.get("generator_version") != GENERATOR_VERSION
+            or written.get("exploration_share", explore) != explore
+        ):
+            shutil.rmtree(root)  # another generator or another bank's history: its bank and bundle are stale
     if not manifest.exists():
         shares = config.generator.churn_type_shares
-        write_bank(generate_bank(customers=customers, seed=seed, type_shares=shares), root)
+        bank = generate_bank(customers=customers, seed=seed, type_shares=shares, exploration_share=explore)
+        write_bank(bank, root)
     if extract_date is None:
         end = json.loads((root / "manifest.json").read_text())["end"]
         extract_date = pd.Timestamp(end) + pd.Timedelta(days=21)

@@ -128,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         "--candidate-saving",
         help="the uplift list's pool below the reporting threshold, or 'none' [config: uplift.candidate_saving]",
     )
+    parser.add_argument(
+        "--exploration-share",
+        type=float,
+        help="the generated bank's monthly test-and-learn draw, a share of the book "
+        "[config: generator.exploration_share]: how much randomised history the uplift models get",
+    )
     args = parser.parse_args(argv)
 
     from benchmarks.cached import cached_bank, cached_bundle
@@ -136,8 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     from serving.risk_list import build_risk_list, default_as_of
 
     started = time.perf_counter()
-    root = CACHE / f"uplift_{args.customers}_seed{args.seed}"
+    explore = "" if args.exploration_share is None else f"_explore{args.exploration_share:g}"
+    root = CACHE / f"uplift_{args.customers}_seed{args.seed}{explore}"
     config = _scaled(load_config(environ={"CHURN_DATA_SOURCE": str(root)}), args.capacity_scale)
+    if args.exploration_share is not None:
+        generator = config.generator.model_copy(update={"exploration_share": args.exploration_share})
+        config = config.model_copy(update={"generator": generator})
     overrides: dict = {}
     if args.effect_penalty:
         overrides["effect_penalty"] = args.effect_penalty
@@ -186,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     simulated = time.perf_counter()
 
     print(
-        f"bank: {args.customers:,} customers, seed {args.seed} (generated or read and validated {generated - started:.0f} s; trained "
+        f"bank: {args.customers:,} customers, seed {args.seed}, exploration "
+        f"{config.generator.exploration_share:.0%} of the book a month (generated or read and validated {generated - started:.0f} s; trained "
         f"{trained - generated:.0f} s: ROC-AUC {metrics.get('roc_auc', float('nan')):.3f}); lists as of "
         f"{as_of:%Y-%m-%d}, capacities x{args.capacity_scale:g}; {args.seeds} continuations each "
         f"(lists {listed - trained:.0f} s, simulation {simulated - listed:.0f} s)"

@@ -26,6 +26,13 @@ def generate(
         dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day of the first month.")
     ] = None,
     activity: Annotated[float | None, typer.Option(help="Multiplier of transaction and login rates.")] = None,
+    exploration_share: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of the book the bank's test-and-learn draws each month at random "
+            "[config: generator.exploration_share]."
+        ),
+    ] = None,
     scenario: Annotated[
         str | None,
         typer.Option(help="A drift in the last months: rate_campaign, app_outage or channel_recode."),
@@ -44,6 +51,9 @@ def generate(
         "seed": seed if seed is not None else defaults.seed,
         "start": (start.date() if start is not None else defaults.start),
         "activity": activity if activity is not None else defaults.activity,
+        "exploration_share": exploration_share
+        if exploration_share is not None
+        else defaults.exploration_share,
         "churn_type_shares": defaults.churn_type_shares,
     }
     try:
@@ -61,6 +71,7 @@ def generate(
             drift_months=drift_months,
             drift_region=drift_region,
             type_shares=checked.churn_type_shares,
+            exploration_share=checked.exploration_share,
         )
     except ValueError as exc:  # an unknown scenario or region, too many drift months
         raise UserError(str(exc)) from None

@@ -152,6 +152,7 @@ class GeneratorConfig(_Frozen):
     seed: int = 20261122
     start: dt.date = dt.date(2024, 11, 1)
     activity: float = Field(1.0, gt=0.0)
+    exploration_share: float = Field(0.02, ge=0.0, le=0.2)
     churn_type_shares: dict[Literal["service_failure", "competitive", "natural"], float] = Field(
         default_factory=lambda: {"service_failure": 0.44, "competitive": 0.28, "natural": 0.28}
     )

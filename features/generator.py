@@ -23,6 +23,7 @@ import pandas as pd
 
 from features.bank.assemble import assemble
 from features.bank.causes import DEFAULT_TYPE_SHARES, NO_CAUSE, WEIGHTS, CauseModel
+from features.bank.contacts import EXPLORATION_SHARE
 from features.bank.months import Bank
 from features.bank.population import UPLIFT_TYPES, competitor_gaps, draw_population, open_initial_products
 from features.bank.response import truth_table
@@ -31,6 +32,7 @@ from features.causes import CAUSE_CODES, CAUSES
 from features.schema import INCOME_BANDS, REGIONS
 
 GENERATOR_VERSION = "6"
+MAX_EXPLORATION = 0.2  # a test-and-learn programme drawing more of the book each month is no longer a sample
 __all__ = ["DRIFT_SCENARIOS", "PRODUCTS", "GeneratedBank", "generate_bank", "write_bank"]
 
 # Drift scenarios `generate_bank` can play in its last months (what monitoring must find).
@@ -62,6 +64,7 @@ def generate_bank(
     drift_region: str = "North",
     type_shares: dict[str, float] | None = None,
     market_seed: int | None = None,
+    exploration_share: float = EXPLORATION_SHARE,
 ) -> GeneratedBank:
     """Simulate a retail bank and return its raw tables and ground truth.
 
@@ -79,6 +82,9 @@ def generate_bank(
             service_failure); the defaults follow retail-banking practice.
         market_seed: seed of the competitor-rate path; `seed` when None (banks generated in
             parts share one market by passing the same one).
+        exploration_share: the share of the active book the bank's test-and-learn programme
+            draws each month at random (half of it held back as controls; `features.bank.contacts`):
+            how much randomised history the uplift models learn from.
 
     Returns:
         The tables keyed by name, and the generator's ground truth.
@@ -89,6 +95,8 @@ def generate_bank(
         raise ValueError(f"drift_region: {drift_region!r} is not one of {', '.join(REGIONS)}")
     if not 1 <= drift_months < months:
         raise ValueError(f"drift_months: {drift_months} is not between 1 and {months - 1}")
+    if not 0.0 <= exploration_share <= MAX_EXPLORATION:
+        raise ValueError(f"exploration_share: {exploration_share} is not between 0 and {MAX_EXPLORATION}")
     bank, starts = simulated_bank(
         customers,
         months,
@@ -100,6 +108,7 @@ def generate_bank(
         drift_region,
         type_shares,
         market_seed,
+        exploration_share=exploration_share,
     )
     drift_from = months - drift_months
     pop, holdings, start_days, gap, start = bank.pop, bank.holdings, bank.days, bank.gap, pd.Timestamp(start)
@@ -130,6 +139,7 @@ def generate_bank(
         "activity": activity,
         "type_shares": bank.causes.type_shares,
         "market_seed": market_seed,
+        "exploration_share": exploration_share,
         "drift_months": drift_months,
         "drift_region": drift_region,
         "rows": {name: len(frame) for name, frame in tables.items()},
@@ -161,6 +171,7 @@ def simulated_bank(
     extra_months: int = 0,
     run_months: int | None = None,
     events: Events | None = None,
+    exploration_share: float = EXPLORATION_SHARE,
 ) -> tuple[Bank, pd.DatetimeIndex]:
     """The bank's state after its `months` simulated months (the arguments of `generate_bank`),
     with room for `extra_months` more: the calendar runs on, and the market holds its last month's
@@ -183,7 +194,19 @@ def simulated_bank(
     if extra_months:
         gap = np.vstack([gap, np.repeat(gap[-1:], extra_months, axis=0)])
         start_days = days(month_starts(start, months + extra_months))
-    bank = Bank(rng, pop, holdings, start_days, balances, gap, causes, activity, scenario, drift_from)
+    bank = Bank(
+        rng,
+        pop,
+        holdings,
+        start_days,
+        balances,
+        gap,
+        causes,
+        activity,
+        scenario,
+        drift_from,
+        exploration_share,
+    )
     if events is not None:
         bank.events = events
     # every part of every month draws from its own stream: a drift scenario changes what it

@@ -5,7 +5,8 @@ the active book (a customer already draining money out is in the book and ranks 
 actions chosen by its habits rather than by cause; a random 20% of each campaign is held back as
 a control group (recorded, never contacted).
 
-Its test-and-learn programme (exploration) draws another 2% of the book each month across all
+Its test-and-learn programme (exploration) draws another 2% of the book each month (the bank's
+`exploration_share`) across all
 risk levels, the riskier more often (inclusion rises with the fourth power of the customer's
 risk rank among the rest, so the top of the rest is drawn about five times as often as the
 average and the bottom almost never: the list works at the top, so that is where what each action
@@ -54,7 +55,8 @@ assert tuple(ACTION_CHANNELS) == ACTIONS, "one list of actions for campaigns and
 TARGETED_SHARE = 0.02
 DRAIN_SEEN = 3.0  # log-odds the bank's own risk view adds for a customer whose money is leaving
 CONTROL_SHARE = 0.20  # of each targeted campaign, held back
-EXPLORATION_SHARE = 0.02  # of the book drawn each month for test-and-learn
+EXPLORATION_SHARE = 0.02  # of the book drawn each month for test-and-learn (the default; a bank's own
+# is `generate_bank(exploration_share=...)`, kept in its manifest)
 EXPLORATION_TILT = 4.0  # inclusion ~ (risk rank among the rest) ** tilt
 EXPLORATION_CONTROL = 0.5  # of the exploration draw, held back
 ACCEPT = np.array(
@@ -91,7 +93,7 @@ def run_campaign(bank: Bank, m: int) -> None:
     targeted = eligible[order[:quota]]
     rest = eligible[order[quota:]]
     explored = rest[
-        rng.random(rest.size) < _inclusion(rest.size, EXPLORATION_SHARE * (bank.status == ACTIVE).sum())
+        rng.random(rest.size) < _inclusion(rest.size, bank.exploration_share * (bank.status == ACTIVE).sum())
     ]
     selected = np.concatenate([targeted, explored])
     habit = rng.choice(len(ACTIONS), targeted.size, p=[CAMPAIGN_MIX[a] for a in ACTIONS])

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from features.bank.causes import CAUSE_INDEX, NO_CAUSE, CauseModel, Signals, death_probability
-from features.bank.contacts import run_campaign
+from features.bank.contacts import EXPLORATION_SHARE, run_campaign
 from features.bank.flows import adopt_products, emit_interactions, emit_month_flows
 from features.bank.population import Population
 from features.bank.response import EFFECT_MONTHS, contact_effect, win_back_probability
@@ -57,12 +57,14 @@ class Bank:
         activity: float,
         scenario: str | None,
         drift_from: int,
+        exploration_share: float = EXPLORATION_SHARE,
     ):
         n = pop.n
         self.rng, self.pop, self.holdings, self.days = rng, pop, holdings, month_start_days
         self.events = Events()
         self.gap, self.causes, self.activity = gap, causes, activity
         self.scenario, self.drift_from = scenario, drift_from
+        self.exploration_share = exploration_share
         self.deposits, self.investments = balances["deposits"], balances["investments"]
         self.mortgage, self.loan = balances["mortgage"], balances["loan"]
         already = pop.join_month < 0

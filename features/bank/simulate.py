@@ -24,13 +24,17 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from features.bank.contacts import EXPLORATION_SHARE
 from features.bank.response import ACTIONS, EFFECT_MONTHS, RESPONSE_TYPES
 from features.bank.state import ACTIVE, DRAINING, PRODUCTS, Events, P
+
+if TYPE_CHECKING:
+    from features.bank.months import Bank
 
 REACH = 0.7  # share of contact attempts that reach the customer (as in the bank's campaigns)
 STREAM = 7919  # separates the continuation streams from the generator's own seed
@@ -188,6 +192,31 @@ def _interval(values: np.ndarray) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def replay(manifest: Mapping[str, Any], run_months: int, extra_months: int = 0) -> Bank:
+    """The generated bank of `manifest` (its `manifest.json`) re-run to the start of month
+    `run_months`, with room for `extra_months` past its end; the rows it writes are discarded."""
+    from features.generator import simulated_bank
+
+    scenario = manifest.get("scenario") or {}
+    bank, _ = simulated_bank(
+        int(manifest["customers"]),
+        int(manifest["months"]),
+        int(manifest["seed"]),
+        manifest["start"],
+        float(manifest["activity"]),
+        scenario.get("name"),
+        int(manifest.get("drift_months", 2)),
+        manifest.get("drift_region", "North"),
+        manifest.get("type_shares"),
+        manifest.get("market_seed"),
+        extra_months=extra_months,
+        run_months=run_months,
+        events=_Discard(),
+        exploration_share=float(manifest.get("exploration_share", EXPLORATION_SHARE)),
+    )
+    return bank
+
+
 def simulate_list(
     bank_dir: Path,
     frame: pd.DataFrame,
@@ -201,7 +230,7 @@ def simulate_list(
 ) -> dict[str, Any]:
     """Saved customers, value saved, cost and net value of a list's contacts, with 95% intervals
     over `seeds` continuations; the list is checked first (`SimulationError` names the field)."""
-    from features.generator import GENERATOR_VERSION, simulated_bank
+    from features.generator import GENERATOR_VERSION
 
     manifest_path = Path(bank_dir) / "manifest.json"
     if not manifest_path.exists():
@@ -217,22 +246,7 @@ def simulate_list(
     contacts = prepare_list(frame, manifest, costs, as_of)
     m0 = _month_of(contacts.as_of, manifest)
     horizon = max(1, math.ceil(horizon_days / 30.4))
-    scenario = manifest.get("scenario") or {}
-    base, _ = simulated_bank(
-        int(manifest["customers"]),
-        int(manifest["months"]),
-        int(manifest["seed"]),
-        manifest["start"],
-        float(manifest["activity"]),
-        scenario.get("name"),
-        int(manifest.get("drift_months", 2)),
-        manifest.get("drift_region", "North"),
-        manifest.get("type_shares"),
-        manifest.get("market_seed"),
-        extra_months=max(0, m0 + horizon - int(manifest["months"])),
-        run_months=m0,
-        events=_Discard(),
-    )
+    base = replay(manifest, m0, max(0, m0 + horizon - int(manifest["months"])))
     value = _value(base, products, years, discount_rate)
     who = contacts.position
     response = base.pop.uplift_type[who]
@@ -303,4 +317,12 @@ def simulate_with_config(
     )
 
 
-__all__ = ["REACH", "SimulationError", "prepare_list", "read_list", "simulate_list", "simulate_with_config"]
+__all__ = [
+    "REACH",
+    "SimulationError",
+    "prepare_list",
+    "read_list",
+    "replay",
+    "simulate_list",
+    "simulate_with_config",
+]

@@ -116,3 +116,28 @@ def test_simulate_cli__writes_the_figures_and_refuses_a_bank_it_cannot_continue(
     assert "net value" in capsys.readouterr().out
     assert main(["simulate", "--bank", str(tmp_path), "--list", str(listed)]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_exploration_share__more_randomised_history_that_simulate_replays_exactly():
+    """A bank that explores more has more randomised contacts, and `churn simulate` re-runs that
+    bank's own history (the share is in its manifest), not the default one's."""
+    from features.bank.simulate import replay
+
+    default = generate_bank(customers=2000, months=14, seed=41)
+    explorer = generate_bank(customers=2000, months=14, seed=41, exploration_share=0.06)
+
+    def explored(bank) -> int:
+        return int(bank.tables["contacts"]["campaign"].str.startswith("EXP-").sum())
+
+    assert explorer.manifest["exploration_share"] == 0.06
+    assert 2.2 < explored(explorer) / explored(default) < 3.8
+    decided = explorer.truth_customers["decided_to_leave"].notna().to_numpy()
+    assert ((replay(explorer.manifest, 14).decided_month >= 0) == decided).all()
+    as_default = {**explorer.manifest, "exploration_share": 0.02}
+    assert not ((replay(as_default, 14).decided_month >= 0) == decided).all(), "the share changes the bank"
+
+
+def test_generate_cli__an_exploration_share_out_of_range_is_refused_naming_it(tmp_path, capsys):
+    assert main(["generate", "--out", str(tmp_path / "g"), "--exploration-share", "0.5"]) == 2
+    assert "exploration_share" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()
