@@ -13,7 +13,10 @@ by `churn simulate` (the bank continued with and without its contacts on common 
 `--seeds` times). Prints saved customers, value saved, cost, net value and sleeping dogs
 contacted side by side, the ratios of the configured uplift list (`uplift.choose`) against the
 targets (>= 1.5x the probability list's net value and >= 3x the random list's; at most a third of
-its sleeping dogs), and the held-out Qini coefficient with its interval.
+its sleeping dogs), and the held-out Qini coefficient with its interval. `--json FILE` writes the
+bank's settings, every list's figures, the verdicts and the metrics; `benchmarks.uplift_banks`
+puts several banks' files side by side (one bank's net value rests on a few dozen customers).
+`--exploration-share` generates the bank with another test-and-learn share (README, What works).
 """
 
 from __future__ import annotations
@@ -241,8 +244,10 @@ def main(argv: list[str] | None = None) -> int:
             "<=",
         ),
     ]
+    verdicts: dict[str, dict] = {}
     for label, value, target, sense in checks:
         met = value >= target if sense == ">=" else value <= target
+        verdicts[label] = {"value": value, "target": target, "sense": sense, "met": bool(met)}
         print(f"{label:40s} {value:8.2f}   (target {sense} {target:.2f}: {'met' if met else 'NOT met'})")
     pool = figures["pool, playbook effects"]
     print(
@@ -252,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     if "uplift_qini" in metrics:
         low, high = metrics["uplift_qini_low"], metrics["uplift_qini_high"]
         met = low > 0
+        verdicts["Qini interval's lower bound"] = {
+            "value": low,
+            "target": 0.0,
+            "sense": ">",
+            "met": bool(met),
+        }
         print(
             f"{'Qini coefficient, held out (cross-fit)':40s} {metrics['uplift_qini']:8.4f}   "
             f"(95% interval {low:.4f} .. {high:.4f}; target above 0: {'met' if met else 'NOT met'})"
@@ -262,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(95% interval {metrics['uplift_qini_recent_low']:.4f} .. {metrics['uplift_qini_recent_high']:.4f})"
             )
         perfect, p_low, p_high = _perfect_qini(tables, config, truth)
+        metrics |= {"perfect_qini": perfect, "perfect_qini_low": p_low, "perfect_qini_high": p_high}
         print(
             f"{'  a perfect score, same rows':40s} {perfect:8.4f}   (95% interval {p_low:.4f} .. {p_high:.4f}: "
             "the planted response types as the score, what the history can show at all)"
@@ -273,7 +285,16 @@ def main(argv: list[str] | None = None) -> int:
     print((by_type.assign(mean=lambda t: 100 * t["mean"])).to_string(float_format=lambda v: f"{v:.2f}"))
     print(f"\nsaved by action ({configured}):", json.dumps(u["saved_by_action"]))
     if args.json:
-        args.json.write_text(json.dumps({"lists": figures, "metrics": metrics}, indent=2, default=float))
+        bank = {
+            "customers": args.customers,
+            "seed": args.seed,
+            "exploration_share": config.generator.exploration_share,
+            "capacity_scale": args.capacity_scale,
+            "continuations": args.seeds,
+            "configured": configured,
+        }
+        summary = {"bank": bank, "targets": verdicts, "lists": figures, "metrics": metrics}
+        args.json.write_text(json.dumps(summary, indent=2, default=float))
     return 0
 
 

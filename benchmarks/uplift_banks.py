@@ -1,0 +1,96 @@
+"""`make bench-uplift` over several banks: how often the uplift list meets its targets.
+
+One bank's net value rests on a few dozen saved customers, so one run says little. Run the
+benchmark on several fresh seeds with `--json`, then put the runs side by side:
+
+    for s in 20261210 20261211 20261212; do
+        python -m benchmarks.uplift --seed $s --json bench-$s.json
+    done
+    python -m benchmarks.uplift_banks bench-*.json
+
+Prints, per bank, the configured uplift list's ratios against the probability and random lists,
+its sleeping dogs against the probability list's, the cross-fitted held-out Qini with its interval
+and a perfect score's, and which targets each bank meets; then how many banks meet each target and
+the median of each ratio. Everything is computed from the lists' simulated figures in the files,
+so runs written before the files carried their verdicts read the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+CONFIGURED = "uplift, playbook action"  # the default `uplift.choose: playbook`, for older files
+
+
+def _ratio(a: float, b: float) -> float:
+    """As `benchmarks.uplift`: where b loses money a list that makes money is infinitely better."""
+    return a / b if b > 0 else float("inf") if a > 0 else float("nan")
+
+
+def bank_row(path: Path) -> dict:
+    """One run's figures, computed from its lists and metrics."""
+    run = json.loads(path.read_text())
+    bank = run.get("bank", {})
+    lists, metrics = run["lists"], run["metrics"]
+    uplift = lists[bank.get("configured", CONFIGURED)]
+    probability, random = lists["probability"], lists["random"]
+    return {
+        "bank": f"{bank['seed']}" if "seed" in bank else path.stem,
+        "exploration": bank.get("exploration_share"),
+        "contacted": (uplift["contacted"], probability["contacted"]),
+        "net": _ratio(uplift["net_value"], probability["net_value"]),
+        "random": _ratio(uplift["net_value"], random["net_value"]),
+        "dogs": uplift["sleeping_dogs_contacted"] / max(probability["sleeping_dogs_contacted"], 1),
+        "qini": (metrics.get("uplift_qini"), metrics.get("uplift_qini_low"), metrics.get("uplift_qini_high")),
+        "perfect": metrics.get("perfect_qini"),
+    }
+
+
+def verdicts(row: dict) -> dict[str, bool]:
+    """The issue's four targets for one bank."""
+    low = row["qini"][1]
+    return {
+        "net >= 1.5x": row["net"] >= 1.5,
+        "random >= 3x": row["random"] >= 3.0,
+        "dogs <= 1/3": row["dogs"] <= 1 / 3,
+        "Qini above 0": low is not None and low > 0,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="files written by `benchmarks.uplift --json`")
+    args = parser.parse_args(argv)
+    rows = [bank_row(path) for path in args.runs]
+
+    def number(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    print(
+        f"{'bank':>10s} {'explore':>8s} {'contacted':>13s} {'net x':>7s} {'x random':>9s} {'dogs x':>7s} "
+        f"{'Qini (95% interval)':>28s} {'perfect':>8s}  targets met"
+    )
+    for row in rows:
+        qini, low, high = row["qini"]
+        met = [name for name, ok in verdicts(row).items() if ok]
+        interval = "-" if qini is None else f"{qini:.4f} ({low:.4f} .. {high:.4f})"
+        print(
+            f"{row['bank']:>10s} {number(row['exploration'], '.0%'):>8s} "
+            f"{row['contacted'][0]:>6,d}/{row['contacted'][1]:<6,d} {row['net']:7.2f} {row['random']:9.2f} "
+            f"{row['dogs']:7.2f} {interval:>28s} {number(row['perfect'], '.4f'):>8s}  "
+            f"{len(met)}/4 {', '.join(met)}"
+        )
+    print(f"\n{len(rows)} bank(s); banks meeting each target:")
+    for name in verdicts(rows[0]):
+        print(f"  {name:14s} {sum(verdicts(row)[name] for row in rows)} of {len(rows)}")
+    print(
+        "medians: " + ", ".join(f"{k} {statistics.median(r[k] for r in rows):.2f}x" for k in ("net", "dogs"))
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
