@@ -16,6 +16,7 @@ def cached_bank(
     kind shares and exploration share); extracted on `extract_date`, or three weeks after the bank's last day."""
     import shutil
 
+    from features.bank.contacts import EXPLORATION_SHARE
     from features.generator import GENERATOR_VERSION, generate_bank, write_bank
     from features.io import read_tables
     from features.validation import validate_tables
@@ -26,7 +27,7 @@ def cached_bank(
         written = json.loads(manifest.read_text())
         if (
             written.get("generator_version") != GENERATOR_VERSION
-            or written.get("exploration_share", explore) != explore
+            or written.get("exploration_share", EXPLORATION_SHARE) != explore
         ):
             shutil.rmtree(root)  # another generator or another bank's history: its bank and bundle are stale
     if not manifest.exists():

@@ -219,15 +219,21 @@ def customer_score(
 
 
 def explain_row(
-    bundle: ModelBundle, x: np.ndarray, version: str, request_id: str, subject: int | None, warnings: list
+    bundle: ModelBundle,
+    x: np.ndarray,
+    record: dict[str, Any],
+    version: str,
+    request_id: str,
+    subject: int | None,
+    warnings: list,
 ) -> m.Explanation:
-    """/explain's answer for the one row of `x`: the probability, the reasons (one per family at
-    most), and every feature's SHAP contribution and value, the largest first."""
+    """/explain's answer for the one row of `x` (its values `record`, `bundle.row_values`): the
+    probability, the reasons (one per family at most), and every feature's SHAP contribution and
+    value, the largest first."""
     contributions = bundle.contributions_array(x)
     families = sorted(set(bundle.families.values()))
     reasons = bundle.reasons(x, contributions, top=len(families))[0]
     values = contributions[0]
-    record = bundle.row_values(x[0])
     listed = sorted(range(len(bundle.feature_names)), key=lambda j: -abs(values[j]))
     return m.Explanation(
         request_id=request_id,

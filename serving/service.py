@@ -270,8 +270,9 @@ class ChurnService:
             x, warnings = batch.x, batch.warnings
         request_id = uuid.uuid4().hex
         subject = customer_id if customer_id is not None else row.customer_id
-        explanation = explain_row(bundle, x, champion.version, request_id, subject, warnings)
-        probability, record = explanation.churn_probability, bundle.row_values(x[0])
+        record = bundle.row_values(x[0])  # the explanation's values and the prediction log's
+        explanation = explain_row(bundle, x, record, champion.version, request_id, subject, warnings)
+        probability = explanation.churn_probability
         risk_tier = str(tiers(np.array([probability]), self.config.scoring.tiers)[0])
         outputs = {"churn_probability": probability, "risk_tier": risk_tier}
         log_row = prediction_row(
