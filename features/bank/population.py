@@ -46,15 +46,34 @@ class Population:
         return (year - self.birth_year).astype(float)
 
 
-def _uplift_types(rng: np.random.Generator, tenure_years, segment, digital, age) -> np.ndarray:
-    """Persuadable, sure thing, lost cause or sleeping dog: drawn from scores that lean on what the
-    bank sees (long tenure and branch customers persuadable; digital-only young customers with
-    short tenure more often react badly to being called), so a model can learn them, noisily."""
-    persuadable = 0.4 * np.log1p(tenure_years) + 0.5 * (segment > 0) - 0.4 * digital
+TYPE_NOISE = 0.5  # scale of the Gumbel noise on the uplift-type scores
+
+
+def uplift_type_scores(tenure_years, segment, digital, age) -> np.ndarray:
+    """Each customer's score for persuadable, sure thing, lost cause and sleeping dog, shape
+    (customers, 4): long tenure and branch customers persuadable; digital-only young customers with
+    short tenure more often react badly to being called."""
+    tenure_years, digital, age = (np.asarray(a, dtype=float) for a in (tenure_years, digital, age))
+    persuadable = 0.4 * np.log1p(tenure_years) + 0.5 * (np.asarray(segment) > 0) - 0.4 * digital
     sleeping = 1.2 * digital - 0.25 * np.log1p(tenure_years) + 0.03 * np.maximum(35 - age, 0) - 0.9
     lost = 0.3 * (tenure_years < 2) + 0.2
-    logits = np.stack([persuadable, np.full(len(segment), 0.55), lost, sleeping], axis=1)
-    logits = logits + rng.gumbel(0, 0.5, logits.shape)
+    return np.stack([persuadable, np.full(len(persuadable), 0.55), lost, sleeping], axis=1)
+
+
+def uplift_type_probabilities(tenure_years, segment, digital, age) -> np.ndarray:
+    """The chance of each uplift type given the traits it leans on, shape (customers, 4): the type
+    is the highest score after Gumbel noise of scale TYPE_NOISE, so these are the scores' softmax
+    at that temperature. For benchmarks: what the best possible model of who responds could know."""
+    scores = uplift_type_scores(tenure_years, segment, digital, age) / TYPE_NOISE
+    odds = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return odds / odds.sum(axis=1, keepdims=True)
+
+
+def _uplift_types(rng: np.random.Generator, tenure_years, segment, digital, age) -> np.ndarray:
+    """Persuadable, sure thing, lost cause or sleeping dog: drawn from scores that lean on what the
+    bank sees (`uplift_type_scores`), so a model can learn them, noisily."""
+    logits = uplift_type_scores(tenure_years, segment, digital, age)
+    logits = logits + rng.gumbel(0, TYPE_NOISE, logits.shape)
     return logits.argmax(axis=1)
 
 

@@ -86,6 +86,52 @@ def test_contact_effect__no_action_touches_natural_churn_and_dogs_are_pushed_wha
     assert (contact_effect(types, actions, np.zeros(types.size, dtype=bool)) == 0).all()
 
 
+def test_uplift_type_probabilities__are_the_shares_the_generator_draws():
+    """The benchmarks' best possible knowledge of who responds (benchmarks.uplift_dogs) must be the
+    chance the generator actually draws with, not a formula beside it."""
+    from features.bank.population import UPLIFT_TYPES, _uplift_types, uplift_type_probabilities
+
+    # a young digital newcomer, a long-tenured affluent branch customer, a mid-life mass customer
+    traits = {
+        "tenure": [0.5, 20.0, 6.0],
+        "segment": [0, 1, 0],
+        "digital": [1, 0, 1],
+        "age": [24.0, 58.0, 41.0],
+    }
+    n = 40_000
+    drawn = {k: np.repeat(v, n) for k, v in traits.items()}
+    kinds = _uplift_types(
+        np.random.default_rng(7), drawn["tenure"], drawn["segment"], drawn["digital"], drawn["age"]
+    )
+    shares = np.stack([np.bincount(kinds[i * n : (i + 1) * n], minlength=4) / n for i in range(3)])
+    expected = uplift_type_probabilities(
+        traits["tenure"], traits["segment"], traits["digital"], traits["age"]
+    )
+    np.testing.assert_allclose(shares, expected, atol=0.01)
+    dog = UPLIFT_TYPES.index("sleeping_dog")
+    assert expected[0, dog] > 0.25 > 0.02 > expected[1, dog], (
+        "the young digital newcomer is the likely sleeping dog"
+    )
+
+
+def test_uplift_dogs__reads_the_traits_the_generator_drew_the_types_from(bank_dir):
+    """benchmarks.uplift_dogs rebuilds each customer's traits from the bank's tables; read wrongly
+    (a segment inverted, tenure at the wrong date) its chances would not match the drawn types."""
+    import json
+
+    from sklearn.metrics import roc_auc_score
+
+    from benchmarks.uplift_dogs import dog_chance
+
+    customers = pd.read_parquet(bank_dir / "customers.parquet").set_index("customer_id")
+    truth = pd.read_parquet(bank_dir / "truth" / "customers.parquet").set_index("customer_id")
+    start = pd.Timestamp(json.loads((bank_dir / "manifest.json").read_text())["start"])
+    chance = dog_chance(customers, customers, truth, start)
+    dog = truth["uplift_type"].reindex(chance.index).eq("sleeping_dog")
+    assert chance.mean() == pytest.approx(dog.mean(), abs=0.02)
+    assert roc_auc_score(dog, chance) > 0.75
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
