@@ -146,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the generated bank's monthly test-and-learn draw, a share of the book "
         "[config: generator.exploration_share]: how much randomised history the uplift models get",
     )
+    parser.add_argument(
+        "--take-up-floor",
+        type=float,
+        help="leave the customers at risk with the lowest this share of predicted take-up "
+        "uncontacted [config: uplift.take_up_floor]",
+    )
     args = parser.parse_args(argv)
 
     from benchmarks.cached import cached_bank, cached_bundle
@@ -168,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.candidate_saving is not None:
         none = args.candidate_saving.lower() == "none"
         overrides["candidate_saving"] = None if none else float(args.candidate_saving)
+    if args.take_up_floor is not None:
+        overrides["take_up_floor"] = args.take_up_floor
     config = with_uplift(config, **overrides)
     tables = cached_bank(root, args.customers, args.seed, config)
     generated = time.perf_counter()
@@ -293,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             "customers": args.customers,
             "seed": args.seed,
             "exploration_share": config.generator.exploration_share,
+            "take_up_floor": config.uplift.take_up_floor,
             "capacity_scale": args.capacity_scale,
             "continuations": args.seeds,
             "configured": configured,

@@ -178,6 +178,11 @@ class UpliftConfig(Frozen):
     # a customer whose best action is expected to raise their churn by more than this (probability
     # points) is a predicted sleeping dog and is not contacted
     sleeping_dog_harm: float = Field(0.002, ge=0.0)
+    # in uplift mode, customers whose predicted take-up (P(offer accepted | reached), learned from
+    # the campaigns' recorded outcomes) is among the lowest this share of the customers at risk
+    # are not contacted ("unlikely to respond"): who declines is who a contact does not move, the
+    # sleeping dogs among them (README, What works). 0: off. At most 0.9
+    take_up_floor: float = Field(0.0, ge=0.0, le=0.9)
     # in uplift mode the list also considers customers below the reporting threshold whose best
     # action is expected to save at least this much (value x learned uplift - cost): a valuable
     # customer at moderate risk who responds can be worth more than a risky one who does not; they

@@ -72,7 +72,8 @@ def campaign_rows(
 ) -> pd.DataFrame:
     """One row per campaign contact whose horizon the data confirms, plus a sample of the customers
     the month's exploration did not draw: the features at the first of the contact's month, `arm`
-    (the action, or `control`), `churn`, `as_of` and `campaign` (`not drawn` for the sample).
+    (the action, or `control`), `churn`, `as_of`, `campaign` (`not drawn` for the sample) and the
+    contact's recorded `outcome` (accepted, declined, not_reached, control).
     `only_months` ("YYYY-MM") keeps only those campaign months.
 
     Rows come ordered by month and customer id. `months` (the whole bank's first and last
@@ -101,13 +102,12 @@ def campaign_rows(
     contacts = contacts.sort_values("ts").drop_duplicates(["customer_id", "as_of"])
     frames = []
     for as_of, group in contacts.groupby("as_of", sort=True):
-        group = group[["customer_id", "arm", "campaign"]]
+        outcome = group["outcome"].astype(str) if "outcome" in group.columns else ""
+        group = group[["customer_id", "arm", "campaign"]].assign(outcome=outcome)
         if share > 0:
             pool = _not_drawn(tables, everyone, as_of, share, config.training.seed)
-            group = pd.concat(
-                [group, pd.DataFrame({"customer_id": pool, "arm": CONTROL, "campaign": NOT_DRAWN})],
-                ignore_index=True,
-            )
+            drawn = {"customer_id": pool, "arm": CONTROL, "campaign": NOT_DRAWN, "outcome": CONTROL}
+            group = pd.concat([group, pd.DataFrame(drawn)], ignore_index=True)
         try:
             rows = build_training_set(
                 _subset(tables, group["customer_id"].unique()),

@@ -8,7 +8,8 @@ Ranking modes (`uplift.ranking`, or `churn score --ranking`; `ranking_mode` reso
   the playbook's effect where the evidence is thin). With `uplift.choose: playbook` (the default)
   the action is the playbook's; with `best`, the best of the actions the kind of churn allows
   (`uplift.allowed`). A customer whose allowed action(s) are all expected to raise their churn is
-  a predicted sleeping dog and is not contacted.
+  a predicted sleeping dog and is not contacted; with `uplift.take_up_floor`, so is one whose
+  predicted take-up is below the model's floor ("unlikely to respond", `_unlikely_to_respond`).
 - `probability`: the playbook's rule chooses the action and the saving is P(churn) x value x the
   playbook's effect - cost (the ranking before uplift models).
 - `auto` (the default): `uplift` when the bundle's uplift models have shown incremental value on
@@ -104,6 +105,23 @@ def _action_values(
     return lift, lift * worth[:, None] - np.array([a.cost for a in actions.values()])[None, :]
 
 
+def _unlikely_to_respond(bundle: Any, x: np.ndarray, share: float) -> np.ndarray:
+    """The contact rule's text for rows whose predicted take-up is below the model's floor for
+    `share` (`UpliftModel.take_up_floor`), None for the rest and for all without a floor."""
+    out = np.full(len(x), None, dtype=object)
+    floor = bundle.uplift.take_up_floor(share) if share > 0 and len(x) else None
+    if floor is None:
+        return out
+    take_up = bundle.uplift.take_up(x)
+    low = take_up < floor
+    out[low] = [
+        f"unlikely to respond: predicted take-up {t:.0%}, below {floor:.0%} (the lowest {share:.0%} "
+        "of the customers at risk)"
+        for t in take_up[low]
+    ]
+    return out
+
+
 def choose(
     bundle: Any,
     x: np.ndarray,
@@ -115,7 +133,8 @@ def choose(
     config: AppConfig,
     ranking: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """`action`, `uplift`, `expected_saving`, `action_why` and `sleeping_dog` per row."""
+    """`action`, `uplift`, `expected_saving`, `action_why`, `sleeping_dog` and
+    `unlikely_to_respond` (the contact rule's text, or None) per row."""
     playbook, u = config.playbook, config.uplift
     mode, _ = ranking_mode(bundle, config, ranking)
     n = len(probability)
@@ -134,6 +153,7 @@ def choose(
         dtype=object,
     )
     dogs = np.zeros(n, dtype=bool)
+    unlikely = np.full(n, None, dtype=object)
     rows = np.flatnonzero(reportable)
     chosen = {
         "action": action,
@@ -141,10 +161,12 @@ def choose(
         "expected_saving": saving,
         "action_why": why,
         "sleeping_dog": dogs,
+        "unlikely_to_respond": unlikely,
     }
     if mode != "uplift" or bundle.uplift is None or rows.size == 0:
         return chosen
 
+    unlikely[rows] = _unlikely_to_respond(bundle, x[rows], u.take_up_floor)
     names = list(playbook.actions)
     lift, values = _action_values(bundle, x[rows], probability[rows], worth[rows], config)
     allowed = np.ones((rows.size, len(names)), dtype=bool)

@@ -118,7 +118,8 @@ def contact_decisions(
     Args:
         candidates: one row per customer with `reportable` (above the reporting threshold),
             `do_not_contact`, `control_group`, `days_since_last_contact` (NaN if never),
-            `contacts_last_quarter`, `expected_saving`, `owner` (team of the action) and `branch_id`.
+            `contacts_last_quarter`, `expected_saving`, `owner` (team of the action) and `branch_id`;
+            optionally `sleeping_dog` (bool) and `unlikely_to_respond` (the rule's text, or None).
         policy: the contact policy.
         playbook: for each team's daily capacity.
 
@@ -168,6 +169,9 @@ def decide_contacts(
             np.asarray(c["sleeping_dog"], dtype=bool),
             "predicted sleeping dog: every allowed action is expected to raise their churn",
         )
+    if "unlikely_to_respond" in c:
+        texts = np.asarray(c["unlikely_to_respond"], dtype=object)
+        apply(np.array([t is not None for t in texts], dtype=bool), texts)
     saving = c["expected_saving"].astype(float)
     apply(saving <= 0, "expected saving does not cover the contact cost")
 

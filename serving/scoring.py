@@ -193,6 +193,7 @@ def decide(
         "contacts_last_quarter": history["contacts_last_quarter"],
         "expected_saving": np.nan_to_num(saving, nan=0.0),
         "sleeping_dog": chosen["sleeping_dog"],
+        "unlikely_to_respond": chosen["unlikely_to_respond"],
         "owner": np.where(attribute["owner"] == None, "", attribute["owner"]),  # noqa: E711
         "branch_id": branch_id,
     }

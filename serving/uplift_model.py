@@ -8,8 +8,18 @@ shrunk toward the playbook's configured effect (`P(churn) x effect`), in proport
 evidence: `learned_share = events / (events + prior_events)`, with `events` the fewer of the
 churners among the action's customers and among the controls.
 
-Saved beside the bundle as `uplift/uplift.json`: the evidence, and each effect model's intercept
-and weights on the standardised features.
+Beside them, a take-up model: P(the offer is accepted | the customer was reached), a LightGBM
+classifier on the bundle's features, fitted on the outcomes the campaigns recorded. A contact's
+outcome is a far denser signal than the churn it changes, and who declines is who a contact does
+not move: the list can leave the customers least likely to respond uncontacted
+(`uplift.take_up_floor`, `serving.actions`). The floor is one take-up figure per model, so the
+list and `/score` decide alike: the configured share of the customers the churn model put at or
+above the reporting threshold in the latest months it was tested on (`take_up_reference`; the
+quantiles are kept, so the share can change without retraining).
+
+Saved beside the bundle as `uplift/uplift.json`: the evidence, each effect model's intercept and
+weights on the standardised features, the take-up quantiles; the take-up model as LightGBM text,
+`uplift/take_up.txt`.
 """
 
 from __future__ import annotations
@@ -18,11 +28,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 
 from features.campaigns import CONTROL
 
 CONTACT = "contact"
+TAKE_UP_FILE = "take_up.txt"
+TAKE_UP_GRID = np.round(np.linspace(0.0, 0.9, 19), 2)  # the shares whose take-up is kept
 
 
 def effect_basis(x: np.ndarray, spec: dict[str, Any], feature_index: dict[str, int]) -> np.ndarray:
@@ -45,8 +58,9 @@ class UpliftModel:
     """Linear relative effects per action on the bundle's features (an R-learner's), and what each
     action's estimate rests on."""
 
-    def __init__(self, meta: dict[str, Any]):
+    def __init__(self, meta: dict[str, Any], take_up: lgb.Booster | None = None):
         self.meta = meta
+        self.take_up_model = take_up  # P(accepted | reached); None where too few outcomes
         self.actions: list[str] = list(meta["actions"])
         self.feature_index: dict[str, int] = {n: j for j, n in enumerate(meta.get("feature_names", []))}
         self.learned_share: dict[str, float] = {
@@ -56,13 +70,45 @@ class UpliftModel:
     @classmethod
     def load(cls, directory: str | Path) -> UpliftModel | None:
         path = Path(directory) / "uplift.json"
-        return cls(json.loads(path.read_text())) if path.exists() else None
+        if not path.exists():
+            return None
+        take_up = Path(directory) / TAKE_UP_FILE
+        return cls(
+            json.loads(path.read_text()), lgb.Booster(model_file=take_up) if take_up.exists() else None
+        )
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "uplift.json").write_text(json.dumps(self.meta, indent=2))
+        if self.take_up_model is not None:
+            self.take_up_model.save_model(directory / TAKE_UP_FILE)
         return directory
+
+    def take_up(self, x: np.ndarray) -> np.ndarray | None:
+        """P(the offer is accepted | the customer is reached) per row of the bundle's feature
+        matrix; None without a take-up model."""
+        return None if self.take_up_model is None else self.take_up_model.predict(x)
+
+    def take_up_reference(self, x: np.ndarray, description: str) -> None:
+        """Keep the take-up quantiles (at TAKE_UP_GRID) of these rows, the population a floor's
+        share is of (`description` says which)."""
+        take_up = self.take_up(x)
+        if take_up is None or len(take_up) == 0:
+            return
+        self.meta.setdefault("take_up", {})["reference"] = {
+            "rows": len(take_up),
+            "of": description,
+            "quantiles": np.quantile(take_up, TAKE_UP_GRID).tolist(),
+        }
+
+    def take_up_floor(self, share: float) -> float | None:
+        """The take-up below which a customer is among the lowest `share` of the reference
+        population; None without a take-up model or reference."""
+        reference = (self.meta.get("take_up") or {}).get("reference")
+        if self.take_up_model is None or not reference or share <= 0:
+            return None
+        return float(np.interp(share, TAKE_UP_GRID, reference["quantiles"]))
 
     def learned(self, x: np.ndarray, probability: np.ndarray) -> dict[str, np.ndarray]:
         """P(churn | control) - P(churn | action) per action that has a model of its own: the

@@ -121,15 +121,26 @@ def train_models(tables: Mapping[str, pd.DataFrame], config: AppConfig) -> Train
     return train_on_rows(rows_from_tables(tables, config), config)
 
 
-def attach_uplift(bundle: ModelBundle, campaigns: pd.DataFrame, config: AppConfig) -> tuple[dict, dict]:
+def attach_uplift(
+    bundle: ModelBundle, campaigns: pd.DataFrame, config: AppConfig, latest: pd.DataFrame | None = None
+) -> tuple[dict, dict]:
     """Learn the uplift models from the campaign rows into `bundle` (when the config asks for
-    them); their metrics and the `extra` entry of the result."""
+    them); their metrics and the `extra` entry of the result. `latest` (the test months' feature
+    rows) gives the take-up floor its reference: the customers the churn model puts at or above
+    the reporting threshold there, whom a list would consider."""
     if not (config.uplift.enabled and config.playbook is not None):
         return {}, {}
     from training.uplift import fit_uplift
 
     learned = fit_uplift(campaigns, bundle, config)
     bundle.uplift = learned.model
+    if learned.model is not None and latest is not None and len(latest):
+        prepared = bundle.prepare(latest[bundle.feature_names])
+        risky = bundle.churn_probability(prepared) >= config.scoring.reporting_threshold
+        learned.model.take_up_reference(
+            bundle.matrix(prepared)[risky],
+            "the test months' customers at or above the reporting threshold",
+        )
     return learned.metrics, {"uplift": learned}
 
 
@@ -190,7 +201,7 @@ def train_on_rows(rows: TrainingRows, config: AppConfig) -> TrainingResult:
     metrics = churn_metrics(y["test"], p_test, **kwargs)
     metrics |= {f"calibration_{k}": v for k, v in churn.calibration_choice.items()}
     metrics["num_trees"] = float(bundle.churn_booster.num_trees())
-    uplift_metrics, extra = attach_uplift(bundle, rows.campaigns, config)
+    uplift_metrics, extra = attach_uplift(bundle, rows.campaigns, config, X["test"])
     metrics |= uplift_metrics
     if search is not None:
         from training.tuning_report import record_search

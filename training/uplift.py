@@ -117,6 +117,26 @@ def outcome_model(
     return m, boosters
 
 
+def take_up_model(
+    rows: pd.DataFrame, x: np.ndarray, u: Any, seed: int, categorical: list[int]
+) -> tuple[lgb.Booster | None, dict[str, Any]]:
+    """P(accepted | reached) on the features, from the contacts whose outcome was recorded as
+    accepted or declined (`serving.uplift_model`), and its counts; (None, counts and why) with fewer
+    than `u.min_arm_rows` of either."""
+    outcome = rows["outcome"].astype(str) if "outcome" in rows.columns else pd.Series("", index=rows.index)
+    answered = outcome.isin(["accepted", "declined"]).to_numpy()
+    accepted = (outcome == "accepted").to_numpy()[answered].astype(int)
+    counts: dict[str, Any] = {
+        "accepted": int(accepted.sum()),
+        "declined": int(len(accepted) - accepted.sum()),
+    }
+    if min(counts["accepted"], counts["declined"]) < u.min_arm_rows:
+        return None, counts | {
+            "reason": f"{counts['accepted']} accepted and {counts['declined']} declined offers"
+        }
+    return _boost(x[answered], accepted, u.params, seed, categorical), counts
+
+
 def basis_spec(
     x: np.ndarray, names: list[str], categorical: list[int], keep: set[str] | None = None
 ) -> dict[str, Any]:
@@ -310,6 +330,9 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             f"uplift: too few treated or control rows for {CROSS_FOLDS} customer folds: no Qini figures"
         )
     effects, shares, events, _ = fitted(np.ones(len(rows), dtype=bool))
+    take_up, take_up_meta = take_up_model(rows, x_all, u, seed, categorical)
+    if take_up is None:
+        notes.append(f"uplift: {take_up_meta['reason']}: no take-up model, so no take-up floor")
     for action in playbook_actions:
         if action not in shares:
             notes.append(f"uplift: {action}: too little randomised evidence, the playbook's effect")
@@ -323,6 +346,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         "rows": {a: int((arm == a).sum()) for a in [CONTROL, *playbook_actions]},
         "campaign_months": [f"{pd.Timestamp(m):%Y-%m}" for m in months],
         "held_out_months": [f"{pd.Timestamp(m):%Y-%m}" for m in held],
+        "take_up": take_up_meta,
     }
     held_out: dict[str, Any] = {}
     if "uplift_qini" in metrics:
@@ -344,7 +368,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         meta["held_out"] = held_out
     metrics["uplift_rows"] = float(len(rows))
     metrics["uplift_control_rows"] = float((arm == CONTROL).sum())
-    return UpliftResult(UpliftModel(meta), metrics, curves, notes)
+    return UpliftResult(UpliftModel(meta, take_up), metrics, curves, notes)
 
 
 __all__ = ["UpliftResult", "campaign_rows", "fit_uplift", "qini"]

@@ -305,3 +305,72 @@ def test_choose__a_playbook_action_its_kind_does_not_allow_keeps_the_playbook_fi
     assert out["expected_saving"][0] == pytest.approx(0.3 * offer.effect * 5_000 - offer.cost)
     assert "playbook rule" in out["action_why"][0] and "learned" in out["action_why"][1]
     assert np.isfinite(out["expected_saving"]).all() and not out["sleeping_dog"].any()
+
+
+def _take_up_booster(seed: int = 4):
+    """P(accepted) rising with the first feature: a real LightGBM take-up model."""
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, (4_000, 2))
+    accepted = (rng.random(4_000) < 0.1 + 0.6 * x[:, 0]).astype(int)
+    data = lgb.Dataset(x, accepted)
+    return lgb.train({"objective": "binary", "num_leaves": 4, "verbose": -1, "seed": seed}, data, 40), x
+
+
+def test_take_up_model__its_floor_is_a_share_of_the_reference_and_round_trips(tmp_path):
+    booster, x = _take_up_booster()
+    model = _model({"rate_offer": 0.5})
+    assert model.take_up_floor(0.3) is None, "no take-up model: no floor"
+    model.take_up_model = booster
+    assert model.take_up_floor(0.3) is None, "no reference population: no floor"
+    model.take_up_reference(x, "every test row")
+    take_up = model.take_up(x)
+    assert np.mean(take_up < model.take_up_floor(0.3)) == pytest.approx(0.3, abs=0.03)
+    assert model.take_up_floor(0.0) is None
+    loaded = UpliftModel.load(model.save(tmp_path / "uplift"))
+    np.testing.assert_allclose(loaded.take_up(x), take_up)
+    assert loaded.take_up_floor(0.3) == pytest.approx(model.take_up_floor(0.3))
+
+
+def test_take_up_floor__the_least_likely_responders_are_not_contacted_and_told_why(config):
+    from serving.policy import decide_contacts
+
+    booster, reference = _take_up_booster()
+    model = _model({"retention_call": 1.0})
+    model.take_up_model = booster
+    model.take_up_reference(reference, "every test row")
+    x = np.array([[0.05, 0.5], [0.95, 0.5], [0.9, 0.1]])  # the first unlikely to accept
+    n = len(x)
+    args = (
+        x,
+        np.full(n, 0.4),
+        np.full(n, 20_000.0),
+        np.full(n, "retention_call", dtype=object),
+        np.full(n, "unclear", dtype=object),
+        np.ones(n, dtype=bool),
+    )
+    without = choose(_Bundle(model), *args, config, ranking="uplift")
+    assert (without["unlikely_to_respond"] == None).all(), "off by default"  # noqa: E711
+    floored = config.model_copy(update={"uplift": config.uplift.model_copy(update={"take_up_floor": 0.35})})
+    out = choose(_Bundle(model), *args, floored, ranking="uplift")
+    assert out["unlikely_to_respond"][1:].tolist() == [None, None]
+    assert out["unlikely_to_respond"][0].startswith("unlikely to respond: predicted take-up")
+    decided = decide_contacts(
+        {
+            "reportable": np.ones(n, dtype=bool),
+            "do_not_contact": np.zeros(n, dtype=bool),
+            "control_group": np.zeros(n, dtype=bool),
+            "days_since_last_contact": np.full(n, np.nan),
+            "contacts_last_quarter": np.zeros(n),
+            "expected_saving": out["expected_saving"],
+            "sleeping_dog": out["sleeping_dog"],
+            "unlikely_to_respond": out["unlikely_to_respond"],
+            "owner": np.full(n, config.playbook.actions["retention_call"].owner, dtype=object),
+            "branch_id": np.full(n, "1", dtype=object),
+        },
+        floored.contact_policy,
+        floored.playbook,
+    )
+    assert decided["contact"].tolist() == [False, True, True]
+    assert decided["contact_rule"][0] == out["unlikely_to_respond"][0]
