@@ -40,6 +40,16 @@ def ratio(a: float, b: float) -> float:
     return a / b if b > 0 else float("inf") if a > 0 else float("nan")
 
 
+def simulate_rows(root: Path, rows: pd.DataFrame, config, seeds: int) -> dict:
+    """A list's rows (`build_risk_list`'s, or `_as_list`'s) scored by `churn simulate` on the bank
+    in `root`: rows without the contact flag set are not contacted."""
+    from features.bank.simulate import simulate_with_config
+
+    frame = rows.reset_index()[["customer_id", "action", "contact", "as_of"]]
+    frame["contact"] = frame["contact"].fillna(False).astype(bool)
+    return simulate_with_config(root, frame, config, seeds)
+
+
 def _scaled(config, factor: float):
     """The config with every team's capacity multiplied by `factor` (a bank this size has more staff)."""
     playbook = config.playbook
@@ -156,7 +166,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.cached import cached_bank, cached_bundle
     from churn.config import load_config
-    from features.bank.simulate import simulate_with_config
     from serving.risk_list import build_risk_list, default_as_of
 
     started = time.perf_counter()
@@ -210,9 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
     figures = {}
     for name, rows in lists.items():
-        frame = rows.reset_index()[["customer_id", "action", "contact", "as_of"]]
-        frame["contact"] = frame["contact"].fillna(False).astype(bool)
-        figures[name] = simulate_with_config(root, frame, config, args.seeds)
+        figures[name] = simulate_rows(root, rows, config, args.seeds)
     simulated = time.perf_counter()
 
     print(

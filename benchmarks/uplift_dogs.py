@@ -24,7 +24,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from benchmarks.uplift import CACHE, DOGS_TARGET, NET_TARGET, _scaled, ratio, with_uplift
+from benchmarks.uplift import CACHE, DOGS_TARGET, NET_TARGET, _scaled, ratio, simulate_rows, with_uplift
 
 
 def dog_chance(listed: pd.DataFrame, customers: pd.DataFrame, truth: pd.DataFrame, start: pd.Timestamp):
@@ -54,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.cached import cached_bank, cached_bundle
     from churn.config import load_config
-    from features.bank.simulate import simulate_with_config
     from features.campaigns import campaign_rows
     from serving.risk_list import build_risk_list, default_as_of
     from training.uplift import fit_uplift
@@ -70,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     as_of = default_as_of(tables)
 
     def simulate(listed: pd.DataFrame) -> dict:
-        frame = listed.reset_index()[["customer_id", "action", "contact", "as_of"]]
-        frame["contact"] = frame["contact"].fillna(False).astype(bool)
-        return simulate_with_config(root, frame, config, args.seeds)
+        return simulate_rows(root, listed, config, args.seeds)
 
     probability, _ = build_risk_list(
         tables, bundle, "bench", as_of, with_uplift(config, ranking="probability")

@@ -16,7 +16,7 @@ import time
 
 import pandas as pd
 
-from benchmarks.uplift import CACHE, _random_list, _scaled, with_uplift
+from benchmarks.uplift import CACHE, _random_list, _scaled, simulate_rows, with_uplift
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +32,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.cached import cached_bank, cached_bundle
     from churn.config import load_config
-    from features.bank.simulate import simulate_with_config
     from features.campaigns import campaign_rows
     from serving.risk_list import build_risk_list, default_as_of
     from training.uplift import fit_uplift
@@ -46,9 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     truth = pd.read_parquet(root / "truth" / "customers.parquet").set_index("customer_id")
 
     def simulate(listed: pd.DataFrame) -> dict:
-        frame = listed.reset_index()[["customer_id", "action", "contact", "as_of"]]
-        frame["contact"] = frame["contact"].fillna(False).astype(bool)
-        return simulate_with_config(root, frame, config, args.seeds)
+        return simulate_rows(root, listed, config, args.seeds)
 
     def ranked(mode: str, choose: str, families: tuple[str, ...]):
         return with_uplift(config, ranking=mode, choose=choose, effect_families=families)

@@ -337,7 +337,9 @@ def train_models_dask(config: AppConfig, client) -> tuple[TrainingResult, pd.Dat
     result.next_product_metrics["customers_opening"] = float(counts["test"][2])
     # the campaign rows and the lineage: the local engine's partition work, without the snapshots
     rows = training_rows(config, DaskRunner(client), stacked=False)
-    uplift_metrics, uplift_extra = attach_uplift(bundle, rows.campaigns, config, test)
+    uplift_metrics, uplift_extra = attach_uplift(
+        bundle, rows.campaigns, config, bundle.prepare(test[bundle.feature_names])
+    )
     result.metrics |= uplift_metrics
     result.extra |= uplift_extra
     return result, rows.counts, rows.digest

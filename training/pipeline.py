@@ -122,12 +122,17 @@ def train_models(tables: Mapping[str, pd.DataFrame], config: AppConfig) -> Train
 
 
 def attach_uplift(
-    bundle: ModelBundle, campaigns: pd.DataFrame, config: AppConfig, latest: pd.DataFrame | None = None
+    bundle: ModelBundle,
+    campaigns: pd.DataFrame,
+    config: AppConfig,
+    latest: pd.DataFrame | None = None,
+    probability: np.ndarray | None = None,
 ) -> tuple[dict, dict]:
     """Learn the uplift models from the campaign rows into `bundle` (when the config asks for
-    them); their metrics and the `extra` entry of the result. `latest` (the test months' feature
-    rows) gives the take-up floor its reference: the customers the churn model puts at or above
-    the reporting threshold there, whom a list would consider."""
+    them); their metrics and the `extra` entry of the result. `latest` (the test months' rows,
+    `bundle.prepare`d) gives the take-up floor its reference: the customers the churn model puts
+    at or above the reporting threshold there (`probability`, computed when not given), whom a
+    list would consider."""
     if not (config.uplift.enabled and config.playbook is not None):
         return {}, {}
     from training.uplift import fit_uplift
@@ -135,10 +140,11 @@ def attach_uplift(
     learned = fit_uplift(campaigns, bundle, config)
     bundle.uplift = learned.model
     if learned.model is not None and latest is not None and len(latest):
-        prepared = bundle.prepare(latest[bundle.feature_names])
-        risky = bundle.churn_probability(prepared) >= config.scoring.reporting_threshold
+        if probability is None:
+            probability = bundle.churn_probability(latest)
+        risky = probability >= config.scoring.reporting_threshold
         learned.model.take_up_reference(
-            bundle.matrix(prepared)[risky],
+            bundle.matrix(latest)[risky],
             "the test months' customers at or above the reporting threshold",
         )
     return learned.metrics, {"uplift": learned}
@@ -201,7 +207,7 @@ def train_on_rows(rows: TrainingRows, config: AppConfig) -> TrainingResult:
     metrics = churn_metrics(y["test"], p_test, **kwargs)
     metrics |= {f"calibration_{k}": v for k, v in churn.calibration_choice.items()}
     metrics["num_trees"] = float(bundle.churn_booster.num_trees())
-    uplift_metrics, extra = attach_uplift(bundle, rows.campaigns, config, X["test"])
+    uplift_metrics, extra = attach_uplift(bundle, rows.campaigns, config, test_prepared, p_test)
     metrics |= uplift_metrics
     if search is not None:
         from training.tuning_report import record_search
