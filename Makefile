@@ -105,5 +105,7 @@ bench-soak: $(STAMP)
 sample: $(STAMP)
 	$(BIN)/churn generate --out data/sample
 
+# Remove what runs and benchmarks wrote (outputs/, the benchmarks' generated banks and bundles in
+# benchmarks/.cache/: the next benchmark regenerates them, minutes each); the virtualenv stays.
 clean:
-	rm -rf outputs .pytest_cache .ruff_cache
+	rm -rf outputs benchmarks/.cache .pytest_cache .ruff_cache

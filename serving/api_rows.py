@@ -283,3 +283,19 @@ def list_item(r: dict[str, Any]) -> m.RiskListItem:
         contact=bool(r["contact"]),
         contact_rule=r.get("contact_rule"),
     )
+
+
+def model_info_answer(champion: Any, model_name: str) -> m.ModelInfo:
+    """/model-info's answer for the champion being served (`serving.service_state.Champion`)."""
+    training = champion.bundle.meta.get("training", {})
+    return m.ModelInfo(
+        model_name=model_name,
+        version=champion.version,
+        alias="champion",
+        trained_at=training.get("trained_at"),
+        training_split={k: str(v) for k, v in training.get("split", {}).items()},
+        metrics={k: float(v) for k, v in champion.info["metrics"].items()},
+        feature_schema_hash=champion.bundle.schema_hash,
+        features=len(champion.bundle.feature_names),
+        loaded_at=champion.info["loaded_at"],
+    )

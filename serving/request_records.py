@@ -72,4 +72,24 @@ def access_rows(
     ]
 
 
-__all__ = ["access_rows", "api_key_name", "prediction_row"]
+def score_rows(
+    pseudonym_key: str, request_id: str, champion: Any, batch: Any, scores: list[Any], started: float
+) -> list[dict[str, Any]]:
+    """/score's prediction-log rows, one per customer scored (`serving.api_rows.Batch` rows and
+    their `CustomerScore`s, in the same order)."""
+    return [
+        prediction_row(
+            pseudonym_key,
+            "score",
+            request_id,
+            champion.version,
+            score.customer_id,
+            champion.bundle.row_values(batch.x[j]),
+            score.model_dump(exclude={"customer_id", "index"}),
+            started,
+        )
+        for j, score in enumerate(scores)
+    ]
+
+
+__all__ = ["access_rows", "api_key_name", "prediction_row", "score_rows"]

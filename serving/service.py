@@ -37,7 +37,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from serving import api_models as m
-from serving.api_rows import Batch, by_id, by_row, customer_score, explain_row, list_item
+from serving.api_rows import Batch, by_id, by_row, customer_score, explain_row, list_item, model_info_answer
 from serving.auth import KeyRing
 from serving.guard import ApiGuard, RateLimiter, log_client_error
 from serving.model_bundle import ModelBundle
@@ -46,7 +46,7 @@ from serving.outcomes import record_contact_outcome
 from serving.policy import contact_history_arrays, tiers
 from serving.request_checks import ApiError
 from serving.request_log import RequestLogWriter, replay_journals
-from serving.request_records import access_rows, api_key_name, prediction_row
+from serving.request_records import access_rows, api_key_name, prediction_row, score_rows
 from serving.scoring import decide
 from serving.service_state import (
     Champion,
@@ -374,35 +374,11 @@ class ChurnService:
     @rest.get("/model-info", response_model=m.ModelInfo)
     def model_info(self):
         """The champion being served: version, training date, headline metrics, feature schema."""
-        champion = self._state.champion
-        training = champion.bundle.meta.get("training", {})
-        return m.ModelInfo(
-            model_name=self.config.mlflow.model_name,
-            version=champion.version,
-            alias="champion",
-            trained_at=training.get("trained_at"),
-            training_split={k: str(v) for k, v in training.get("split", {}).items()},
-            metrics={k: float(v) for k, v in champion.info["metrics"].items()},
-            feature_schema_hash=champion.bundle.schema_hash,
-            features=len(champion.bundle.feature_names),
-            loaded_at=champion.info["loaded_at"],
-        )
+        return model_info_answer(self._state.champion, self.config.mlflow.model_name)
 
     # -- the request logs ------------------------------------------------------------------------
     def _log_scores(self, ctx, request_id, champion: Champion, batch: Batch, scores, started) -> None:
-        rows = [
-            prediction_row(
-                self._pseudonym_key,
-                "score",
-                request_id,
-                champion.version,
-                score.customer_id,
-                champion.bundle.row_values(batch.x[j]),
-                score.model_dump(exclude={"customer_id", "index"}),
-                started,
-            )
-            for j, score in enumerate(scores)
-        ]
+        rows = score_rows(self._pseudonym_key, request_id, champion, batch, scores, started)
         self.log.put("prediction_log", rows)
         self._log_access(ctx, "score", request_id, [s.customer_id for s in scores])
 
