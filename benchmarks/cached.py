@@ -46,17 +46,19 @@ def cached_bank(
 
 
 def cached_bundle(
-    root: Path, tables: dict, config: Any, retrain: bool, metrics: tuple[str, ...]
+    root: Path, tables: dict, config: Any, retrain: bool, metrics: tuple[str, ...], name: str = "bundle"
 ) -> tuple[Any, dict[str, float]]:
     """The bundle trained on `tables` as `churn train` does (once, or again with `retrain`), and
-    the training metrics whose names start with one of `metrics`."""
+    the training metrics whose names start with one of `metrics`; cached as `root/name` (another
+    name for a bundle trained with other settings on the same bank)."""
     from serving.model_bundle import ModelBundle
     from training.pipeline import train_models
 
-    model_dir = root / "bundle"
+    model_dir = root / name
+    kept_metrics = root / ("metrics.json" if name == "bundle" else f"metrics_{name}.json")
     if retrain or not (model_dir / "bundle.json").exists():
         result = train_models(tables, config)
         result.bundle.save(model_dir)
         kept = {k: v for k, v in result.metrics.items() if k.startswith(metrics)}
-        (root / "metrics.json").write_text(json.dumps(kept))
-    return ModelBundle.load(model_dir), json.loads((root / "metrics.json").read_text())
+        kept_metrics.write_text(json.dumps(kept))
+    return ModelBundle.load(model_dir), json.loads(kept_metrics.read_text())

@@ -103,7 +103,7 @@ def _playbook_effects(model):
 
     meta = copy.deepcopy(model.meta)
     meta["learned_share"] = {action: 0.0 for action in meta["actions"]}
-    return UpliftModel(meta)
+    return UpliftModel(meta, model.take_up_model, model.held_out_take_up_model)
 
 
 def _perfect_qini(tables: dict, config, truth: pd.DataFrame) -> tuple[float, float, float]:
@@ -162,6 +162,18 @@ def main(argv: list[str] | None = None) -> int:
         help="leave the customers at risk with the lowest this share of predicted take-up "
         "uncontacted [config: uplift.take_up_floor]",
     )
+    parser.add_argument(
+        "--take-up-weight",
+        type=float,
+        help="weigh each contact's saving by (take-up / the median at risk) ** this "
+        "[config: uplift.take_up_weight]",
+    )
+    parser.add_argument(
+        "--effect-input",
+        choices=["features", "take_up"],
+        help="what the effect models read [config: uplift.effect_input]; take_up trains a bundle of "
+        "its own on the same cached bank",
+    )
     args = parser.parse_args(argv)
 
     from benchmarks.cached import cached_bank, cached_bundle
@@ -185,12 +197,18 @@ def main(argv: list[str] | None = None) -> int:
         overrides["candidate_saving"] = None if none else float(args.candidate_saving)
     if args.take_up_floor is not None:
         overrides["take_up_floor"] = args.take_up_floor
+    if args.take_up_weight is not None:
+        overrides["take_up_weight"] = args.take_up_weight
+    if args.effect_input is not None:
+        overrides["effect_input"] = args.effect_input
     config = with_uplift(config, **overrides)
     tables = cached_bank(root, args.customers, args.seed, config)
     generated = time.perf_counter()
-    bundle, metrics = cached_bundle(root, tables, config, args.retrain, ("uplift", "roc_auc"))
+    kept = ("uplift", "roc_auc")
+    name = "bundle" if config.uplift.effect_input == "features" else f"bundle_{config.uplift.effect_input}"
+    bundle, metrics = cached_bundle(root, tables, config, args.retrain, kept, name)
     if "uplift_qini" in metrics and "uplift_qini_recent" not in metrics:  # cached before the cross-fit
-        bundle, metrics = cached_bundle(root, tables, config, True, ("uplift", "roc_auc"))
+        bundle, metrics = cached_bundle(root, tables, config, True, kept, name)
     trained = time.perf_counter()
     as_of = default_as_of(tables)
     lists = {}
@@ -309,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "exploration_share": config.generator.exploration_share,
             "take_up_floor": config.uplift.take_up_floor,
+            "take_up_weight": config.uplift.take_up_weight,
+            "effect_input": config.uplift.effect_input,
             "capacity_scale": args.capacity_scale,
             "continuations": args.seeds,
             "configured": configured,

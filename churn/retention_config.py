@@ -175,6 +175,10 @@ class UpliftConfig(Frozen):
     # chosen for what makes a contact work (who the customer is, how they bank, what drives them),
     # cost the R-loss less variance than the churn model's whole view
     effect_families: tuple[str, ...] = Field((), strict=False)  # a YAML list
+    # what the effect models read: `features` (those of `effect_families`), or `take_up`, the
+    # take-up score alone (P(offer accepted | reached), cross-fitted): the recorded outcomes are a
+    # far denser signal of who a contact moves than the churn it changes (README, What works)
+    effect_input: Literal["features", "take_up"] = "features"
     # a customer whose best action is expected to raise their churn by more than this (probability
     # points) is a predicted sleeping dog and is not contacted
     sleeping_dog_harm: float = Field(0.002, ge=0.0)
@@ -183,6 +187,10 @@ class UpliftConfig(Frozen):
     # are not contacted ("unlikely to respond"): who declines is who a contact does not move, the
     # sleeping dogs among them (README, What works). 0: off. At most 0.9
     take_up_floor: float = Field(0.0, ge=0.0, le=0.9)
+    # in uplift mode, each contact's expected saving is weighed by (predicted take-up / the median
+    # take-up of the customers at risk) ** this, at most 2: softer than the floor, a valuable
+    # customer who is unlikely to respond can still be contacted. 0: off. At most 3
+    take_up_weight: float = Field(0.0, ge=0.0, le=3.0)
     # in uplift mode the list also considers customers below the reporting threshold whose best
     # action is expected to save at least this much (value x learned uplift - cost): a valuable
     # customer at moderate risk who responds can be worth more than a risky one who does not; they

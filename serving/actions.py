@@ -10,6 +10,8 @@ Ranking modes (`uplift.ranking`, or `churn score --ranking`; `ranking_mode` reso
   (`uplift.allowed`). A customer whose allowed action(s) are all expected to raise their churn is
   a predicted sleeping dog and is not contacted; with `uplift.take_up_floor`, so is one whose
   predicted take-up is below the model's floor ("unlikely to respond", `_unlikely_to_respond`).
+  With `uplift.take_up_weight`, the saving's value term is weighed by the customer's take-up
+  factor (`UpliftModel.take_up_factor`): value x uplift x factor - cost.
 - `probability`: the playbook's rule chooses the action and the saving is P(churn) x value x the
   playbook's effect - cost (the ranking before uplift models).
 - `auto` (the default): `uplift` when the bundle's uplift models have shown incremental value on
@@ -87,7 +89,7 @@ def uplift_candidates(
         return out
     # the best of every action, before the kind of churn (and so the allowed actions and the
     # playbook's choice) is known: it lets in a few more customers than end up listed, never fewer
-    _, values = _action_values(
+    _, values, _ = _action_values(
         bundle, x[rows], probability[rows], np.nan_to_num(value[rows], nan=0.0), config
     )
     out[rows] = values.max(axis=1) >= floor
@@ -96,13 +98,18 @@ def uplift_candidates(
 
 def _action_values(
     bundle: Any, x: np.ndarray, probability: np.ndarray, worth: np.ndarray, config: AppConfig
-) -> tuple[np.ndarray, np.ndarray]:
-    """(uplift, value x uplift - cost) of every playbook action (columns, in the playbook's
-    order) for each row, the uplift shrunk toward the playbook's effect (`UpliftModel.uplift`)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(uplift, value x uplift x take-up factor - cost, the factor or None) of every playbook
+    action (columns, in the playbook's order) for each row, the uplift shrunk toward the
+    playbook's effect (`UpliftModel.uplift`), the factor `UpliftModel.take_up_factor` (None: off)."""
     actions = config.playbook.actions
     estimates = bundle.uplift.uplift(x, probability, {name: a.effect for name, a in actions.items()})
     lift = np.column_stack([estimates[name] for name in actions])
-    return lift, lift * worth[:, None] - np.array([a.cost for a in actions.values()])[None, :]
+    weight = config.uplift.take_up_weight
+    factor = bundle.uplift.take_up_factor(x, weight) if weight > 0 else None
+    weighed = worth if factor is None else worth * factor
+    costs = np.array([a.cost for a in actions.values()])[None, :]
+    return lift, lift * weighed[:, None] - costs, factor
 
 
 def _unlikely_to_respond(bundle: Any, x: np.ndarray, share: float) -> np.ndarray:
@@ -168,7 +175,7 @@ def choose(
 
     unlikely[rows] = _unlikely_to_respond(bundle, x[rows], u.take_up_floor)
     names = list(playbook.actions)
-    lift, values = _action_values(bundle, x[rows], probability[rows], worth[rows], config)
+    lift, values, factor = _action_values(bundle, x[rows], probability[rows], worth[rows], config)
     allowed = np.ones((rows.size, len(names)), dtype=bool)
     for kind, actions in u.allowed.items():
         mine = churn_type[rows] == kind
@@ -181,6 +188,7 @@ def choose(
     # allow) keeps the playbook's rule and figures rather than an arbitrary action at -inf
     some = allowed.any(axis=1)
     rows, lift, values, allowed = rows[some], lift[some], values[some], allowed[some]
+    factor = None if factor is None else factor[some]
     if rows.size == 0:
         return chosen
     values = np.where(allowed, values, -np.inf)
@@ -200,9 +208,10 @@ def choose(
             if np.isfinite(values[k, second[k]]) and b != a
             else ""
         )
+        weighed = "" if factor is None else f" x take-up factor {factor[k]:.2f}"
         why[row] = (
             f"{a}: uplift {100 * lift[k, best[k]]:+.1f} points ({share.get(a, 0.0):.0%} learned) x value "
-            f"{worth[row]:,.0f} - cost {costs[a]:,.0f} = {values[k, best[k]]:,.0f}{runner}"
+            f"{worth[row]:,.0f}{weighed} - cost {costs[a]:,.0f} = {values[k, best[k]]:,.0f}{runner}"
         )
     return chosen
 

@@ -15,11 +15,18 @@ not move: the list can leave the customers least likely to respond uncontacted
 (`uplift.take_up_floor`, `serving.actions`). The floor is one take-up figure per model, so the
 list and `/score` decide alike: the configured share of the customers the churn model put at or
 above the reporting threshold in the latest months it was tested on (`take_up_reference`; the
-quantiles are kept, so the share can change without retraining).
+quantiles are kept, so the share can change without retraining). Softer, `uplift.take_up_weight`
+weighs each contact's saving by (take-up / that population's median take-up) ** weight, capped at
+TAKE_UP_FACTOR_CAP (`take_up_factor`): a valuable customer who is unlikely to respond can still be
+worth a call, where a floor leaves them out whatever their value.
+
+With `uplift.effect_input: take_up` the effect models read the take-up score alone (its log-odds,
+standardised; `effect_basis`), so the take-up model is part of every uplift figure.
 
 Saved beside the bundle as `uplift/uplift.json`: the evidence, each effect model's intercept and
-weights on the standardised features, the take-up quantiles; the take-up model as LightGBM text,
-`uplift/take_up.txt`.
+weights on the standardised features (or the take-up score), the take-up quantiles; the take-up
+model as LightGBM text, `uplift/take_up.txt`, and where the effects read it, the one fitted without
+the held-out months that the promotion comparison scores them with, `uplift/take_up_held_out.txt`.
 """
 
 from __future__ import annotations
@@ -35,12 +42,28 @@ from features.campaigns import CONTROL
 
 CONTACT = "contact"
 TAKE_UP_FILE = "take_up.txt"
+HELD_OUT_TAKE_UP_FILE = "take_up_held_out.txt"  # fitted without the held-out months (promotion)
 TAKE_UP_GRID = np.round(np.linspace(0.0, 0.9, 19), 2)  # the shares whose take-up is kept
+TAKE_UP_FACTOR_CAP = 2.0  # the most a likely responder's saving is weighed up
 
 
-def effect_basis(x: np.ndarray, spec: dict[str, Any], feature_index: dict[str, int]) -> np.ndarray:
-    """The effect models' inputs: numeric features centred and scaled as in training (missing at
-    the mean, clipped to five scales), then an indicator per non-reference level of each categorical."""
+def take_up_log_odds(take_up: np.ndarray) -> np.ndarray:
+    t = np.clip(np.asarray(take_up, dtype=float), 1e-3, 1 - 1e-3)
+    return np.log(t / (1 - t))
+
+
+def effect_basis(
+    x: np.ndarray, spec: dict[str, Any], feature_index: dict[str, int], take_up: np.ndarray | None = None
+) -> np.ndarray:
+    """The effect models' inputs. With `uplift.effect_input: take_up` (a `take_up` entry in the
+    spec): the take-up score's log-odds, centred and scaled as in training, the one column.
+    Otherwise: numeric features centred and scaled as in training (missing at the mean, clipped to
+    five scales), then an indicator per non-reference level of each categorical."""
+    if "take_up" in spec:
+        if take_up is None:
+            raise ValueError("the effect models read the take-up score, and no take-up model was given")
+        scaled = (take_up_log_odds(take_up) - spec["take_up"]["mean"]) / spec["take_up"]["scale"]
+        return np.clip(scaled, -5.0, 5.0)[:, None]
     numeric = x[:, [feature_index[n] for n in spec["numeric"]]].astype(float)
     mean, scale = np.asarray(spec["mean"], dtype=float), np.asarray(spec["scale"], dtype=float)
     columns = [np.clip(np.nan_to_num((numeric - mean) / scale, nan=0.0), -5.0, 5.0)]
@@ -58,9 +81,17 @@ class UpliftModel:
     """Linear relative effects per action on the bundle's features (an R-learner's), and what each
     action's estimate rests on."""
 
-    def __init__(self, meta: dict[str, Any], take_up: lgb.Booster | None = None):
+    def __init__(
+        self,
+        meta: dict[str, Any],
+        take_up: lgb.Booster | None = None,
+        held_out_take_up: lgb.Booster | None = None,
+    ):
         self.meta = meta
         self.take_up_model = take_up  # P(accepted | reached); None where too few outcomes
+        # the take-up model fitted without the held-out months, which the held-out effects read
+        # when their input is the take-up score (`effect_basis`; `training.uplift_compare`)
+        self.held_out_take_up_model = held_out_take_up
         self.actions: list[str] = list(meta["actions"])
         self.feature_index: dict[str, int] = {n: j for j, n in enumerate(meta.get("feature_names", []))}
         self.learned_share: dict[str, float] = {
@@ -72,17 +103,22 @@ class UpliftModel:
         path = Path(directory) / "uplift.json"
         if not path.exists():
             return None
-        take_up = Path(directory) / TAKE_UP_FILE
+        boosters = [Path(directory) / name for name in (TAKE_UP_FILE, HELD_OUT_TAKE_UP_FILE)]
         return cls(
-            json.loads(path.read_text()), lgb.Booster(model_file=take_up) if take_up.exists() else None
+            json.loads(path.read_text()),
+            *(lgb.Booster(model_file=b) if b.exists() else None for b in boosters),
         )
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "uplift.json").write_text(json.dumps(self.meta, indent=2))
-        if self.take_up_model is not None:
-            self.take_up_model.save_model(directory / TAKE_UP_FILE)
+        for booster, name in (
+            (self.take_up_model, TAKE_UP_FILE),
+            (self.held_out_take_up_model, HELD_OUT_TAKE_UP_FILE),
+        ):
+            if booster is not None:
+                booster.save_model(directory / name)
         return directory
 
     def take_up(self, x: np.ndarray) -> np.ndarray | None:
@@ -110,6 +146,16 @@ class UpliftModel:
             return None
         return float(np.interp(share, TAKE_UP_GRID, reference["quantiles"]))
 
+    def take_up_factor(self, x: np.ndarray, weight: float) -> np.ndarray | None:
+        """(predicted take-up / the reference population's median take-up) ** `weight` per row,
+        at most TAKE_UP_FACTOR_CAP: what a contact's expected saving is weighed by. None without a
+        take-up model or reference, or with `weight` 0."""
+        median = self.take_up_floor(0.5) if weight > 0 else None
+        if median is None or median <= 0 or len(x) == 0:
+            return None
+        ratio = np.clip(self.take_up(x) / median, 0.0, None)
+        return np.minimum(ratio**weight, TAKE_UP_FACTOR_CAP)
+
     def learned(self, x: np.ndarray, probability: np.ndarray) -> dict[str, np.ndarray]:
         """P(churn | control) - P(churn | action) per action that has a model of its own: the
         learned relative effect times the customer's churn probability (a contact can take away
@@ -117,7 +163,8 @@ class UpliftModel:
         effects = self.meta.get("effects") or {}
         if CONTACT not in effects:
             return {}
-        z = effect_basis(x, effects["basis"], self.feature_index)
+        reads_take_up = "take_up" in effects["basis"]
+        z = effect_basis(x, effects["basis"], self.feature_index, self.take_up(x) if reads_take_up else None)
         p = np.clip(np.asarray(probability, dtype=float), 0.0, 1.0)
         any_contact = apply_effect(z, effects[CONTACT])
         return {
@@ -140,4 +187,4 @@ class UpliftModel:
         return out
 
 
-__all__ = ["CONTACT", "CONTROL", "UpliftModel", "apply_effect", "effect_basis"]
+__all__ = ["CONTACT", "CONTROL", "UpliftModel", "apply_effect", "effect_basis", "take_up_log_odds"]

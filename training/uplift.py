@@ -30,6 +30,13 @@ churners, and over the action as a feature (an S-learner), whose trees split on 
 uplift(a, x) = -P(churn) r_a(x). Where an action has little evidence, `serving.uplift_model` shrinks
 toward the playbook's effect.
 
+What r reads (`uplift.effect_input`): the standardised features (`features`), or the take-up score
+alone (`take_up`): P(offer accepted | reached), a booster fitted on the offers the campaigns
+recorded as accepted or declined (`take_up_model`). A contact's outcome is a far denser signal of
+who a contact moves than the churn it changes, and one input costs the R-loss far less variance
+than a hundred. Each row's score comes from a take-up model fitted on the other half of the
+customers (`take_up_basis`): a row's own outcome is partly whether the contact kept it.
+
 Evaluation (`training/uplift_eval.py`): the headline is any contact's Qini coefficient (the area
 between the Qini curve and random targeting, as a share of the treated customers) over every
 campaign row, cross-fitted over folds of customers (each fold ranked by models fitted on the
@@ -51,6 +58,7 @@ import pandas as pd
 from churn.config import AppConfig
 from features.campaigns import campaign_rows
 from serving.uplift_model import CONTACT, CONTROL, UpliftModel, apply_effect, effect_basis
+from training.uplift_boosters import outcome_model, take_up_basis, take_up_counts, take_up_model
 from training.uplift_eval import (
     CROSS_FOLDS,
     bootstrap_qini,
@@ -73,68 +81,6 @@ class UpliftResult:
     metrics: dict[str, float]
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-def _boost(x: np.ndarray, y: np.ndarray, params: Any, seed: int, categorical: list[int]) -> lgb.Booster:
-    """A small binary booster with early stopping on a random fifth, cut to its best round."""
-    settings = {
-        "objective": "binary",
-        "metric": "binary_logloss",
-        "num_leaves": params.num_leaves,
-        "learning_rate": params.learning_rate,
-        "min_child_samples": params.min_child_samples,
-        "feature_fraction": params.feature_fraction,
-        "lambda_l2": params.lambda_l2,
-        "seed": seed,
-        "deterministic": True,
-        "num_threads": 1,
-        "verbose": -1,
-    }
-    valid = np.random.default_rng(seed).random(len(y)) < 0.2
-    train = lgb.Dataset(x[~valid], y[~valid], categorical_feature=categorical, free_raw_data=False)
-    check = lgb.Dataset(x[valid], y[valid], categorical_feature=categorical, reference=train)
-    booster = lgb.train(
-        settings,
-        train,
-        num_boost_round=params.num_boost_round,
-        valid_sets=[check],
-        callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
-    )
-    return booster.model_from_string(booster.model_to_string(num_iteration=max(booster.best_iteration, 1)))
-
-
-def outcome_model(
-    x: np.ndarray, y: np.ndarray, params: Any, seed: int, categorical: list[int]
-) -> tuple[np.ndarray, list[lgb.Booster]]:
-    """m(x) = P(churn | x) for every row, cross-fitted: each half predicted by a booster fitted on
-    the other, so the residuals the effect is learned from are out of sample; and the two boosters."""
-    half = np.random.default_rng(seed + 1).random(len(y)) < 0.5
-    m = np.zeros(len(y))
-    boosters = []
-    for mine in (half, ~half):
-        boosters.append(_boost(x[~mine], y[~mine], params, seed, categorical))
-        m[mine] = boosters[-1].predict(x[mine])
-    return m, boosters
-
-
-def take_up_model(
-    rows: pd.DataFrame, x: np.ndarray, u: Any, seed: int, categorical: list[int]
-) -> tuple[lgb.Booster | None, dict[str, Any]]:
-    """P(accepted | reached) on the features, from the contacts whose outcome was recorded as
-    accepted or declined (`serving.uplift_model`), and its counts; (None, counts and why) with fewer
-    than `u.min_arm_rows` of either."""
-    outcome = rows["outcome"].astype(str) if "outcome" in rows.columns else pd.Series("", index=rows.index)
-    answered = outcome.isin(["accepted", "declined"]).to_numpy()
-    accepted = (outcome == "accepted").to_numpy()[answered].astype(int)
-    counts: dict[str, Any] = {
-        "accepted": int(accepted.sum()),
-        "declined": int(len(accepted) - accepted.sum()),
-    }
-    if min(counts["accepted"], counts["declined"]) < u.min_arm_rows:
-        return None, counts | {
-            "reason": f"{counts['accepted']} accepted and {counts['declined']} declined offers"
-        }
-    return _boost(x[answered], accepted, u.params, seed, categorical), counts
 
 
 def basis_spec(
@@ -223,17 +169,27 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         raise ValueError(f"uplift.effect_families: no feature of {list(u.effect_families)} in the model")
 
     def fitted(
-        train_mask: np.ndarray, contact_only: bool = False
-    ) -> tuple[dict[str, Any], dict[str, float], dict[str, int], list[lgb.Booster]]:
+        train_mask: np.ndarray, contact_only: bool = False, final: bool = False
+    ) -> tuple[dict[str, Any], dict[str, float], dict[str, int], list[lgb.Booster], lgb.Booster | None]:
         """The effect models (`serving.uplift_model`'s `meta["effects"]`; with `contact_only`, any
-        contact's alone), evidence shares and events, and the outcome model's two boosters, from
-        the rows in `train_mask`."""
+        contact's alone), evidence shares and events, the outcome model's two boosters, and the
+        take-up model (for the `final` models or where the effects read it; None where there are
+        too few outcomes), from the rows in `train_mask`."""
         shares, events = {}, {}
         control_events = int(y[train_mask & (arm == CONTROL)].sum())
         idx = np.flatnonzero(train_mask)
         m, outcome = outcome_model(with_selection[idx], y[idx], u.params, seed, categorical)
-        spec = basis_spec(x_all[idx], bundle.feature_names, categorical, effect_features)
-        z = effect_basis(x_all[idx], spec, feature_index)
+        reads_take_up = u.effect_input == "take_up"
+        take_up, basis = None, None
+        if final or reads_take_up:
+            take_up, _ = take_up_model(rows.iloc[idx], x_all[idx], u, seed, categorical)
+        if reads_take_up and take_up is not None:
+            basis = take_up_basis(rows.iloc[idx], x_all[idx], u, seed, categorical)
+        if basis is not None:
+            spec, z = basis
+        else:
+            spec = basis_spec(x_all[idx], bundle.feature_names, categorical, effect_features)
+            z = effect_basis(x_all[idx], spec, feature_index)
         arms, groups, ys = arm[idx], group[idx], y[idx]
         contacted = arms != CONTROL
         effects: dict[str, Any] = {"basis": spec}
@@ -251,13 +207,16 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             )
             events[action] = min(int(y[mine].sum()), control_events)
             shares[action] = events[action] / (events[action] + u.prior_events)
-        return effects, shares, events, outcome
+        return effects, shares, events, outcome, take_up
 
-    def held_out(mask: np.ndarray, effects: dict[str, Any], outcome: list[lgb.Booster]):
+    def held_out(
+        mask: np.ndarray, effects: dict[str, Any], outcome: list[lgb.Booster], take_up: lgb.Booster | None
+    ):
         """(P(churn) by the outcome model, the learned uplift of any contact) for the rows in
         `mask`, by models fitted without them: the effects are relative to that risk."""
         risk = np.mean([b.predict(with_selection[mask]) for b in outcome], axis=0)
-        z = effect_basis(x_all[mask], effects["basis"], feature_index)
+        score = take_up.predict(x_all[mask]) if "take_up" in effects["basis"] else None
+        z = effect_basis(x_all[mask], effects["basis"], feature_index, score)
         return risk, -risk * apply_effect(z, effects[CONTACT])
 
     metrics: dict[str, float] = {}
@@ -265,7 +224,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     notes: list[str] = []
     probe_effects: dict[str, Any] = {}
     if test.any():
-        effects, shares, _, outcome = fitted(~test)
+        effects, shares, _, outcome, probe_take_up = fitted(~test)
         probe_effects = {"basis": effects["basis"], CONTACT: effects[CONTACT]}
         probe = UpliftModel(
             {
@@ -273,9 +232,10 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
                 "learned_share": shares,
                 "feature_names": bundle.feature_names,
                 "effects": effects,
-            }
+            },
+            probe_take_up,
         )
-        risk, contact = held_out(test, effects, outcome)
+        risk, contact = held_out(test, effects, outcome, probe_take_up)
         learned = probe.learned(x_all[test], risk)
         test_arm, test_y, test_group = arm[test], y[test], group[test]
         groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -318,8 +278,8 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         score = np.zeros(len(rows))
         for k in range(CROSS_FOLDS):
             mine = fold == k
-            effects, _, _, outcome = fitted(~mine, contact_only=True)
-            score[mine] = within_fold_rank(held_out(mine, effects, outcome)[1])
+            effects, _, _, outcome, take_up = fitted(~mine, contact_only=True)
+            score[mine] = within_fold_rank(held_out(mine, effects, outcome, take_up)[1])
         weight, churned = design_weights(treated, group), y.astype(bool)
         curves[CONTACT], metrics["uplift_qini"] = qini(score, treated, churned, weight)
         metrics["uplift_qini_low"], metrics["uplift_qini_high"] = cluster_interval(
@@ -329,10 +289,12 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         notes.append(
             f"uplift: too few treated or control rows for {CROSS_FOLDS} customer folds: no Qini figures"
         )
-    effects, shares, events, _ = fitted(np.ones(len(rows), dtype=bool))
-    take_up, take_up_meta = take_up_model(rows, x_all, u, seed, categorical)
+    effects, shares, events, _, take_up = fitted(np.ones(len(rows), dtype=bool), final=True)
+    take_up_meta = take_up_counts(rows, u)[2]
     if take_up is None:
         notes.append(f"uplift: {take_up_meta['reason']}: no take-up model, so no take-up floor")
+    if u.effect_input == "take_up" and "take_up" not in effects["basis"]:
+        notes.append("uplift: effect_input take_up, too few recorded outcomes: the effects read the features")
     for action in playbook_actions:
         if action not in shares:
             notes.append(f"uplift: {action}: too little randomised evidence, the playbook's effect")
@@ -368,7 +330,8 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         meta["held_out"] = held_out
     metrics["uplift_rows"] = float(len(rows))
     metrics["uplift_control_rows"] = float((arm == CONTROL).sum())
-    return UpliftResult(UpliftModel(meta, take_up), metrics, curves, notes)
+    held_out_take_up = probe_take_up if test.any() and "take_up" in probe_effects.get("basis", {}) else None
+    return UpliftResult(UpliftModel(meta, take_up, held_out_take_up), metrics, curves, notes)
 
 
 __all__ = ["UpliftResult", "campaign_rows", "fit_uplift", "qini"]

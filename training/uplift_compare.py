@@ -29,12 +29,16 @@ from serving.uplift_model import CONTACT, CONTROL, apply_effect, effect_basis
 from training.uplift_eval import design_weights, qini, randomised_groups
 
 
-def contact_score(bundle: Any, rows: pd.DataFrame, effects: Mapping[str, Any]) -> np.ndarray:
-    """The uplift of any contact per row: churn probability x the learned relative effect."""
+def contact_score(
+    bundle: Any, rows: pd.DataFrame, effects: Mapping[str, Any], take_up: Any | None = None
+) -> np.ndarray:
+    """The uplift of any contact per row: churn probability x the learned relative effect (which
+    reads the `take_up` booster's score where its input is the take-up score)."""
     prepared = bundle.prepare(rows[bundle.feature_names])
     x = bundle.matrix(prepared)
     index = {name: j for j, name in enumerate(bundle.feature_names)}
-    z = effect_basis(x, effects["basis"], index)
+    score = take_up.predict(x) if "take_up" in effects["basis"] and take_up is not None else None
+    z = effect_basis(x, effects["basis"], index, score)
     return -bundle.churn_probability(prepared) * apply_effect(z, effects[CONTACT])
 
 
@@ -95,12 +99,12 @@ def compare_uplift(rows: pd.DataFrame, challenger: Any, champion: Any, config: A
     group, _ = randomised_groups(rows, config.uplift.exploration_campaigns)
     weight = design_weights(treated, group)
     scores = []
-    for side, bundle, effects in (
-        ("challenger", challenger, mine["effects"]),
-        ("champion", champion, champion.uplift.meta.get("effects")),
+    for side, bundle, effects, take_up in (
+        ("challenger", challenger, mine["effects"], challenger.uplift.held_out_take_up_model),
+        ("champion", champion, champion.uplift.meta.get("effects"), champion.uplift.take_up_model),
     ):
         try:
-            scores.append(contact_score(bundle, rows, effects))
+            scores.append(contact_score(bundle, rows, effects, take_up))
         except (FeatureSchemaError, KeyError, TypeError, ValueError, IndexError) as exc:
             return {"note": f"the {side} cannot score these campaign rows ({exc!r}): not compared"}
     churn = rows["churn"].to_numpy().astype(bool)

@@ -271,3 +271,37 @@ def test_uplift_effect_families__the_effect_models_read_only_those_families(trai
     )
     with pytest.raises(ValueError, match="uplift.effect_families"):
         fit_uplift(rows, trained.bundle, unknown)
+
+
+def test_uplift_effect_input_take_up__the_effects_read_a_cross_fitted_take_up_score(trained, sample, config):
+    import copy
+
+    from features.campaigns import campaign_rows
+    from serving.uplift_model import CONTACT
+    from training.uplift import fit_uplift
+    from training.uplift_compare import compare_uplift
+
+    rows = campaign_rows(sample.tables, config)
+    reads = config.model_copy(update={"uplift": config.uplift.model_copy(update={"effect_input": "take_up"})})
+    result = fit_uplift(rows, trained.bundle, reads)
+    model = result.model
+    assert (
+        set(model.meta["effects"]["basis"]) == {"take_up"} and len(model.meta["effects"][CONTACT]["w"]) == 1
+    )
+    assert "take_up" in model.meta["held_out"]["effects"]["basis"]
+    assert model.take_up_model is not None and model.held_out_take_up_model is not None
+    m = result.metrics
+    assert m["uplift_qini_low"] <= m["uplift_qini"] <= m["uplift_qini_high"]
+    # the challenger's held-out effects read the take-up model fitted without those months
+    challenger, older = copy.copy(trained.bundle), copy.copy(trained.bundle)
+    challenger.uplift = model
+    meta = copy.deepcopy(trained.bundle.uplift.meta)
+    held = model.meta["held_out_months"]
+    meta["campaign_months"] = [month for month in meta["campaign_months"] if month not in held]
+    older.uplift = type(model)(meta)
+    figures = compare_uplift(rows, challenger, older, config)
+    assert figures.get("months") == held, figures
+    # no recorded outcomes, no take-up model: the effects read the features, and say so
+    fallback = fit_uplift(rows.drop(columns="outcome"), trained.bundle, reads)
+    assert "numeric" in fallback.model.meta["effects"]["basis"]
+    assert any("effect_input take_up" in note for note in fallback.notes), fallback.notes
