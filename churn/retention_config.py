@@ -178,7 +178,7 @@ class UpliftConfig(Frozen):
     # what the effect models read: `features` (those of `effect_families`), or `take_up`, the
     # take-up score alone (P(offer accepted | reached), cross-fitted): the recorded outcomes are a
     # far denser signal of who a contact moves than the churn it changes (README, What works)
-    effect_input: Literal["features", "take_up"] = "features"
+    effect_input: Literal["features", "take_up"] = "features"  # take_up: effect_families unused
     # a customer whose best action is expected to raise their churn by more than this (probability
     # points) is a predicted sleeping dog and is not contacted
     sleeping_dog_harm: float = Field(0.002, ge=0.0)
@@ -189,7 +189,9 @@ class UpliftConfig(Frozen):
     take_up_floor: float = Field(0.0, ge=0.0, le=0.9)
     # in uplift mode, each contact's expected saving is weighed by (predicted take-up / the median
     # take-up of the customers at risk) ** this, at most 2: softer than the floor, a valuable
-    # customer who is unlikely to respond can still be contacted. 0: off. At most 3
+    # customer who is unlikely to respond can still be contacted. The list's `expected_saving` (and
+    # the summary's total) is then the weighted figure, not money the simulation would confirm.
+    # 0: off. At most 3
     take_up_weight: float = Field(0.0, ge=0.0, le=3.0)
     # in uplift mode the list also considers customers below the reporting threshold whose best
     # action is expected to save at least this much (value x learned uplift - cost): a valuable

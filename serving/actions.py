@@ -78,7 +78,8 @@ def uplift_candidates(
 ) -> np.ndarray:
     """Rows below the reporting threshold that an uplift-ranked list considers as well: those whose
     best action (any action: the kind of churn is not diagnosed yet) is expected to save at least
-    `uplift.candidate_saving`, value x uplift - cost. Ranking by the churn probability first would
+    `uplift.candidate_saving`, value x uplift (x the take-up factor, `uplift.take_up_weight`) -
+    cost. Ranking by the churn probability first would
     leave out a valuable customer at moderate risk who responds, the customer uplift ranking is
     for. None in probability mode, without uplift models, or with `candidate_saving: null`."""
     out = np.zeros(len(probability), dtype=bool)

@@ -292,7 +292,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     effects, shares, events, _, take_up = fitted(np.ones(len(rows), dtype=bool), final=True)
     take_up_meta = take_up_counts(rows, u)[2]
     if take_up is None:
-        notes.append(f"uplift: {take_up_meta['reason']}: no take-up model, so no take-up floor")
+        notes.append(f"uplift: {take_up_meta['reason']}: no take-up model, so no take-up floor or weight")
     if u.effect_input == "take_up" and "take_up" not in effects["basis"]:
         notes.append("uplift: effect_input take_up, too few recorded outcomes: the effects read the features")
     for action in playbook_actions:

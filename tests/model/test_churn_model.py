@@ -301,6 +301,13 @@ def test_uplift_effect_input_take_up__the_effects_read_a_cross_fitted_take_up_sc
     older.uplift = type(model)(meta)
     figures = compare_uplift(rows, challenger, older, config)
     assert figures.get("months") == held, figures
+    held_out_take_up = model.held_out_take_up_model
+    assert held_out_take_up.model_to_string() != model.take_up_model.model_to_string(), (
+        "fitted on fewer months"
+    )
+    model.held_out_take_up_model = None  # the comparison reads that model, not the final one
+    assert "cannot score" in compare_uplift(rows, challenger, older, config)["note"]
+    model.held_out_take_up_model = held_out_take_up
     # no recorded outcomes, no take-up model: the effects read the features, and say so
     fallback = fit_uplift(rows.drop(columns="outcome"), trained.bundle, reads)
     assert "numeric" in fallback.model.meta["effects"]["basis"]
