@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from churn.config import AppConfig
-from features.partition_jobs import FeatureRunSummary, run_features
+from features.feature_run import FeatureRunSummary, run_features
 from features.sources import read_bank
 from features.validation import ValidatedTables, validate_tables
 
