@@ -52,6 +52,12 @@ def take_up_log_odds(take_up: np.ndarray) -> np.ndarray:
     return np.log(t / (1 - t))
 
 
+def basis_take_up(spec: dict[str, Any], take_up: lgb.Booster | None, x: np.ndarray) -> np.ndarray | None:
+    """The take-up score that the effect basis `spec` reads, by the `take_up` booster, for the rows
+    of `x`; None where the basis reads the features (or there is no booster: `effect_basis` says so)."""
+    return take_up.predict(x) if "take_up" in spec and take_up is not None else None
+
+
 def effect_basis(
     x: np.ndarray, spec: dict[str, Any], feature_index: dict[str, int], take_up: np.ndarray | None = None
 ) -> np.ndarray:
@@ -163,8 +169,8 @@ class UpliftModel:
         effects = self.meta.get("effects") or {}
         if CONTACT not in effects:
             return {}
-        reads_take_up = "take_up" in effects["basis"]
-        z = effect_basis(x, effects["basis"], self.feature_index, self.take_up(x) if reads_take_up else None)
+        score = basis_take_up(effects["basis"], self.take_up_model, x)
+        z = effect_basis(x, effects["basis"], self.feature_index, score)
         p = np.clip(np.asarray(probability, dtype=float), 0.0, 1.0)
         any_contact = apply_effect(z, effects[CONTACT])
         return {
@@ -187,4 +193,12 @@ class UpliftModel:
         return out
 
 
-__all__ = ["CONTACT", "CONTROL", "UpliftModel", "apply_effect", "effect_basis", "take_up_log_odds"]
+__all__ = [
+    "CONTACT",
+    "CONTROL",
+    "UpliftModel",
+    "apply_effect",
+    "basis_take_up",
+    "effect_basis",
+    "take_up_log_odds",
+]

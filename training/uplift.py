@@ -57,7 +57,7 @@ import pandas as pd
 
 from churn.config import AppConfig
 from features.campaigns import campaign_rows
-from serving.uplift_model import CONTACT, CONTROL, UpliftModel, apply_effect, effect_basis
+from serving.uplift_model import CONTACT, CONTROL, UpliftModel, apply_effect, basis_take_up, effect_basis
 from training.uplift_boosters import outcome_model, take_up_basis, take_up_counts, take_up_model
 from training.uplift_eval import (
     CROSS_FOLDS,
@@ -215,7 +215,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         """(P(churn) by the outcome model, the learned uplift of any contact) for the rows in
         `mask`, by models fitted without them: the effects are relative to that risk."""
         risk = np.mean([b.predict(with_selection[mask]) for b in outcome], axis=0)
-        score = take_up.predict(x_all[mask]) if "take_up" in effects["basis"] else None
+        score = basis_take_up(effects["basis"], take_up, x_all[mask])
         z = effect_basis(x_all[mask], effects["basis"], feature_index, score)
         return risk, -risk * apply_effect(z, effects[CONTACT])
 
@@ -223,6 +223,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     curves: dict[str, pd.DataFrame] = {}
     notes: list[str] = []
     probe_effects: dict[str, Any] = {}
+    probe_take_up: lgb.Booster | None = None
     if test.any():
         effects, shares, _, outcome, probe_take_up = fitted(~test)
         probe_effects = {"basis": effects["basis"], CONTACT: effects[CONTACT]}
@@ -330,7 +331,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         meta["held_out"] = held_out
     metrics["uplift_rows"] = float(len(rows))
     metrics["uplift_control_rows"] = float((arm == CONTROL).sum())
-    held_out_take_up = probe_take_up if test.any() and "take_up" in probe_effects.get("basis", {}) else None
+    held_out_take_up = probe_take_up if "take_up" in probe_effects.get("basis", {}) else None
     return UpliftResult(UpliftModel(meta, take_up, held_out_take_up), metrics, curves, notes)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from churn.config import AppConfig
-from serving.uplift_model import CONTACT, CONTROL, apply_effect, effect_basis
+from serving.uplift_model import CONTACT, CONTROL, apply_effect, basis_take_up, effect_basis
 from training.uplift_eval import design_weights, qini, randomised_groups
 
 
@@ -37,8 +37,7 @@ def contact_score(
     prepared = bundle.prepare(rows[bundle.feature_names])
     x = bundle.matrix(prepared)
     index = {name: j for j, name in enumerate(bundle.feature_names)}
-    score = take_up.predict(x) if "take_up" in effects["basis"] and take_up is not None else None
-    z = effect_basis(x, effects["basis"], index, score)
+    z = effect_basis(x, effects["basis"], index, basis_take_up(effects["basis"], take_up, x))
     return -bundle.churn_probability(prepared) * apply_effect(z, effects[CONTACT])
 
 
