@@ -105,6 +105,21 @@ def browser(tmp_path):
     driver.quit()
 
 
+def _downloaded(folder, pattern: str, timeout: float = 20):
+    """The one file Chromium finished downloading into folder. Chromium reserves the final name
+    with an empty file, writes into a .crdownload beside it and renames that over it at the end,
+    so a file by the final name alone is not yet the download."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [f for f in folder.glob(pattern) if f.stat().st_size > 0]
+        if done and not list(folder.glob("*.crdownload")):
+            return done[0]
+        time.sleep(0.2)
+    raise AssertionError(
+        f"no finished download matching {pattern} in {timeout:.0f} s: {sorted(folder.iterdir())}"
+    )
+
+
 def _navigate(browser, selector: str, by: str = "id") -> None:
     """Click what submits a form or follows a link, and wait until the new page replaced the old
     (reading an element at once may find the old page's, which then goes stale)."""
@@ -231,12 +246,7 @@ def test_export__the_filtered_view_downloads_as_csv_with_every_row(browser, desk
     browser.get(f"{desk['url']}/desk/list?decision=contact")
     total = int(browser.find_element(By.ID, "total").text)
     browser.find_element(By.ID, "export-csv").click()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not list(browser.downloads.glob("*.csv")):
-        time.sleep(0.2)
-    files = list(browser.downloads.glob("*.csv"))
-    assert files, "the export was downloaded"
-    frame = pd.read_csv(files[0])
+    frame = pd.read_csv(_downloaded(browser.downloads, "*.csv"))
     assert len(frame) == total and frame["contact"].all()
 
 
