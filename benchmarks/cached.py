@@ -62,3 +62,34 @@ def cached_bundle(
         kept = {k: v for k, v in result.metrics.items() if k.startswith(metrics)}
         kept_metrics.write_text(json.dumps(kept))
     return ModelBundle.load(model_dir), json.loads(kept_metrics.read_text())
+
+
+def bundle_name(config: Any) -> str:
+    """The cache folder of a bundle trained with `config`: its uplift effect models read the
+    features (`bundle`, as cached before the take-up input existed) or the take-up score
+    (`bundle_take_up`); the churn model is the same either way."""
+    return "bundle" if config.uplift.effect_input == "features" else f"bundle_{config.uplift.effect_input}"
+
+
+def refit_uplift(bundle: Any, rows: pd.DataFrame, config: Any) -> Any:
+    """Refit `bundle`'s uplift models on the campaign `rows` with `config`'s uplift settings, in
+    place, and return what `fit_uplift` learned. The take-up floor's reference population (the
+    churn model's at-risk customers in its test months, which training keeps and a benchmark does
+    not rebuild) carries over from the bundle's own models: the take-up model does not depend on
+    the effect settings, which is checked on the rows."""
+    import numpy as np
+
+    from training.uplift import fit_uplift
+
+    learned = fit_uplift(rows, bundle, config)
+    old, new = bundle.uplift, learned.model
+    reference = ((old.meta.get("take_up") or {}).get("reference")) if old is not None else None
+    if reference and new is not None and new.take_up_model is not None:
+        x = bundle.matrix(bundle.prepare(rows[bundle.feature_names].head(2_000)))
+        if not np.allclose(new.take_up(x), old.take_up(x), atol=1e-6):
+            raise ValueError(
+                "the refitted take-up model differs from the bundle's: its floor cannot carry over"
+            )
+        new.meta.setdefault("take_up", {})["reference"] = reference
+    bundle.uplift = new
+    return learned

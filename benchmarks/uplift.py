@@ -171,12 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--effect-input",
         choices=["features", "take_up"],
-        help="what the effect models read [config: uplift.effect_input]; take_up trains a bundle of "
-        "its own on the same cached bank",
+        help="what the effect models read [config: uplift.effect_input]; each input trains a "
+        "bundle of its own on the same cached bank",
     )
     args = parser.parse_args(argv)
 
-    from benchmarks.cached import cached_bank, cached_bundle
+    from benchmarks.cached import bundle_name, cached_bank, cached_bundle
     from churn.config import load_config
     from serving.risk_list import build_risk_list, default_as_of
 
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     tables = cached_bank(root, args.customers, args.seed, config)
     generated = time.perf_counter()
     kept = ("uplift", "roc_auc")
-    name = "bundle" if config.uplift.effect_input == "features" else f"bundle_{config.uplift.effect_input}"
+    name = bundle_name(config)
     bundle, metrics = cached_bundle(root, tables, config, args.retrain, kept, name)
     if "uplift_qini" in metrics and "uplift_qini_recent" not in metrics:  # cached before the cross-fit
         bundle, metrics = cached_bundle(root, tables, config, True, kept, name)

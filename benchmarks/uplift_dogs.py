@@ -52,18 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cuts", type=float, nargs="+", default=[0.15, 0.1, 0.07, 0.05])
     args = parser.parse_args(argv)
 
-    from benchmarks.cached import cached_bank, cached_bundle
+    from benchmarks.cached import bundle_name, cached_bank, cached_bundle, refit_uplift
     from churn.config import load_config
     from features.campaigns import campaign_rows
     from serving.risk_list import build_risk_list, default_as_of
-    from training.uplift import fit_uplift
 
     root = CACHE / f"uplift_{args.customers}_seed{args.seed}"
-    if not (root / "bundle" / "bundle.json").exists():
-        parser.error(f"--seed {args.seed}: no cached bank and bundle; run python -m benchmarks.uplift first")
     config = _scaled(load_config(environ={"CHURN_DATA_SOURCE": str(root)}), args.capacity_scale)
+    if not (root / bundle_name(config) / "bundle.json").exists():
+        parser.error(f"--seed {args.seed}: no cached bank and bundle; run python -m benchmarks.uplift first")
     tables = cached_bank(root, args.customers, args.seed, config)
-    bundle, _ = cached_bundle(root, tables, config, False, ("uplift",))
+    bundle, _ = cached_bundle(root, tables, config, False, ("uplift",), bundle_name(config))
     truth = pd.read_parquet(root / "truth" / "customers.parquet").set_index("customer_id")
     start = pd.Timestamp(json.loads((root / "manifest.json").read_text())["start"])
     as_of = default_as_of(tables)
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         tables, bundle, "bench", as_of, with_uplift(config, ranking="probability")
     )
     today = simulate(probability)
-    bundle.uplift = fit_uplift(campaign_rows(tables, config), bundle, config).model
+    refit_uplift(bundle, campaign_rows(tables, config), config)
     listed, _ = build_risk_list(tables, bundle, "bench", as_of, with_uplift(config, ranking="uplift"))
     contact = listed["contact"].fillna(False).astype(bool)
     over = listed["contact_rule"].astype(str).str.startswith("over the daily capacity")

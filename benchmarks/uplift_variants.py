@@ -30,16 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from benchmarks.cached import cached_bank, cached_bundle
+    from benchmarks.cached import bundle_name, cached_bank, cached_bundle, refit_uplift
     from churn.config import load_config
     from features.campaigns import campaign_rows
     from serving.risk_list import build_risk_list, default_as_of
-    from training.uplift import fit_uplift
 
     root = CACHE / f"uplift_{args.customers}_seed{args.seed}"
     config = _scaled(load_config(environ={"CHURN_DATA_SOURCE": str(root)}), args.capacity_scale)
     tables = cached_bank(root, args.customers, args.seed, config)
-    bundle, _ = cached_bundle(root, tables, config, False, ("uplift", "roc_auc"))
+    bundle, _ = cached_bundle(root, tables, config, False, ("uplift", "roc_auc"), bundle_name(config))
     as_of = default_as_of(tables)
     rows = campaign_rows(tables, config)
     truth = pd.read_parquet(root / "truth" / "customers.parquet").set_index("customer_id")
@@ -48,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         return simulate_rows(root, listed, config, args.seeds)
 
     def ranked(mode: str, choose: str, families: tuple[str, ...]):
-        return with_uplift(config, ranking=mode, choose=choose, effect_families=families)
+        # families are what effect models on the features read (the take-up input reads none)
+        return with_uplift(
+            config, ranking=mode, choose=choose, effect_families=families, effect_input="features"
+        )
 
     probability, _ = build_risk_list(tables, bundle, "bench", as_of, ranked("probability", "best", ()))
     size = int(probability["contact"].fillna(False).astype(bool).sum())
@@ -64,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         name, _, spec = variant.partition("=")
         families = tuple(f for f in spec.split(",") if f)
         started = time.perf_counter()
-        learned = fit_uplift(rows, bundle, ranked("uplift", "best", families))
-        bundle.uplift = learned.model
+        learned = refit_uplift(bundle, rows, ranked("uplift", "best", families))
         m = learned.metrics
         line = f"{name:<12} Qini {m.get('uplift_qini', float('nan')):.4f} [{m.get('uplift_qini_low', float('nan')):.4f} .. {m.get('uplift_qini_high', float('nan')):.4f}]"
         for choose in ("best", "playbook"):

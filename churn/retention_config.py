@@ -178,7 +178,7 @@ class UpliftConfig(Frozen):
     # what the effect models read: `features` (those of `effect_families`), or `take_up`, the
     # take-up score alone (P(offer accepted | reached), cross-fitted): the recorded outcomes are a
     # far denser signal of who a contact moves than the churn it changes (README, What works)
-    effect_input: Literal["features", "take_up"] = "features"  # take_up: effect_families unused
+    effect_input: Literal["features", "take_up"] = "take_up"  # take_up: effect_families unused
     # a customer whose best action is expected to raise their churn by more than this (probability
     # points) is a predicted sleeping dog and is not contacted
     sleeping_dog_harm: float = Field(0.002, ge=0.0)
@@ -186,7 +186,7 @@ class UpliftConfig(Frozen):
     # the campaigns' recorded outcomes) is among the lowest this share of the customers at risk
     # are not contacted ("unlikely to respond"): who declines is who a contact does not move, the
     # sleeping dogs among them (README, What works). 0: off. At most 0.9
-    take_up_floor: float = Field(0.0, ge=0.0, le=0.9)
+    take_up_floor: float = Field(0.5, ge=0.0, le=0.9)
     # in uplift mode, each contact's expected saving is weighed by (predicted take-up / the median
     # take-up of the customers at risk) ** this, at most 2: softer than the floor, a valuable
     # customer who is unlikely to respond can still be contacted. The list's `expected_saving` (and

@@ -238,14 +238,15 @@ def test_compare_uplift__challenger_and_an_older_champion_rank_the_same_held_out
     meta = copy.deepcopy(trained.bundle.uplift.meta)
     meta["campaign_months"] = [m for m in meta["campaign_months"] if m not in held]
     meta["effects"] = meta["held_out"]["effects"]
-    older.uplift = UpliftModel(meta)
+    uplift = trained.bundle.uplift  # with the take-up model those effects read
+    older.uplift = UpliftModel(meta, uplift.held_out_take_up_model or uplift.take_up_model)
     figures = compare_uplift(rows, trained.bundle, older, config)
     assert figures["months"] == held and figures["rows"] > 200
     assert figures["challenger"] == figures["champion"], "the same model on the same rows"
     assert figures["low"] == figures["difference"] == figures["high"] == 0.0
     # with the deployed effects (trained on those months too) the champion ranks them differently
     meta["effects"] = trained.bundle.uplift.meta["effects"]
-    older.uplift = UpliftModel(meta)
+    older.uplift = UpliftModel(meta, uplift.take_up_model)
     figures = compare_uplift(rows, trained.bundle, older, config)
     assert figures["challenger"] != figures["champion"]
     assert figures["low"] <= figures["difference"] <= figures["high"]
@@ -259,15 +260,20 @@ def test_uplift_effect_families__the_effect_models_read_only_those_families(trai
 
     rows = campaign_rows(sample.tables, config)
     families = trained.bundle.meta["features"]["families"]
+    on_features = {"effect_input": "features"}
     narrow = config.model_copy(
-        update={"uplift": config.uplift.model_copy(update={"effect_families": ("profile", "engagement")})}
+        update={
+            "uplift": config.uplift.model_copy(
+                update={**on_features, "effect_families": ("profile", "engagement")}
+            )
+        }
     )
     basis = fit_uplift(rows, trained.bundle, narrow).model.meta["effects"]["basis"]
     read = [*basis["numeric"], *basis["levels"]]
     assert read and {families[name] for name in read} == {"profile", "engagement"}
-    assert len(trained.bundle.uplift.meta["effects"]["basis"]["numeric"]) > 2 * len(basis["numeric"])
+    assert len(trained.bundle.feature_names) > 2 * len(read)
     unknown = config.model_copy(
-        update={"uplift": config.uplift.model_copy(update={"effect_families": ("horoscope",)})}
+        update={"uplift": config.uplift.model_copy(update={**on_features, "effect_families": ("horoscope",)})}
     )
     with pytest.raises(ValueError, match="uplift.effect_families"):
         fit_uplift(rows, trained.bundle, unknown)
@@ -298,7 +304,7 @@ def test_uplift_effect_input_take_up__the_effects_read_a_cross_fitted_take_up_sc
     meta = copy.deepcopy(trained.bundle.uplift.meta)
     held = model.meta["held_out_months"]
     meta["campaign_months"] = [month for month in meta["campaign_months"] if month not in held]
-    older.uplift = type(model)(meta)
+    older.uplift = type(model)(meta, trained.bundle.uplift.take_up_model)
     figures = compare_uplift(rows, challenger, older, config)
     assert figures.get("months") == held, figures
     held_out_take_up = model.held_out_take_up_model
@@ -312,3 +318,29 @@ def test_uplift_effect_input_take_up__the_effects_read_a_cross_fitted_take_up_sc
     fallback = fit_uplift(rows.drop(columns="outcome"), trained.bundle, reads)
     assert "numeric" in fallback.model.meta["effects"]["basis"]
     assert any("effect_input take_up" in note for note in fallback.notes), fallback.notes
+
+
+def test_benchmark_refit_uplift__keeps_the_take_up_floor_only_for_the_same_take_up_model(
+    trained, sample, config
+):
+    import copy
+
+    from benchmarks.cached import refit_uplift
+    from features.campaigns import campaign_rows
+
+    rows = campaign_rows(sample.tables, config)
+    floor = trained.bundle.uplift.take_up_floor(0.5)
+    assert floor is not None, "training keeps the floor's reference population"
+    bundle = copy.copy(trained.bundle)
+    on_features = config.model_copy(
+        update={"uplift": config.uplift.model_copy(update={"effect_input": "features"})}
+    )
+    learned = refit_uplift(bundle, rows, on_features)
+    assert bundle.uplift is learned.model and "numeric" in learned.model.meta["effects"]["basis"]
+    assert bundle.uplift.take_up_floor(0.5) == pytest.approx(floor), "the floor a benchmark's list applies"
+    # a bundle whose take-up model is not the one the rows give: its floor does not carry over
+    other = copy.copy(trained.bundle)
+    other.uplift = copy.copy(trained.bundle.uplift)
+    other.uplift.take_up_model = trained.bundle.uplift.held_out_take_up_model
+    with pytest.raises(ValueError, match="take-up model differs"):
+        refit_uplift(other, rows, on_features)

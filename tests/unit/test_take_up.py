@@ -60,8 +60,9 @@ def test_take_up_floor__the_least_likely_responders_are_not_contacted_and_told_w
         np.full(n, "unclear", dtype=object),
         np.ones(n, dtype=bool),
     )
-    without = choose(_Bundle(model), *args, config, ranking="uplift")
-    assert (without["unlikely_to_respond"] == None).all(), "off by default"  # noqa: E711
+    off = config.model_copy(update={"uplift": config.uplift.model_copy(update={"take_up_floor": 0.0})})
+    without = choose(_Bundle(model), *args, off, ranking="uplift")
+    assert (without["unlikely_to_respond"] == None).all(), "0 is off"  # noqa: E711
     floored = config.model_copy(update={"uplift": config.uplift.model_copy(update={"take_up_floor": 0.35})})
     out = choose(_Bundle(model), *args, floored, ranking="uplift")
     assert out["unlikely_to_respond"][1:].tolist() == [None, None]

@@ -119,6 +119,9 @@ class _FixedUplift:
     def uplift(self, x, probability, effects):
         return {a: self.table.get(a, np.full(len(x), -1.0)) for a in effects}
 
+    def take_up_floor(self, share):
+        return None  # no take-up model, so no floor whatever the configured share (UpliftModel's rule)
+
 
 @pytest.fixture(scope="module")
 def config():
