@@ -65,9 +65,10 @@ def cached_bundle(
 
 
 def bundle_name(config: Any) -> str:
-    """The cache folder of a bundle trained with `config`: its uplift effect models read the
-    features (`bundle`, as cached before the take-up input existed) or the take-up score
-    (`bundle_take_up`); the churn model is the same either way."""
+    """The cache folder of a bundle trained with `config`'s effect input: `bundle` where the
+    uplift effect models read the features (as cached before the take-up input existed),
+    `bundle_take_up` where they read the take-up score; the churn model is the same either way.
+    Other uplift settings (penalty, families) do not name a folder: pass `--retrain` for them."""
     return "bundle" if config.uplift.effect_input == "features" else f"bundle_{config.uplift.effect_input}"
 
 
@@ -77,19 +78,25 @@ def refit_uplift(bundle: Any, rows: pd.DataFrame, config: Any) -> Any:
     churn model's at-risk customers in its test months, which training keeps and a benchmark does
     not rebuild) carries over from the bundle's own models: the take-up model does not depend on
     the effect settings, which is checked on the rows."""
+    import copy
+
     import numpy as np
 
     from training.uplift import fit_uplift
 
     learned = fit_uplift(rows, bundle, config)
     old, new = bundle.uplift, learned.model
-    reference = ((old.meta.get("take_up") or {}).get("reference")) if old is not None else None
-    if reference and new is not None and new.take_up_model is not None:
+    if new is not None and new.take_up_model is not None and config.uplift.take_up_floor > 0:
+        reference = ((old.meta.get("take_up") or {}).get("reference")) if old is not None else None
+        if not reference or old.take_up_model is None:
+            raise ValueError(
+                "the cached bundle keeps no take-up model and reference to carry over: retrain it"
+            )
         x = bundle.matrix(bundle.prepare(rows[bundle.feature_names].head(2_000)))
         if not np.allclose(new.take_up(x), old.take_up(x), atol=1e-6):
             raise ValueError(
                 "the refitted take-up model differs from the bundle's: its floor cannot carry over"
             )
-        new.meta.setdefault("take_up", {})["reference"] = reference
+        new.meta.setdefault("take_up", {})["reference"] = copy.deepcopy(reference)
     bundle.uplift = new
     return learned

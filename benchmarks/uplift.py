@@ -178,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.cached import bundle_name, cached_bank, cached_bundle
     from churn.config import load_config
+    from serving.actions import take_up_floor_state
     from serving.risk_list import build_risk_list, default_as_of
 
     started = time.perf_counter()
@@ -250,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'':28s}" + "".join(f"{n:>26s}" for n in figures)
     configured = "uplift" if config.uplift.choose == "best" else "uplift, playbook action"
     print(f"(ratios: the configured uplift list, uplift.choose: {config.uplift.choose}, '{configured}')")
+    print(
+        f"(uplift.effect_input: {config.uplift.effect_input}; take-up floor: "
+        f"{take_up_floor_state(bundle, config, 'uplift')})"
+    )
     print(header)
 
     def row(label: str, key: str, interval: bool = True) -> None:
@@ -327,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "exploration_share": config.generator.exploration_share,
             "take_up_floor": config.uplift.take_up_floor,
+            "take_up_floor_applied": take_up_floor_state(bundle, config, "uplift"),
             "take_up_weight": config.uplift.take_up_weight,
             "effect_input": config.uplift.effect_input,
             "capacity_scale": args.capacity_scale,

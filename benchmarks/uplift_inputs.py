@@ -5,9 +5,10 @@ four folds of customers. This ranks the same rows the same way by five scores, s
 the effect models can be compared on one bank's history:
 
 - `features`: the R-learner on the standardised features (`uplift.effect_input: features`, the
-  product's default; it reproduces the headline);
-- `take_up`: the R-learner on the take-up score's log-odds alone (`effect_input: take_up`),
-  each training row's score from a take-up model fitted on the other half of its customers;
+  default until 2026-12-06; it reproduces that headline);
+- `take_up`: the R-learner on the take-up score's log-odds alone (`effect_input: take_up`, the
+  default since), each training row's score from a take-up model fitted on the other half of its
+  customers;
 - `take_up, then features`: the take-up effect first, the features' ridge effect on top of it;
 - `churn risk alone`: the outcome model's P(churn), no effect model at all;
 - `take-up score alone`: P(offer accepted | reached), no effect model at all.

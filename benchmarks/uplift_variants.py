@@ -28,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variant", action="append", required=True, help="NAME=family,family (empty: every feature)"
     )
+    parser.add_argument(
+        "--take-up-floor",
+        type=float,
+        help="the lists' take-up floor [config: uplift.take_up_floor]; the README's family figures "
+        "predate the floor: 0 reproduces them",
+    )
     args = parser.parse_args(argv)
 
     from benchmarks.cached import bundle_name, cached_bank, cached_bundle, refit_uplift
@@ -48,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def ranked(mode: str, choose: str, families: tuple[str, ...]):
         # families are what effect models on the features read (the take-up input reads none)
+        floor = {} if args.take_up_floor is None else {"take_up_floor": args.take_up_floor}
         return with_uplift(
-            config, ranking=mode, choose=choose, effect_families=families, effect_input="features"
+            config, ranking=mode, choose=choose, effect_families=families, effect_input="features", **floor
         )
 
     probability, _ = build_risk_list(tables, bundle, "bench", as_of, ranked("probability", "best", ()))

@@ -171,13 +171,16 @@ class UpliftConfig(Frozen):
     # the effect models' penalty: ridge shrinks every feature's weight, lasso keeps only the
     # features whose weight the R-loss supports (both chosen by cross-validation)
     effect_penalty: Literal["ridge", "lasso"] = "ridge"
-    # the feature families the effect models read (README, Features); empty: every feature. Fewer,
+    # the feature families that effect models on the features read (README, Features): with
+    # `effect_input: features`, and where a take-up input falls back to the features for want of
+    # recorded outcomes; empty: every feature. Fewer,
     # chosen for what makes a contact work (who the customer is, how they bank, what drives them),
     # cost the R-loss less variance than the churn model's whole view
     effect_families: tuple[str, ...] = Field((), strict=False)  # a YAML list
-    # what the effect models read: `features` (those of `effect_families`), or `take_up`, the
-    # take-up score alone (P(offer accepted | reached), cross-fitted): the recorded outcomes are a
-    # far denser signal of who a contact moves than the churn it changes (README, What works)
+    # what the effect models read: `take_up` (the default), the take-up score alone (P(offer
+    # accepted | reached), cross-fitted): the recorded outcomes are a far denser signal of who a
+    # contact moves than the churn it changes; or `features` (those of `effect_families`). Chosen
+    # with take_up_floor 0.5 on fresh banks (README, Benchmarks)
     effect_input: Literal["features", "take_up"] = "take_up"  # take_up: effect_families unused
     # a customer whose best action is expected to raise their churn by more than this (probability
     # points) is a predicted sleeping dog and is not contacted

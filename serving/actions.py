@@ -67,6 +67,24 @@ def ranking_mode(bundle: Any, config: AppConfig, ranking: str | None = None) -> 
     return "probability", f"auto: the uplift models' held-out Qini interval {where} (lower bound {low:.4f})"
 
 
+def take_up_floor_state(bundle: Any, config: AppConfig, mode: str) -> str:
+    """What the take-up floor does to a list ranked by `mode`, in words (the list's `run.json` and
+    summary keep it beside the ranking): the floor applies in uplift mode only, and only where the
+    model has a take-up model and its reference population."""
+    share = config.uplift.take_up_floor
+    if mode != "uplift":
+        return "not applied: the list ranks by probability"
+    if share <= 0:
+        return "off (uplift.take_up_floor 0)"
+    model = getattr(bundle, "uplift", None)
+    floor = model.take_up_floor(share) if model is not None else None
+    if floor is None:
+        return "off: the uplift models have no take-up model (too few recorded contact outcomes)"
+    return (
+        f"below {floor:.0%} predicted take-up not contacted (the lowest {share:.0%} of the customers at risk)"
+    )
+
+
 def uplift_candidates(
     bundle: Any,
     x: np.ndarray,

@@ -10,8 +10,18 @@ from typing import Any
 import pandas as pd
 from markupsafe import Markup
 
-_NORMALISED_RULE = (r"\d+ days ago", "N days ago")
+# a contact rule's per-customer figures, so that the decisions count one line per rule
+_NORMALISED_RULES = (
+    (r"\d+ days ago", "N days ago"),
+    (r"predicted take-up \d+%, below", "predicted take-up below"),
+)
 CHURN_TYPE_ORDER = ["service_failure", "competitive", "natural", "unclear"]
+
+
+def _normalised(rules: pd.Series) -> pd.Series:
+    for pattern, replacement in _NORMALISED_RULES:
+        rules = rules.str.replace(pattern, replacement, regex=True)
+    return rules
 
 
 @dataclass(frozen=True)
@@ -28,7 +38,7 @@ class ListDigest:
     by_region: pd.DataFrame
     reasons: pd.Series  # customers per top reason code
     churn_types: pd.Series  # customers explained, per kind of churn
-    decisions: pd.Series  # customers per contact rule ("N days ago" for the gap rule)
+    decisions: pd.Series  # customers per contact rule (`_NORMALISED_RULES`: "N days ago", ...)
     contacted: pd.DataFrame  # the contacted rows, by list rank
 
     @classmethod
@@ -52,7 +62,7 @@ class ListDigest:
             by_region=by("region"),
             reasons=scored["reason_1_code"].value_counts(),
             churn_types=scored["churn_type"].value_counts().reindex(CHURN_TYPE_ORDER, fill_value=0),
-            decisions=scored["contact_rule"].str.replace(*_NORMALISED_RULE, regex=True).value_counts(),
+            decisions=_normalised(scored["contact_rule"]).value_counts(),
             contacted=contacted,
         )
 
@@ -89,6 +99,11 @@ def summary_lines(digest: ListDigest, meta: dict[str, Any], top: int = 10) -> li
         f"ranking               {meta['ranking']['mode']} ({meta['ranking']['why']})"
         if "ranking" in meta
         else "ranking               not recorded",
+        *(
+            [f"take-up floor         {meta['ranking']['take_up_floor']}"]
+            if "take_up_floor" in meta.get("ranking", {})
+            else []
+        ),
         "churn types           "
         + ", ".join(f"{kind} {n}" for kind, n in digest.churn_types.items())
         + " (customers at or above the reporting threshold)",

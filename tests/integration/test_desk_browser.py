@@ -105,13 +105,20 @@ def browser(tmp_path):
     driver.quit()
 
 
+def _size(path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # the reservation renamed over between the glob and the stat
+        return 0
+
+
 def _downloaded(folder, pattern: str, timeout: float = 20):
     """The one file Chromium finished downloading into folder. Chromium reserves the final name
     with an empty file, writes into a .crdownload beside it and renames that over it at the end,
     so a file by the final name alone is not yet the download."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        done = [f for f in folder.glob(pattern) if f.stat().st_size > 0]
+        done = [f for f in folder.glob(pattern) if _size(f) > 0]
         if done and not list(folder.glob("*.crdownload")):
             return done[0]
         time.sleep(0.2)

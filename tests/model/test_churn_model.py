@@ -339,8 +339,16 @@ def test_benchmark_refit_uplift__keeps_the_take_up_floor_only_for_the_same_take_
     assert bundle.uplift is learned.model and "numeric" in learned.model.meta["effects"]["basis"]
     assert bundle.uplift.take_up_floor(0.5) == pytest.approx(floor), "the floor a benchmark's list applies"
     # a bundle whose take-up model is not the one the rows give: its floor does not carry over
+    import lightgbm as lgb
+
+    x = trained.bundle.matrix(trained.bundle.prepare(rows[trained.bundle.feature_names]))
+    accepted = (np.arange(len(x)) % 3 == 0).astype(int)
+    another = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(x, accepted), 5)
     other = copy.copy(trained.bundle)
     other.uplift = copy.copy(trained.bundle.uplift)
-    other.uplift.take_up_model = trained.bundle.uplift.held_out_take_up_model
+    other.uplift.take_up_model = another
     with pytest.raises(ValueError, match="take-up model differs"):
+        refit_uplift(other, rows, on_features)
+    other.uplift = type(trained.bundle.uplift)({**trained.bundle.uplift.meta, "take_up": {}}, another)
+    with pytest.raises(ValueError, match="no take-up model and reference"):
         refit_uplift(other, rows, on_features)

@@ -112,3 +112,8 @@ def test_score_customers__uplift_list_also_draws_on_customers_below_the_threshol
     alone = score_customers(trained.bundle, features.loc[[customer_id]], context, ranked()).iloc[0]
     assert alone["action"] == out.loc[customer_id, "action"]
     assert alone["expected_saving"] == pytest.approx(out.loc[customer_id, "expected_saving"])
+    # the default take-up floor is on in uplift mode: the least likely responders are left out, saying so
+    from serving.actions import take_up_floor_state
+
+    assert take_up_floor_state(trained.bundle, ranked(), "uplift").startswith("below ")
+    assert out["contact_rule"].astype(str).str.startswith("unlikely to respond: predicted take-up").any()

@@ -87,6 +87,65 @@ def test_take_up_floor__the_least_likely_responders_are_not_contacted_and_told_w
     assert decided["contact_rule"][0] == out["unlikely_to_respond"][0]
 
 
+def test_take_up_floor__the_list_says_whether_it_applied_and_counts_its_rule_once(config):
+    import pandas as pd
+
+    from serving.actions import take_up_floor_state
+    from serving.list_summary import ListDigest
+
+    booster, reference = _take_up_booster()
+    model = _model({"retention_call": 1.0})
+    bundle = _Bundle(model)
+    assert take_up_floor_state(bundle, config, "probability").startswith("not applied")
+    assert take_up_floor_state(bundle, config, "uplift").startswith("off: the uplift models have no take-up")
+    model.take_up_model = booster
+    model.take_up_reference(reference, "every test row")
+    share = config.uplift.take_up_floor
+    floor = model.take_up_floor(share)
+    assert take_up_floor_state(bundle, config, "uplift") == (
+        f"below {floor:.0%} predicted take-up not contacted (the lowest {share:.0%} of the customers at risk)"
+    )
+    off = config.model_copy(update={"uplift": config.uplift.model_copy(update={"take_up_floor": 0.0})})
+    assert take_up_floor_state(bundle, off, "uplift") == "off (uplift.take_up_floor 0)"
+    # the list's summary counts the floor's rule once, whatever each customer's predicted take-up
+    x = np.column_stack([np.linspace(0.0, 0.3, 40), np.full(40, 0.5)])
+    n = len(x)
+    out = choose(
+        bundle,
+        x,
+        np.full(n, 0.4),
+        np.full(n, 20_000.0),
+        np.full(n, "retention_call", dtype=object),
+        np.full(n, "unclear", dtype=object),
+        np.ones(n, dtype=bool),
+        config,
+        ranking="uplift",
+    )
+    rules = pd.Series(out["unlikely_to_respond"]).dropna()
+    assert rules.nunique() > 3, "each customer's own take-up in the row's text"
+    rows = pd.DataFrame(
+        {
+            "status": "scored",
+            "contact": False,
+            "list_rank": range(len(rules)),
+            "risk_tier": "high",
+            "value_at_risk": 1.0,
+            "control_group": False,
+            "segment": "mass",
+            "region": "north",
+            "reason_1_code": "FEES",
+            "churn_type": "unclear",
+            "contact_rule": rules.to_numpy(),
+        }
+    )
+    decisions = ListDigest.of(rows).decisions
+    assert decisions.to_dict() == {
+        f"unlikely to respond: predicted take-up below {floor:.0%} (the lowest {share:.0%} of the customers at risk)": len(
+            rules
+        )
+    }
+
+
 def test_take_up_weight__weighs_the_saving_by_take_up_against_the_median_at_risk(config):
     booster, reference = _take_up_booster()
     model = _model({"retention_call": 1.0})
