@@ -60,11 +60,6 @@ def _scaled(config, factor: float):
     )
 
 
-def with_uplift(config, **settings):
-    """The config with these `uplift:` settings changed."""
-    return config.model_copy(update={"uplift": config.uplift.model_copy(update=settings)})
-
-
 def _contactable(rows: pd.DataFrame) -> pd.DataFrame:
     """The scored rows a list may contact: not in the control group, not do-not-contact."""
     scored = rows[(rows["status"] == "scored") & ~rows["control_group"].eq(True)]
@@ -202,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides["take_up_weight"] = args.take_up_weight
     if args.effect_input is not None:
         overrides["effect_input"] = args.effect_input
-    config = with_uplift(config, **overrides)
+    config = config.with_uplift(**overrides)
     tables = cached_bank(root, args.customers, args.seed, config)
     generated = time.perf_counter()
     kept = ("uplift", "roc_auc")
@@ -211,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if "uplift_qini" in metrics and "uplift_qini_recent" not in metrics:  # cached before the cross-fit
         bundle, metrics = cached_bundle(root, tables, config, True, kept, name)
     trained = time.perf_counter()
+    floor_state = take_up_floor_state(bundle, config, "uplift")
     as_of = default_as_of(tables)
     lists = {}
     for name, mode, choose in (
@@ -219,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         ("probability", "probability", "best"),
     ):
         rows, _ = build_risk_list(
-            tables, bundle, "bench", as_of, with_uplift(config, ranking=mode, choose=choose)
+            tables, bundle, "bench", as_of, config.with_uplift(ranking=mode, choose=choose)
         )
         lists[name] = rows
     # a reference that separates the pool from the learned effects: the uplift list's machinery
@@ -227,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     # playbook's effects in place of the learned ones, and the playbook's action
     learned = bundle.uplift
     bundle.uplift = _playbook_effects(learned)
-    ranked = with_uplift(config, ranking="uplift", choose="playbook")
+    ranked = config.with_uplift(ranking="uplift", choose="playbook")
     lists["pool, playbook effects"], _ = build_risk_list(tables, bundle, "bench", as_of, ranked)
     bundle.uplift = learned
     size = int(lists["probability"]["contact"].fillna(False).astype(bool).sum())
@@ -251,10 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'':28s}" + "".join(f"{n:>26s}" for n in figures)
     configured = "uplift" if config.uplift.choose == "best" else "uplift, playbook action"
     print(f"(ratios: the configured uplift list, uplift.choose: {config.uplift.choose}, '{configured}')")
-    print(
-        f"(uplift.effect_input: {config.uplift.effect_input}; take-up floor: "
-        f"{take_up_floor_state(bundle, config, 'uplift')})"
-    )
+    print(f"(uplift.effect_input: {config.uplift.effect_input}; take-up floor: {floor_state})")
     print(header)
 
     def row(label: str, key: str, interval: bool = True) -> None:
@@ -332,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "exploration_share": config.generator.exploration_share,
             "take_up_floor": config.uplift.take_up_floor,
-            "take_up_floor_applied": take_up_floor_state(bundle, config, "uplift"),
+            "take_up_floor_applied": floor_state,
             "take_up_weight": config.uplift.take_up_weight,
             "effect_input": config.uplift.effect_input,
             "capacity_scale": args.capacity_scale,

@@ -24,7 +24,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from benchmarks.uplift import CACHE, DOGS_TARGET, NET_TARGET, _scaled, ratio, simulate_rows, with_uplift
+from benchmarks.uplift import CACHE, DOGS_TARGET, NET_TARGET, _scaled, ratio, simulate_rows
 
 
 def dog_chance(listed: pd.DataFrame, customers: pd.DataFrame, truth: pd.DataFrame, start: pd.Timestamp):
@@ -71,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         return simulate_rows(root, listed, config, args.seeds)
 
     probability, _ = build_risk_list(
-        tables, bundle, "bench", as_of, with_uplift(config, ranking="probability")
+        tables, bundle, "bench", as_of, config.with_uplift(ranking="probability")
     )
     today = simulate(probability)
     refit_uplift(bundle, campaign_rows(tables, config), config)
-    listed, _ = build_risk_list(tables, bundle, "bench", as_of, with_uplift(config, ranking="uplift"))
+    listed, _ = build_risk_list(tables, bundle, "bench", as_of, config.with_uplift(ranking="uplift"))
     contact = listed["contact"].fillna(False).astype(bool)
     over = listed["contact_rule"].astype(str).str.startswith("over the daily capacity")
     pool = listed[(listed["status"] == "scored") & (contact | over)]

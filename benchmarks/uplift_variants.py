@@ -16,7 +16,7 @@ import time
 
 import pandas as pd
 
-from benchmarks.uplift import CACHE, _random_list, _scaled, simulate_rows, with_uplift
+from benchmarks.uplift import CACHE, _random_list, _scaled, simulate_rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     def ranked(mode: str, choose: str, families: tuple[str, ...]):
         # families are what effect models on the features read (the take-up input reads none)
         floor = {} if args.take_up_floor is None else {"take_up_floor": args.take_up_floor}
-        return with_uplift(
-            config, ranking=mode, choose=choose, effect_families=families, effect_input="features", **floor
+        return config.with_uplift(
+            ranking=mode, choose=choose, effect_families=families, effect_input="features", **floor
         )
 
     probability, _ = build_risk_list(tables, bundle, "bench", as_of, ranked("probability", "best", ()))

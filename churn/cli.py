@@ -170,7 +170,7 @@ def score(
     if ranking is not None:
         if ranking not in ("auto", "uplift", "probability"):
             raise UserError(f"--ranking: {ranking!r} is not one of auto, uplift, probability")
-        cfg = cfg.model_copy(update={"uplift": cfg.uplift.model_copy(update={"ranking": ranking})})
+        cfg = cfg.with_uplift(ranking=ranking)
     _, lines = run_daily_list(cfg, as_of)
     for line in lines:
         typer.echo(line)

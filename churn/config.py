@@ -219,6 +219,11 @@ class AppConfig(_Frozen):
     def output_path(self) -> Path:
         return Path(self.output_dir)
 
+    def with_uplift(self, **settings: Any) -> AppConfig:
+        """This config with these `uplift:` settings changed (`churn score --ranking`, the
+        benchmarks' variants, tests)."""
+        return self.model_copy(update={"uplift": self.uplift.model_copy(update=settings)})
+
     @property
     def action_codes(self) -> tuple[str, ...] | None:
         """The playbook's actions (what `contacts.action` may say); None without a playbook."""

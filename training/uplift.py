@@ -31,8 +31,8 @@ uplift(a, x) = -P(churn) r_a(x). Where an action has little evidence, `serving.u
 toward the playbook's effect.
 
 What r reads (`uplift.effect_input`): the take-up score alone (`take_up`, the default), or the
-standardised features (`features`). The take-up score is P(offer accepted | reached), a booster fitted on the offers the campaigns
-recorded as accepted or declined (`take_up_model`). A contact's outcome is a far denser signal of
+standardised features (`features`). The take-up score is P(offer accepted | reached), a booster
+fitted on the offers the campaigns recorded as accepted or declined (`take_up_model`). A contact's outcome is a far denser signal of
 who a contact moves than the churn it changes, and one input costs the R-loss far less variance
 than a hundred. Each row's score comes from a take-up model fitted on the other half of the
 customers (`take_up_basis`): a row's own outcome is partly whether the contact kept it.

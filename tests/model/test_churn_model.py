@@ -261,20 +261,12 @@ def test_uplift_effect_families__the_effect_models_read_only_those_families(trai
     rows = campaign_rows(sample.tables, config)
     families = trained.bundle.meta["features"]["families"]
     on_features = {"effect_input": "features"}
-    narrow = config.model_copy(
-        update={
-            "uplift": config.uplift.model_copy(
-                update={**on_features, "effect_families": ("profile", "engagement")}
-            )
-        }
-    )
+    narrow = config.with_uplift(**on_features, effect_families=("profile", "engagement"))
     basis = fit_uplift(rows, trained.bundle, narrow).model.meta["effects"]["basis"]
     read = [*basis["numeric"], *basis["levels"]]
     assert read and {families[name] for name in read} == {"profile", "engagement"}
     assert len(trained.bundle.feature_names) > 2 * len(read)
-    unknown = config.model_copy(
-        update={"uplift": config.uplift.model_copy(update={**on_features, "effect_families": ("horoscope",)})}
-    )
+    unknown = config.with_uplift(**on_features, effect_families=("horoscope",))
     with pytest.raises(ValueError, match="uplift.effect_families"):
         fit_uplift(rows, trained.bundle, unknown)
 
@@ -288,7 +280,7 @@ def test_uplift_effect_input_take_up__the_effects_read_a_cross_fitted_take_up_sc
     from training.uplift_compare import compare_uplift
 
     rows = campaign_rows(sample.tables, config)
-    reads = config.model_copy(update={"uplift": config.uplift.model_copy(update={"effect_input": "take_up"})})
+    reads = config.with_uplift(effect_input="take_up")
     result = fit_uplift(rows, trained.bundle, reads)
     model = result.model
     assert (
@@ -332,9 +324,7 @@ def test_benchmark_refit_uplift__keeps_the_take_up_floor_only_for_the_same_take_
     floor = trained.bundle.uplift.take_up_floor(0.5)
     assert floor is not None, "training keeps the floor's reference population"
     bundle = copy.copy(trained.bundle)
-    on_features = config.model_copy(
-        update={"uplift": config.uplift.model_copy(update={"effect_input": "features"})}
-    )
+    on_features = config.with_uplift(effect_input="features")
     learned = refit_uplift(bundle, rows, on_features)
     assert bundle.uplift is learned.model and "numeric" in learned.model.meta["effects"]["basis"]
     assert bundle.uplift.take_up_floor(0.5) == pytest.approx(floor), "the floor a benchmark's list applies"

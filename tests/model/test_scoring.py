@@ -88,9 +88,7 @@ def test_score_customers__uplift_list_also_draws_on_customers_below_the_threshol
     features, context, _ = scored
 
     def ranked(**settings):
-        return config.model_copy(
-            update={"uplift": config.uplift.model_copy(update={"ranking": "uplift", **settings})}
-        )
+        return config.with_uplift(ranking="uplift", **settings)
 
     out = score_customers(trained.bundle, features, context, ranked())
     below = out["churn_probability"] < config.scoring.reporting_threshold

@@ -60,10 +60,10 @@ def test_take_up_floor__the_least_likely_responders_are_not_contacted_and_told_w
         np.full(n, "unclear", dtype=object),
         np.ones(n, dtype=bool),
     )
-    off = config.model_copy(update={"uplift": config.uplift.model_copy(update={"take_up_floor": 0.0})})
+    off = config.with_uplift(take_up_floor=0.0)
     without = choose(_Bundle(model), *args, off, ranking="uplift")
     assert (without["unlikely_to_respond"] == None).all(), "0 is off"  # noqa: E711
-    floored = config.model_copy(update={"uplift": config.uplift.model_copy(update={"take_up_floor": 0.35})})
+    floored = config.with_uplift(take_up_floor=0.35)
     out = choose(_Bundle(model), *args, floored, ranking="uplift")
     assert out["unlikely_to_respond"][1:].tolist() == [None, None]
     assert out["unlikely_to_respond"][0].startswith("unlikely to respond: predicted take-up")
@@ -105,7 +105,7 @@ def test_take_up_floor__the_list_says_whether_it_applied_and_counts_its_rule_onc
     assert take_up_floor_state(bundle, config, "uplift") == (
         f"below {floor:.0%} predicted take-up not contacted (the lowest {share:.0%} of the customers at risk)"
     )
-    off = config.model_copy(update={"uplift": config.uplift.model_copy(update={"take_up_floor": 0.0})})
+    off = config.with_uplift(take_up_floor=0.0)
     assert take_up_floor_state(bundle, off, "uplift") == "off (uplift.take_up_floor 0)"
     # the list's summary counts the floor's rule once, whatever each customer's predicted take-up
     x = np.column_stack([np.linspace(0.0, 0.3, 40), np.full(40, 0.5)])
@@ -164,7 +164,7 @@ def test_take_up_weight__weighs_the_saving_by_take_up_against_the_median_at_risk
     )
     plain = choose(_Bundle(model), *args, config, ranking="uplift")
     assert model.take_up_factor(x, 0.0) is None and "take-up factor" not in plain["action_why"][0]
-    weighed = config.model_copy(update={"uplift": config.uplift.model_copy(update={"take_up_weight": 1.0})})
+    weighed = config.with_uplift(take_up_weight=1.0)
     out = choose(_Bundle(model), *args, weighed, ranking="uplift")
     cost = config.playbook.actions["retention_call"].cost
     factor = np.minimum(take_up / median, 2.0)
@@ -172,7 +172,7 @@ def test_take_up_weight__weighs_the_saving_by_take_up_against_the_median_at_risk
     np.testing.assert_allclose(out["expected_saving"] + cost, (plain["expected_saving"] + cost) * factor)
     np.testing.assert_allclose(out["uplift"], plain["uplift"])  # the uplift shown is the learned one
     assert f"take-up factor {factor[0]:.2f}" in out["action_why"][0]
-    squared = config.model_copy(update={"uplift": config.uplift.model_copy(update={"take_up_weight": 2.0})})
+    squared = config.with_uplift(take_up_weight=2.0)
     np.testing.assert_allclose(model.take_up_factor(x, 2.0), np.minimum((take_up / median) ** 2, 2.0))
     assert (
         choose(_Bundle(model), *args, squared, ranking="uplift")["expected_saving"][0]

@@ -98,7 +98,7 @@ def test_decide__promotion_rules(challenger, champion, force, promoted, reason):
 
 def test_decide__a_list_ranked_by_uplift_needs_uplift_models_with_incremental_value():
     better = GOOD | {"roc_auc": 0.81, "net_saving": 1100.0}
-    by_uplift = CONFIG.model_copy(update={"uplift": CONFIG.uplift.model_copy(update={"ranking": "uplift"})})
+    by_uplift = CONFIG.with_uplift(ranking="uplift")
     decision, why = decide(better | {"uplift_qini_low": -0.001}, GOOD, by_uplift)
     assert not decision and "no incremental value" in why
     assert decide(better | {"uplift_qini_low": 0.002}, GOOD, by_uplift)[0]

@@ -129,7 +129,7 @@ def config():
 
 
 def test_choose__the_best_allowed_action_never_a_rate_offer_for_a_service_failure(config):
-    config = config.model_copy(update={"uplift": config.uplift.model_copy(update={"choose": "best"})})
+    config = config.with_uplift(choose="best")
     names = list(config.playbook.actions)
     n = 3
     table = {a: np.full(n, 0.01) for a in names}
@@ -230,7 +230,7 @@ def test_uplift_candidates__below_the_threshold_only_where_the_best_action_saves
     # (listed anyway); the fourth a loss
     value = np.array([100 * (floor + cost), 100 * (floor + cost) - 1, 1e6, 10.0])
     reportable = np.array([False, False, True, False])
-    uplift = config.model_copy(update={"uplift": config.uplift.model_copy(update={"ranking": "uplift"})})
+    uplift = config.with_uplift(ranking="uplift")
 
     class _ByRow(_FixedUplift):  # the rows asked for: x's first column is the row number
         def uplift(self, x, probability, effects):
@@ -241,7 +241,7 @@ def test_uplift_candidates__below_the_threshold_only_where_the_best_action_saves
     args = (np.arange(4.0)[:, None], np.full(4, 0.03), value, reportable)
     assert uplift_candidates(bundle, *args, uplift).tolist() == [True, False, False, False]
     assert not uplift_candidates(bundle, *args, config, ranking="probability").any()
-    off = uplift.model_copy(update={"uplift": uplift.uplift.model_copy(update={"candidate_saving": None})})
+    off = uplift.with_uplift(candidate_saving=None)
     assert not uplift_candidates(bundle, *args, off).any()
     assert not uplift_candidates(_Bundle(None), *args, uplift).any()
 
