@@ -61,7 +61,43 @@ def cached_bundle(
         result.bundle.save(model_dir)
         kept = {k: v for k, v in result.metrics.items() if k.startswith(metrics)}
         kept_metrics.write_text(json.dumps(kept))
+        learned = result.extra.get("uplift")
+        cross_fit = _cross_fit_path(root, name)
+        cross_fit.unlink(missing_ok=True)
+        if learned is not None and learned.cross_fit is not None:
+            learned.cross_fit.to_parquet(cross_fit)
     return ModelBundle.load(model_dir), json.loads(kept_metrics.read_text())
+
+
+def _cross_fit_path(root: Path, name: str) -> Path:
+    return root / f"cross_fit_{name}.parquet"
+
+
+def cached_cross_fit(root: Path, name: str = "bundle") -> pd.DataFrame | None:
+    """The campaign rows as the cached bundle's training ranked them for its cross-fitted headline
+    Qini (`training.uplift.UpliftResult.cross_fit`: score, held-out risk, treated, churn, design
+    weight); None for a bundle cached before they were kept, or with no cross-fitted figures."""
+    path = _cross_fit_path(root, name)
+    return pd.read_parquet(path) if path.exists() else None
+
+
+def benchmark_bank(parser: Any, args: Any) -> tuple[Path, Any, dict, Any]:
+    """(cache folder, config, tables, bundle) of the bank `python -m benchmarks.uplift --seed S`
+    cached, for a study run after it on the same bank (`args.seed`, `args.customers`,
+    `args.capacity_scale`, as that run's); where there is none, the parser's error naming the
+    command to run first (exit 2)."""
+    from benchmarks.uplift import CACHE, _scaled
+    from churn.config import load_config
+
+    root = CACHE / f"uplift_{args.customers}_seed{args.seed}"
+    config = _scaled(load_config(environ={"CHURN_DATA_SOURCE": str(root)}), args.capacity_scale)
+    if not (root / bundle_name(config) / "bundle.json").exists():
+        parser.error(
+            f"no cached bank and bundle in {root}: run python -m benchmarks.uplift --seed {args.seed}"
+        )
+    tables = cached_bank(root, args.customers, args.seed, config)
+    bundle, _ = cached_bundle(root, tables, config, False, ("uplift",), bundle_name(config))
+    return root, config, tables, bundle
 
 
 def bundle_name(config: Any) -> str:

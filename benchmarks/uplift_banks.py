@@ -43,6 +43,8 @@ def bank_row(path: Path) -> dict:
         "dogs": uplift["sleeping_dogs_contacted"] / max(probability["sleeping_dogs_contacted"], 1),
         "qini": (metrics.get("uplift_qini"), metrics.get("uplift_qini_low"), metrics.get("uplift_qini_high")),
         "perfect": metrics.get("perfect_qini"),
+        # runs before 2026-12-06's adjusted headline hold the unadjusted figure as `uplift_qini`
+        "adjusted": "uplift_qini_unadjusted" in metrics,
     }
 
 
@@ -73,13 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         qini, low, high = row["qini"]
         met = [name for name, ok in verdicts(row).items() if ok]
-        interval = "-" if qini is None else f"{qini:.4f} ({low:.4f} .. {high:.4f})"
+        interval = (
+            "-" if qini is None else f"{qini:.4f} ({low:.4f} .. {high:.4f}){'' if row['adjusted'] else '*'}"
+        )
         print(
             f"{row['bank']:>10s} {number(row['exploration'], '.0%'):>8s} "
             f"{row['contacted'][0]:>6,d}/{row['contacted'][1]:<6,d} {row['net']:7.2f} {row['random']:9.2f} "
             f"{row['dogs']:7.2f} {interval:>28s} {number(row['perfect'], '.4f'):>8s}  "
             f"{len(met)}/4 {', '.join(met)}"
         )
+    if not all(row["adjusted"] for row in rows):
+        print("* not adjusted for risk: a run from before the headline Qini was (README, Benchmarks)")
     print(f"\n{len(rows)} bank(s); banks meeting each target:")
     for name in verdicts(rows[0]):
         print(f"  {name:14s} {sum(verdicts(row)[name] for row in rows)} of {len(rows)}")

@@ -24,7 +24,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from benchmarks.uplift import CACHE, DOGS_TARGET, NET_TARGET, _scaled, ratio, simulate_rows
+from benchmarks.uplift import DOGS_TARGET, NET_TARGET, ratio, simulate_rows
 
 
 def dog_chance(listed: pd.DataFrame, customers: pd.DataFrame, truth: pd.DataFrame, start: pd.Timestamp):
@@ -52,17 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cuts", type=float, nargs="+", default=[0.15, 0.1, 0.07, 0.05])
     args = parser.parse_args(argv)
 
-    from benchmarks.cached import bundle_name, cached_bank, cached_bundle, refit_uplift
-    from churn.config import load_config
+    from benchmarks.cached import benchmark_bank, refit_uplift
     from features.campaigns import campaign_rows
     from serving.risk_list import build_risk_list, default_as_of
 
-    root = CACHE / f"uplift_{args.customers}_seed{args.seed}"
-    config = _scaled(load_config(environ={"CHURN_DATA_SOURCE": str(root)}), args.capacity_scale)
-    if not (root / bundle_name(config) / "bundle.json").exists():
-        parser.error(f"--seed {args.seed}: no cached bank and bundle; run python -m benchmarks.uplift first")
-    tables = cached_bank(root, args.customers, args.seed, config)
-    bundle, _ = cached_bundle(root, tables, config, False, ("uplift",), bundle_name(config))
+    root, config, tables, bundle = benchmark_bank(parser, args)
     truth = pd.read_parquet(root / "truth" / "customers.parquet").set_index("customer_id")
     start = pd.Timestamp(json.loads((root / "manifest.json").read_text())["start"])
     as_of = default_as_of(tables)

@@ -27,8 +27,6 @@ import argparse
 
 import numpy as np
 
-from benchmarks.uplift import CACHE, _scaled
-
 SCORES = ("features", "take_up", "take_up, then features", "churn risk alone", "take-up score alone")
 
 
@@ -39,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--capacity-scale", type=float, default=4.0)
     args = parser.parse_args(argv)
 
-    from benchmarks.cached import bundle_name, cached_bank, cached_bundle
-    from churn.config import load_config
+    from benchmarks.cached import benchmark_bank
     from features.campaigns import CONTROL, campaign_rows
     from serving.uplift_model import apply_effect, effect_basis
     from training.uplift import basis_spec, fit_effect
@@ -56,14 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         within_fold_rank,
     )
 
-    root = CACHE / f"uplift_{args.customers}_seed{args.seed}"
-    config = _scaled(load_config(environ={"CHURN_DATA_SOURCE": str(root)}), args.capacity_scale)
-    if not (root / bundle_name(config) / "bundle.json").exists():
-        parser.error(
-            f"no cached bank and bundle in {root}: run python -m benchmarks.uplift --seed {args.seed}"
-        )
-    tables = cached_bank(root, args.customers, args.seed, config)
-    bundle, _ = cached_bundle(root, tables, config, False, ("uplift",), bundle_name(config))
+    root, config, tables, bundle = benchmark_bank(parser, args)
     u, seed = config.uplift, config.training.seed
     rows = campaign_rows(tables, config)
     x = bundle.matrix(bundle.prepare(rows[bundle.feature_names]))

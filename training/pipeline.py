@@ -310,17 +310,24 @@ def uplift_lines(result: TrainingResult) -> list[str]:
     if "uplift_qini" in m:
         lines.append(
             f"uplift Qini           {m['uplift_qini']:.4f} (95% interval {m['uplift_qini_low']:.4f} .. "
-            f"{m['uplift_qini_high']:.4f}) any contact, every campaign month, cross-fitted by customer"
+            f"{m['uplift_qini_high']:.4f}) any contact, every campaign month, cross-fitted by customer, "
+            "adjusted for risk"
+        )
+    if "uplift_qini_unadjusted" in m:
+        lines.append(
+            f"uplift Qini, unadj.   {m['uplift_qini_unadjusted']:.4f} (95% interval "
+            f"{m['uplift_qini_unadjusted_low']:.4f} .. {m['uplift_qini_unadjusted_high']:.4f}) the same, "
+            "outcomes not adjusted"
         )
     if "uplift_qini_recent" in m:
         lines.append(
             f"uplift Qini, latest   {m['uplift_qini_recent']:.4f} (95% interval {m['uplift_qini_recent_low']:.4f} .. "
-            f"{m['uplift_qini_recent_high']:.4f}) any contact, the held-out latest campaign months"
+            f"{m['uplift_qini_recent_high']:.4f}) any contact, the held-out latest campaign months, not adjusted"
         )
     if "uplift_qini_actions" in m:
         lines.append(
             f"uplift Qini, actions  {m['uplift_qini_actions']:.4f} (95% interval {m['uplift_qini_actions_low']:.4f} .. "
-            f"{m['uplift_qini_actions_high']:.4f}), each action against the controls"
+            f"{m['uplift_qini_actions_high']:.4f}), each action against the controls, not adjusted"
         )
     return lines
 

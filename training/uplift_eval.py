@@ -7,7 +7,8 @@ cross-fitted headline (`cluster_interval`), since a customer is in several campa
 
 The headline is cross-fitted: the customers are cut into `CROSS_FOLDS` folds by a keyed hash of
 their id (`customer_folds`), each fold ranked by models fitted on the others, so every campaign
-row of every month is held out once. The folds split customers, not months: a fold's models have
+row of every month is held out once, and each outcome is taken less the row's risk by the same
+held-out outcome model (`qini`'s `baseline`). The folds split customers, not months: a fold's models have
 seen other customers of the same months, so what is peculiar to a month can flatter the headline
 a little as a forecast of future months; the latest months' figure beside it is forward in time,
 and promotion compares on those months. Three held-out months alone were too few: on simulated
@@ -44,6 +45,7 @@ def qini(
     churn: np.ndarray,
     weight: np.ndarray | None = None,
     count: np.ndarray | None = None,
+    baseline: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, float]:
     """Qini curve (customers kept in the top share, against the controls of the same share) and
     its coefficient: the mean gap between the curve and random targeting, per treated customer.
@@ -51,9 +53,15 @@ def qini(
     `weight` (inverse propensity: 1/e for a treated row, 1/(1-e) for a control) balances rows from
     randomised groups that treated different shares: without it a score that ranks one group's
     customers first compares that group's treated with another group's controls. `count` (a
-    bootstrap's draws of each row) repeats rows: the shares are then of the drawn rows."""
+    bootstrap's draws of each row) repeats rows: the shares are then of the drawn rows.
+
+    `baseline` (each row's churn risk by a model that never saw the row) is taken off every
+    outcome, a regression adjustment: inside a randomised group the treated and the controls have
+    the same risk in expectation, so the expected curve is the same, while the chance difference
+    between the risk of the treated and of the controls at a cut, part of its noise, cancels."""
     order = np.argsort(-score, kind="stable")
-    t, y = treated[order], churn[order]
+    t = treated[order]
+    y = churn[order].astype(float) - (0.0 if baseline is None else baseline[order])
     c = np.ones(len(order)) if count is None else np.asarray(count, dtype=float)[order]
     w = c if weight is None else weight[order] * c
     n_t, n_c = np.cumsum(w * t), np.cumsum(w * ~t)
@@ -135,8 +143,10 @@ def cluster_interval(
     cluster: np.ndarray,
     reps: int,
     seed: int,
+    baseline: np.ndarray | None = None,
 ) -> tuple[float, float]:
-    """95% percentile interval of the Qini coefficient, resampling whole customers (`cluster`):
+    """95% percentile interval of the Qini coefficient (adjusted by `baseline`, as in `qini`),
+    resampling whole customers (`cluster`):
     each resample counts each customer's rows as many times as the customer was drawn. The
     scores are held fixed (the models are not refitted per resample): the interval is of the
     ranking these models make, not of the learning procedure."""
@@ -144,6 +154,8 @@ def cluster_interval(
     n = int(index.max()) + 1 if len(index) else 0
     # the ranking is the same in every resample: sorted once, each `qini` below finds it in order
     order = np.argsort(-score, kind="stable")
+    if baseline is not None:
+        churn = churn.astype(float) - baseline  # the same outcomes `qini` adjusts, once
     score, treated, churn, weight, index = (a[order] for a in (score, treated, churn, weight, index))
     rng = np.random.default_rng(seed)
     draws = []

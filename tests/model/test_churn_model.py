@@ -207,6 +207,16 @@ def test_uplift_models__learned_from_the_randomised_campaigns_and_shipped_in_the
     m, held = trained.metrics, uplift.meta["held_out"]
     assert m["uplift_qini_low"] <= m["uplift_qini"] <= m["uplift_qini_high"]
     assert held["qini_low"] == m["uplift_qini_low"] and "cross-fitted" in held["evaluation"]
+    # ... each outcome less its held-out risk; the unadjusted figure beside it
+    from training.uplift_eval import qini
+
+    cross = trained.extra["uplift"].cross_fit
+    ranked = [cross[c].to_numpy() for c in ("score", "treated", "churn", "weight")]
+    assert m["uplift_qini"] == pytest.approx(qini(*ranked, baseline=cross["risk"].to_numpy())[1])
+    assert m["uplift_qini_unadjusted"] == pytest.approx(qini(*ranked)[1])
+    assert m["uplift_qini_unadjusted"] != pytest.approx(m["uplift_qini"])
+    assert held["unadjusted"]["low"] == m["uplift_qini_unadjusted_low"]
+    assert len(cross) == trained.metrics["uplift_rows"] and cross["risk"].between(0, 1).all()
     curves = trained.extra["uplift"].curves
     assert {"contact", "contact_latest_months"} <= set(curves), "every month, and the latest alone"
     assert "effects" in held and held["recent"]["qini"] == m["uplift_qini_recent"]
