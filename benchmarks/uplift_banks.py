@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(met)}/4 {', '.join(met)}"
         )
     if not all(row["adjusted"] for row in rows):
-        print("* not adjusted for risk: a run from before the headline Qini was (README, Benchmarks)")
+        print("* not adjusted for risk: a run from before the headline Qini was (docs/uplift-benchmarks.md)")
     print(f"\n{len(rows)} bank(s); banks meeting each target:")
     for name in verdicts(rows[0]):
         print(f"  {name:14s} {sum(verdicts(row)[name] for row in rows)} of {len(rows)}")

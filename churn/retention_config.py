@@ -156,7 +156,7 @@ class UpliftConfig(Frozen):
     ranking: Literal["auto", "uplift", "probability"] = "auto"
     # in uplift mode: `playbook` keeps the playbook's action (chosen by kind and cause) and ranks and
     # excludes by its learned uplift; `best` takes each customer's best allowed action by learned
-    # uplift, which on four simulated banks chose worse than the cause did (README, Benchmarks)
+    # uplift, which on four simulated banks chose worse than the cause did (docs/uplift-benchmarks.md)
     choose: Literal["best", "playbook"] = "playbook"
     # the share of the customers a month's exploration could have drawn and did not, taken as
     # controls beside the campaigns' own control groups (0: the campaigns' controls alone)
@@ -180,7 +180,7 @@ class UpliftConfig(Frozen):
     # what the effect models read: `take_up` (the default), the take-up score alone (P(offer
     # accepted | reached), cross-fitted): the recorded outcomes are a far denser signal of who a
     # contact moves than the churn it changes; or `features` (those of `effect_families`). Chosen
-    # with take_up_floor 0.5 on fresh banks (README, Benchmarks)
+    # with take_up_floor 0.5 on fresh banks (docs/uplift-benchmarks.md)
     effect_input: Literal["features", "take_up"] = "take_up"  # take_up: effect_families unused
     # a customer whose best action is expected to raise their churn by more than this (probability
     # points) is a predicted sleeping dog and is not contacted

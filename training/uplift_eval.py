@@ -13,7 +13,7 @@ seen other customers of the same months, so what is peculiar to a month can flat
 a little as a forecast of future months; the latest months' figure beside it is forward in time,
 and promotion compares on those months. Three held-out months alone were too few: on simulated
 banks of 100,000 customers even the planted response types as the score had a Qini interval that
-included zero there (README, Benchmarks).
+included zero there (docs/uplift-benchmarks.md).
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def test_stage_code__takes_its_own_settings_without_the_application_config():
 
 
 def test_default_config__uplift_learns_from_take_up_and_leaves_the_least_likely_half_uncontacted():
-    """Decided together on fresh banks (README, Benchmarks); the YAML and the settings' own
+    """Decided together on fresh banks (docs/uplift-benchmarks.md); the YAML and the settings' own
     defaults agree, so a config file that leaves them out runs the same product."""
     from churn.retention_config import UpliftConfig
 
