@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from benchmarks.cached import benchmark_bank
+    from benchmarks.uplift import perfect_score
     from features.campaigns import campaign_rows
     from training.uplift import fit_uplift
     from training.uplift_eval import cluster_interval, design_weights, qini
@@ -63,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if rows is None:
         parser.error("too few treated or control rows for the cross-fitted Qini on this bank")
     truth = pd.read_parquet(root / "truth" / "customers.parquet").set_index("customer_id")
-    kind = truth["uplift_type"].reindex(rows["customer_id"]).astype(str).to_numpy()
-    perfect = np.select([kind == "persuadable", kind == "sleeping_dog"], [1.0, -1.0], 0.0)
-    perfect = perfect + np.random.default_rng(0).normal(0, 1e-3, len(perfect))  # ties in random order
+    perfect = perfect_score(truth, rows["customer_id"])
 
     treated, churn, weight = rows["treated"].to_numpy(), rows["churn"].to_numpy(), rows["weight"].to_numpy()
     risk, group, customers = rows["risk"].to_numpy(), rows["group"].to_numpy(), rows["customer_id"].to_numpy()

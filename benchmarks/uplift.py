@@ -101,6 +101,16 @@ def _playbook_effects(model):
     return UpliftModel(meta, model.take_up_model, model.held_out_take_up_model)
 
 
+def perfect_score(truth: pd.DataFrame, customer_id: pd.Series):
+    """A perfect uplift score for each row's customer: the planted response type, persuadable
+    first (1) and sleeping dogs last (-1), ties in random order."""
+    import numpy as np
+
+    kind = truth["uplift_type"].reindex(customer_id).astype(str).to_numpy()
+    score = np.select([kind == "persuadable", kind == "sleeping_dog"], [1.0, -1.0], 0.0)
+    return score + np.random.default_rng(0).normal(0, 1e-3, len(score))
+
+
 def _perfect_qini(tables: dict, config, truth: pd.DataFrame, cross_fit: pd.DataFrame | None) -> dict:
     """The Qini coefficient (with its 95% interval, resampling customers) of a perfect uplift
     score: the generator's planted response types (persuadable first, sleeping dogs last) on every
@@ -108,7 +118,6 @@ def _perfect_qini(tables: dict, config, truth: pd.DataFrame, cross_fit: pd.DataF
     where training's cross-fitted rows are cached (`cross_fit`), each outcome less the same
     held-out risk as the headline. It says how much the bank's randomised history can show at all,
     whatever the learner."""
-    import numpy as np
 
     from features.campaigns import CONTROL, campaign_rows
     from training.uplift_eval import cluster_interval, design_weights, qini, randomised_groups
@@ -122,9 +131,7 @@ def _perfect_qini(tables: dict, config, truth: pd.DataFrame, cross_fit: pd.DataF
         treated = (rows["arm"] != CONTROL).to_numpy()
         churn = rows["churn"].to_numpy().astype(bool)
         weight = design_weights(treated, group)
-    kind = truth["uplift_type"].reindex(rows["customer_id"]).astype(str).to_numpy()
-    score = np.select([kind == "persuadable", kind == "sleeping_dog"], [1.0, -1.0], 0.0)
-    score = score + np.random.default_rng(0).normal(0, 1e-3, len(score))  # ties in random order
+    score = perfect_score(truth, rows["customer_id"])
     value = qini(score, treated, churn, weight, baseline=risk)[1]
     low, high = cluster_interval(
         score, treated, churn, weight, rows["customer_id"].to_numpy(), config.uplift.bootstrap, 1, risk
