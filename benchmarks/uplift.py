@@ -41,7 +41,7 @@ def ratio(a: float, b: float) -> float:
 
 
 def simulate_rows(root: Path, rows: pd.DataFrame, config, seeds: int) -> dict:
-    """A list's rows (`build_risk_list`'s, or `_as_list`'s) scored by `churn simulate` on the bank
+    """A list's rows (`build_risk_list`'s, or `as_list`'s) scored by `churn simulate` on the bank
     in `root`: rows without the contact flag set are not contacted."""
     from features.bank.simulate import simulate_with_config
 
@@ -60,13 +60,13 @@ def _scaled(config, factor: float):
     )
 
 
-def _contactable(rows: pd.DataFrame) -> pd.DataFrame:
+def contactable(rows: pd.DataFrame) -> pd.DataFrame:
     """The scored rows a list may contact: not in the control group, not do-not-contact."""
     scored = rows[(rows["status"] == "scored") & ~rows["control_group"].eq(True)]
     return scored[~scored["do_not_contact"].eq(True)]
 
 
-def _as_list(rows: pd.DataFrame, picked: pd.Index) -> pd.DataFrame:
+def as_list(rows: pd.DataFrame, picked: pd.Index) -> pd.DataFrame:
     """The rows as a list for `churn simulate`: the rows' actions, contact where picked."""
     out = rows[["as_of"]].copy()
     out["action"] = rows["action"].fillna("retention_call")
@@ -75,8 +75,8 @@ def _as_list(rows: pd.DataFrame, picked: pd.Index) -> pd.DataFrame:
 
 
 def _random_list(rows: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
-    scored = _contactable(rows)
-    return _as_list(rows, scored.sample(n=min(size, len(scored)), random_state=seed).index)
+    scored = contactable(rows)
+    return as_list(rows, scored.sample(n=min(size, len(scored)), random_state=seed).index)
 
 
 def _informed_list(rows: pd.DataFrame, truth: pd.DataFrame, size: int) -> pd.DataFrame:
@@ -84,9 +84,9 @@ def _informed_list(rows: pd.DataFrame, truth: pd.DataFrame, size: int) -> pd.Dat
     `size` persuadable customers with the highest expected saving get the playbook's action; no
     sure thing, lost cause or sleeping dog is contacted. What perfect knowledge of who responds is
     worth on this bank, at the same capacity and with the same action rule."""
-    scored = _contactable(rows)
+    scored = contactable(rows)
     scored = scored[truth["uplift_type"].reindex(scored.index).astype(str).eq("persuadable")]
-    return _as_list(rows, scored.sort_values("expected_saving", ascending=False).head(size).index)
+    return as_list(rows, scored.sort_values("expected_saving", ascending=False).head(size).index)
 
 
 def _playbook_effects(model):

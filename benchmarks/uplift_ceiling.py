@@ -1,0 +1,173 @@
+"""The best list the simulated bank allows: how much net value any ranking could make at the same capacity.
+
+The issue asks the uplift list for 1.5x the net value of today's list. Whether that is in reach
+depends on what perfect knowledge would make, so this builds the list a clairvoyant would: every
+contactable customer on the list date is contacted, with each simulated action, on continuations
+of the bank that the evaluation never uses (numbered from `--first-seed`), and each contact's
+expected saving is measured there (the chance the customer is lost without it and kept with it,
+times their value, less its cost). The best list contacts, up to today's list's number of
+contacts, the customers with the highest positive expected net value, once with the playbook's
+action (the one today's list would give each customer were the reporting threshold 0) and once
+with each customer's best action; both are then scored by `churn simulate` on the
+evaluation's continuations beside today's list and the configured uplift list (the same figures
+as `benchmarks.uplift` on that bank). The estimates are kept in the bank's cache folder. Run after
+`python -m benchmarks.uplift --seed S`:
+
+    python -m benchmarks.uplift_ceiling --seed 20261244
+
+A benchmark, not a product path: it reads what the simulated bank knows and the product cannot.
+The best list is chosen on noisy estimates (a few dozen continuations), so it is a floor under
+what perfect knowledge would make, and it ignores the teams' separate capacities (today's list
+fills them; the best list may give one team more contacts than it has).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.uplift import DOGS_TARGET, NET_TARGET, as_list, contactable, ratio, simulate_rows
+
+
+def expected_net(savings: pd.DataFrame, contacts: pd.DataFrame, seeds: int) -> tuple[float, float]:
+    """A list's net value on the estimating continuations, from its contacts' (customer_id, action)
+    estimates, with its standard error (customers' savings independent: each contact's variance
+    is value^2 x (moved - saved^2), over `seeds` continuations)."""
+    got = savings.set_index(["customer_id", "action"]).reindex(
+        pd.MultiIndex.from_arrays([contacts["customer_id"], contacts["action"]])
+    )
+    if got["net"].isna().any():
+        raise ValueError(f"{int(got['net'].isna().sum())} contact(s) have no estimate")
+    if "moved" not in got:  # estimates kept before the spread was
+        return float(got["net"].sum()), float("nan")
+    variance = got["value"] ** 2 * (got["moved"] - got["saved"] ** 2).clip(lower=0)
+    return float(got["net"].sum()), float((variance.sum() / seeds) ** 0.5)
+
+
+def best_list(savings: pd.DataFrame, size: int) -> pd.DataFrame:
+    """At most `size` contacts, one per customer, with the highest positive expected net value."""
+    best = savings.sort_values("net", ascending=False).drop_duplicates("customer_id")
+    return best[best["net"] > 0].head(size)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=20261203)
+    parser.add_argument("--seeds", type=int, default=5, help="simulated continuations per list (evaluation)")
+    parser.add_argument(
+        "--oracle-seeds", type=int, default=20, help="continuations the best list's estimates are made on"
+    )
+    parser.add_argument(
+        "--first-seed", type=int, default=1000, help="the first of those continuations' numbers"
+    )
+    parser.add_argument("--capacity-scale", type=float, default=4.0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    if args.first_seed < args.seeds:
+        parser.error("--first-seed: must not overlap the evaluation's continuations (0 .. --seeds - 1)")
+
+    from benchmarks.cached import benchmark_bank
+    from features.bank.response import ACTIONS
+    from features.bank.simulate import expected_savings
+    from serving.risk_list import build_risk_list, default_as_of
+
+    root, config, tables, bundle = benchmark_bank(parser, args)
+    as_of = default_as_of(tables)
+    today, _ = build_risk_list(tables, bundle, "bench", as_of, config.with_uplift(ranking="probability"))
+    configured, _ = build_risk_list(tables, bundle, "bench", as_of, config.with_uplift(ranking="uplift"))
+    size = int(today["contact"].fillna(False).astype(bool).sum())
+
+    # the playbook's action for every customer, not only those above the reporting threshold: the
+    # same list with the threshold at 0 (every customer's reasons, kind of churn and action)
+    scoring = config.scoring.model_copy(update={"reporting_threshold": 0.0})
+    everyone = config.model_copy(update={"scoring": scoring}).with_uplift(ranking="probability")
+    candidates = contactable(build_risk_list(tables, bundle, "bench", as_of, everyone)[0])
+    playbook = candidates["action"]
+
+    started = time.perf_counter()
+    kept = root / f"savings_{args.oracle_seeds}_from{args.first_seed}_{as_of:%Y%m%d}.parquet"
+    if kept.exists():
+        savings = pd.read_parquet(kept)
+    else:
+        frames = {
+            action: pd.DataFrame(
+                {"customer_id": candidates.index, "action": action, "contact": True, "as_of": as_of}
+            )
+            for action in ACTIONS
+            if action in config.playbook.actions
+        }
+        savings = expected_savings(root, frames, config, args.oracle_seeds, args.first_seed)
+        savings.to_parquet(kept)
+    estimated = time.perf_counter() - started
+    savings = savings[savings["customer_id"].isin(candidates.index)]
+    fits = savings["action"].to_numpy() == playbook.reindex(savings["customer_id"]).to_numpy()
+    chosen = {
+        "best list, playbook action": best_list(savings[fits], size),
+        "best list, best action": best_list(savings, size),
+    }
+
+    lists = {"probability (today)": today, f"uplift ({config.uplift.choose} action)": configured}
+    for name, picked in chosen.items():
+        ids = pd.Index(picked["customer_id"])
+        rows = candidates.loc[ids].assign(as_of=as_of)
+        lists[name] = as_list(rows, ids).assign(action=picked.set_index("customer_id")["action"])
+    figures = {name: simulate_rows(root, rows, config, args.seeds) for name, rows in lists.items()}
+    base = figures["probability (today)"]
+
+    print(
+        f"bank seed {args.seed}, {args.customers:,} customers, list of {as_of:%Y-%m-%d}; "
+        f"{len(candidates):,} contactable customers x {savings['action'].nunique()} actions estimated on "
+        f"{args.oracle_seeds} continuations from #{args.first_seed} ({estimated:.0f} s); "
+        f"every list scored on continuations #0..#{args.seeds - 1}"
+    )
+    print(f"{'list':34s} {'contacted':>9s} {'net value':>24s} {'x today':>8s} {'dogs':>5s} {'x':>6s}")
+    out = {}
+    for name, f in figures.items():
+        net = ratio(f["net_value"], base["net_value"])
+        dogs = f["sleeping_dogs_contacted"] / max(base["sleeping_dogs_contacted"], 1)
+        low, high = f["net_value_interval"]
+        print(
+            f"{name:34s} {f['contacted']:9,d} {f['net_value']:>10,.0f} [{low:,.0f}..{high:,.0f}]".ljust(70)
+            + f"{net:8.2f} {f['sleeping_dogs_contacted']:5d} {dogs:6.2f}"
+        )
+        out[name] = f | {"net_x_today": net, "dogs_x_today": dogs}
+    print(
+        f"(targets for the uplift list: net value >= {NET_TARGET:g}x today's, sleeping dogs <= "
+        f"{DOGS_TARGET:.2f}x; the best lists say how far any ranking could go at this capacity)"
+    )
+    print(
+        f"\nthe same lists' net value on the {args.oracle_seeds} estimating continuations (standard error; "
+        "the best lists were chosen on them, so theirs is flattered):"
+    )
+    for name, rows in lists.items():
+        contacts = rows[rows["contact"].fillna(False).astype(bool)]
+        action = contacts["action"].fillna("retention_call").astype(str)
+        net, se = expected_net(
+            savings, pd.DataFrame({"customer_id": contacts.index, "action": action}), args.oracle_seeds
+        )
+        out[name] |= {"net_estimating": net, "net_estimating_se": se}
+    today_net = out["probability (today)"]["net_estimating"]
+    for name, f in out.items():
+        f["net_estimating_x_today"] = ratio(f["net_estimating"], today_net)
+        print(
+            f"{name:34s} {f['net_estimating']:>12,.0f} ({f['net_estimating_se']:,.0f}) {f['net_estimating_x_today']:8.2f}"
+        )
+    for name, picked in chosen.items():
+        print(f"{name}: actions {json.dumps(picked['action'].value_counts().to_dict())}")
+    if args.json:
+        summary = {
+            "bank": {"customers": args.customers, "seed": args.seed, "continuations": args.seeds},
+            "oracle": {"seeds": args.oracle_seeds, "first_seed": args.first_seed, "seconds": estimated},
+            "lists": out,
+        }
+        args.json.write_text(json.dumps(summary, indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
