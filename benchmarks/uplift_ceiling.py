@@ -7,8 +7,8 @@ of the bank that the evaluation never uses (numbered from `--first-seed`), and e
 expected saving is measured there (the chance the customer is lost without it and kept with it,
 times their value, less its cost). The best list contacts, up to today's list's number of
 contacts, the customers with the highest positive expected net value, once with the playbook's
-action (the one today's list would give each customer were the reporting threshold 0) and once
-with each customer's best action; both are then scored by `churn simulate` on the
+action (the one today's list would give each customer were the reporting threshold 0; those it
+gives none are left out) and once with each customer's best action; both are then scored by `churn simulate` on the
 evaluation's continuations beside today's list and the configured uplift list (the same figures
 as `benchmarks.uplift` on that bank). The estimates are kept in the bank's cache folder. Run after
 `python -m benchmarks.uplift --seed S`:
@@ -42,9 +42,11 @@ def expected_net(savings: pd.DataFrame, contacts: pd.DataFrame, seeds: int) -> t
     )
     if got["net"].isna().any():
         raise ValueError(f"{int(got['net'].isna().sum())} contact(s) have no estimate")
-    if "moved" not in got:  # estimates kept before the spread was
+    if "moved" not in got or seeds < 2:  # estimates kept before the spread was
         return float(got["net"].sum()), float("nan")
-    variance = got["value"] ** 2 * (got["moved"] - got["saved"] ** 2).clip(lower=0)
+    # each contact's saving per continuation is -1, 0 or 1: its variance is moved - saved^2 (with
+    # n - 1 in the denominator), and the mean over `seeds` continuations has 1/seeds of it
+    variance = got["value"] ** 2 * (got["moved"] - got["saved"] ** 2).clip(lower=0) * seeds / (seeds - 1)
     return float(got["net"].sum()), float((variance.sum() / seeds) ** 0.5)
 
 
@@ -102,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             if action in config.playbook.actions
         }
         savings = expected_savings(root, frames, config, args.oracle_seeds, args.first_seed)
-        savings.to_parquet(kept)
+        savings.drop(columns=["cost", "net"]).to_parquet(kept)
+    # the costs are the configuration's, not the cached run's
+    savings["cost"] = savings["action"].map({name: a.cost for name, a in config.playbook.actions.items()})
+    savings["net"] = savings["saved"] * savings["value"] - savings["cost"]
     estimated = time.perf_counter() - started
     savings = savings[savings["customer_id"].isin(candidates.index)]
     fits = savings["action"].to_numpy() == playbook.reindex(savings["customer_id"]).to_numpy()

@@ -335,17 +335,21 @@ def expected_savings(
     bank_dir: Path, frames: Mapping[str, pd.DataFrame], config: Any, seeds: int, first_seed: int
 ) -> pd.DataFrame:
     """What each contact of each list in `frames` (lists of one date) saves on its own, over `seeds`
-    continuations numbered from `first_seed`, on common random numbers. Most of a month's draws are
-    one per customer, so one customer's contact leaves the others' outcomes alone but for the few
-    draws sized by who left. One row per list and contacted customer: list, customer_id, action,
-    saved (the chance the customer is lost without the contact and kept with it, less the reverse),
-    moved (the chance the contact changed the outcome either way, for the variance: the saving is
-    -1, 0 or 1 in each continuation), value, cost, and net (saved x value - cost). A benchmark's
-    tool: many candidate contacts scored at once, on continuations its evaluation does not use."""
+    continuations numbered from `first_seed`, on common random numbers. Each customer's saving is
+    close to what it would be in any other list, not exactly: a contact's reach is drawn by its
+    place among the list's contacts (as in `simulate_list`), so other contacts before it can change
+    its draw. One row per list and contacted customer: list, customer_id, action, saved (the chance
+    the customer is lost without the contact and kept with it, less the reverse), moved (the chance
+    the contact changed the outcome either way, for the variance: the saving is -1, 0 or 1 in each
+    continuation), value, cost, and net (saved x value - cost). A benchmark's tool: many candidate
+    contacts scored at once, on continuations its evaluation does not use."""
+    if seeds < 1:
+        raise SimulationError("seeds: at least 1")
+    if not frames:
+        raise SimulationError("lists: none to score")
     params = _parameters(config)
     first = next(iter(frames.values()))
-    _, _, m0, horizon, base = _start(bank_dir, first, params["costs"], params["horizon_days"], None)
-    manifest = json.loads((Path(bank_dir) / "manifest.json").read_text())
+    manifest, _, m0, horizon, base = _start(bank_dir, first, params["costs"], params["horizon_days"], None)
     value = _value(base, params["products"], params["years"], params["discount_rate"])
     lists = {name: prepare_list(frame, manifest, params["costs"], None) for name, frame in frames.items()}
     if any(contacts.as_of != lists[next(iter(lists))].as_of for contacts in lists.values()):

@@ -69,7 +69,8 @@ def test_simulate__persuadables_are_saved_and_sleeping_dogs_pushed_away(bank_dir
 def test_expected_savings__each_contact_on_its_own_adds_up_to_the_lists_figures(bank_dir, config):
     """The best-list benchmark's estimates: on the same continuations, a list's per-contact savings
     sum to `churn simulate`'s figures, and a customer's saving hardly depends on who else is
-    contacted (on this bank 6 of 606 differed when everyone else was contacted too)."""
+    contacted (a contact's reach is drawn by its place in the list: on this bank 6 of 606 differed
+    when everyone else was contacted too)."""
     everyone = _list_of(bank_dir, RESPONSE_TYPES_ALL, "service_recovery_call")
     persuadable = _list_of(bank_dir, ("persuadable",), "service_recovery_call")
     figures = _simulate(bank_dir, persuadable, config, seeds=3)
@@ -86,8 +87,6 @@ def test_expected_savings__each_contact_on_its_own_adds_up_to_the_lists_figures(
     alone = savings[savings["list"] == "all"].set_index("customer_id").loc[some.index]
     assert (alone["saved"] == some["saved"]).mean() > 0.97
     assert (some["saved"] > 0).any()
-    # a contact changes an outcome at least as often as it saves one, net, and never more than always
-    assert (some["moved"] >= some["saved"].abs()).all() and (some["moved"] <= 1).all()
     other = expected_savings(bank_dir, {"some": persuadable}, config, seeds=3, first_seed=100)
     assert not np.allclose(other["saved"].to_numpy(), some["saved"].to_numpy())
 

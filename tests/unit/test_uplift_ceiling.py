@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pytest
 
-from benchmarks.uplift_ceiling import best_list
+from benchmarks.uplift_ceiling import best_list, expected_net
 
 
 def test_best_list__one_contact_per_customer_the_best_paying_ones_within_the_size():
@@ -21,3 +23,30 @@ def test_best_list__one_contact_per_customer_the_best_paying_ones_within_the_siz
     # customer 2 costs more than it saves and customer 5 saves nothing: neither is contacted
     assert everyone["customer_id"].tolist() == [1, 4, 3]
     assert everyone.set_index("customer_id").loc[3, "action"] == "call"
+
+
+def test_expected_net__its_standard_error_is_the_spread_of_the_lists_net_value_over_continuations():
+    """Contacts saving -1, 0 or 1 customers per continuation, independently: the standard error
+    from each contact's saved and moved chances matches the spread of the list's total."""
+    rng = np.random.default_rng(3)
+    customers, seeds = 400, 40
+    value = rng.uniform(100, 5_000, customers)
+    p_save, p_lose = rng.uniform(0, 0.3, customers), rng.uniform(0, 0.1, customers)
+    totals, ses = [], []
+    for _ in range(300):
+        u = rng.random((seeds, customers))
+        outcome = (u < p_save).astype(float) - ((u >= p_save) & (u < p_save + p_lose))
+        savings = pd.DataFrame(
+            {
+                "customer_id": np.arange(customers),
+                "action": "call",
+                "saved": outcome.mean(axis=0),
+                "moved": np.abs(outcome).mean(axis=0),
+                "value": value,
+            }
+        ).assign(net=lambda f: f["saved"] * f["value"] - 10.0)
+        net, se = expected_net(savings, savings[["customer_id", "action"]], seeds)
+        assert net == savings["net"].sum()
+        totals.append(net)
+        ses.append(se)
+    assert np.mean(ses) == pytest.approx(np.std(totals, ddof=1), rel=0.12)
