@@ -69,6 +69,7 @@ def bank(customers: int, months: int, seed: int, processes: int) -> Path:
     """The cached partitioned bank of `customers` (generated when missing)."""
     import numpy as np
 
+    from features.bank.state import FIRST_ID
     from features.partitioned import MANIFEST, write_manifest
 
     root = CACHE / f"scale_{customers}x{months}_seed{seed}"
@@ -85,7 +86,7 @@ def bank(customers: int, months: int, seed: int, processes: int) -> Path:
         rows = list(
             pool.map(_generate_partition, [str(root)] * count, range(count), [months] * count, [seed] * count)
         )
-    limits = 100_001 + PER_PARTITION * np.arange(count + 1)
+    limits = FIRST_ID + PER_PARTITION * np.arange(count + 1)
     write_manifest(
         root, limits, per_partition=PER_PARTITION, generated_seconds=round(time.perf_counter() - started)
     )

@@ -27,7 +27,7 @@ from features.bank.contacts import EXPLORATION_SHARE
 from features.bank.months import Bank
 from features.bank.population import UPLIFT_TYPES, competitor_gaps, draw_population, open_initial_products
 from features.bank.response import truth_table
-from features.bank.state import NEVER, PRODUCTS, Events, Holdings, days, month_starts
+from features.bank.state import FIRST_ID, NEVER, PRODUCTS, Events, Holdings, days, month_starts
 from features.causes import CAUSE_CODES, CAUSES
 from features.schema import INCOME_BANDS, REGIONS
 
@@ -112,7 +112,7 @@ def generate_bank(
     )
     drift_from = months - drift_months
     pop, holdings, start_days, gap, start = bank.pop, bank.holdings, bank.days, bank.gap, pd.Timestamp(start)
-    ids = np.arange(100_001, 100_001 + customers)
+    ids = np.arange(FIRST_ID, FIRST_ID + customers)
     attributes = {
         "join_date": pop.join_day,
         "birth_year": pop.birth_year,

@@ -31,14 +31,13 @@ import pandas as pd
 
 from features.bank.contacts import EXPLORATION_SHARE
 from features.bank.response import ACTIONS, EFFECT_MONTHS, RESPONSE_TYPES
-from features.bank.state import ACTIVE, DRAINING, PRODUCTS, Events, P
+from features.bank.state import ACTIVE, DRAINING, FIRST_ID, PRODUCTS, Events, P
 
 if TYPE_CHECKING:
     from features.bank.months import Bank
 
 REACH = 0.7  # share of contact attempts that reach the customer (as in the bank's campaigns)
 STREAM = 7919  # separates the continuation streams from the generator's own seed
-FIRST_ID = 100_001  # the generated bank's first customer id (customer i has id FIRST_ID + i)
 
 
 class SimulationError(ValueError):

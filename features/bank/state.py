@@ -20,6 +20,7 @@ DAY_NS = 86_400_000_000_000
 # status: 0 not joined, 1 active, 2 draining (decided to leave), 3 closed, 4 silent (empty account)
 NOT_JOINED, ACTIVE, DRAINING, CLOSED, SILENT = range(5)
 NEVER = -99  # "month of an event" for customers it never happened to
+FIRST_ID = 100_001  # the generated bank's first customer id (customer i has id FIRST_ID + i)
 
 
 def month_starts(start: pd.Timestamp, months: int) -> pd.DatetimeIndex:
