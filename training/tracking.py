@@ -16,6 +16,28 @@ from training.pipeline import TrainingResult, as_float_dict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYFUNC_MODEL_FILE = REPO_ROOT / "serving" / "pyfunc_model.py"
+# What the logged model needs to load and predict (serving/ and features/ travel with it as code),
+# named rather than inferred: MLflow's inference loads the model in a subprocess (about 4 s of
+# every training) and, seeing this project's own package, left lightgbm out.
+MODEL_REQUIREMENTS = (
+    "mlflow",
+    "cloudpickle",
+    "lightgbm",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pydantic",
+    "pyyaml",
+    "scikit-learn",
+    "scipy",
+)
+
+
+def model_requirements() -> list[str]:
+    """MODEL_REQUIREMENTS pinned to the versions installed here, the ones the model was trained with."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in MODEL_REQUIREMENTS]
 
 
 def configure_tracking(config: AppConfig, experiment: str | None = None) -> str:
@@ -205,6 +227,7 @@ def log_training_run(
                 code_paths=[str(REPO_ROOT / "serving"), str(REPO_ROOT / "features")],
                 signature=infer_signature(example, output),
                 input_example=example,
+                pip_requirements=model_requirements(),
                 registered_model_name=model_name,
             )
         version = str(info.registered_model_version)

@@ -13,25 +13,65 @@ from churn.cli import main
 from tests.conftest import ROOT
 
 
+def _environment(tmp) -> dict[str, str]:
+    return {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}", "CHURN_OUTPUT_DIR": str(tmp / "out")}
+
+
+@pytest.fixture(scope="module")
+def project_run(tmp_path_factory):
+    """`mlflow run . -e main` once for the module, on a temporary store: the champion it trains,
+    registers and promotes is version 1, which the tests below read and never move."""
+    tmp = tmp_path_factory.mktemp("mlproject")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in _environment(tmp).items():
+            patch.setenv(name, value)
+        patch.delenv("CHURN_DATA_SOURCE", raising=False)
+        patch.chdir(ROOT)
+        # a clean shell: no run or experiment left in the environment by earlier in-process MLflow calls
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+        }
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        # create the experiment first, so its artifacts land in the temporary store, not in ./mlruns
+        from churn.config import load_config
+        from training.tracking import configure_tracking
+
+        configure_tracking(load_config())
+        result = subprocess.run(
+            ["mlflow", "run", ".", "-e", "main", "--env-manager", "local", "--experiment-name", "bank-churn"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    mlflow.set_tracking_uri(None)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp, result.stdout
+
+
 @pytest.fixture()
-def tracking(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("CHURN_OUTPUT_DIR", str(tmp_path / "out"))
+def tracking(project_run, monkeypatch):
+    tmp, _ = project_run
+    for name, value in _environment(tmp).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("CHURN_DATA_SOURCE", raising=False)
     monkeypatch.chdir(ROOT)
-    mlflow.set_tracking_uri(uri)
-    return tmp_path
+    mlflow.set_tracking_uri(_environment(tmp)["MLFLOW_TRACKING_URI"])
+    yield tmp
+    mlflow.set_tracking_uri(None)
 
 
 def _alias(client, alias):
     return str(client.get_model_version_by_alias("bank-churn", alias).version)
 
 
-def test_churn_run__trains_logs_registers_and_promotes(tracking, capsys):
-    assert main(["run"]) == 0
-    out = capsys.readouterr().out
+def test_mlflow_run__main_entry_point_trains_logs_registers_and_promotes(project_run, tracking, capsys):
+    _, out = project_run
     assert "PROMOTED to champion: no champion yet" in out
+    assert not (ROOT / "mlruns").exists(), "nothing is written into the repository"
     client = mlflow.MlflowClient()
     assert _alias(client, "champion") == _alias(client, "challenger") == "1"
 
@@ -64,10 +104,10 @@ def test_churn_run__trains_logs_registers_and_promotes(tracking, capsys):
     assert _alias(client, "champion") == "2"
 
 
-def test_champion_pyfunc__gives_the_bundles_numbers(tracking):
-    assert main(["train"]) == 0
-    assert main(["promote"]) == 0
-    model = mlflow.pyfunc.load_model("models:/bank-churn@champion")
+def test_registered_pyfunc__gives_the_bundles_numbers_and_names_what_it_needs(tracking):
+    from importlib.metadata import version
+
+    model = mlflow.pyfunc.load_model("models:/bank-churn/1")
     bundle = model.unwrap_python_model().bundle
     from churn.config import load_config
     from features.build import build_features
@@ -82,31 +122,8 @@ def test_champion_pyfunc__gives_the_bundles_numbers(tracking):
     expected = bundle.churn_probability(bundle.prepare(features))
     np.testing.assert_allclose(served["churn_probability"].to_numpy(), expected)
     np.testing.assert_allclose(served["value_at_risk"], served["churn_probability"] * served["value"])
-
-
-@pytest.mark.slow
-def test_mlproject__main_entry_point_runs_with_mlflow_run(tracking):
-    # a clean shell: no run or experiment left in the environment by earlier in-process MLflow calls
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
-    }
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    # create the experiment first, so its artifacts land in the temporary store, not in ./mlruns
-    from churn.config import load_config
-    from training.tracking import configure_tracking
-
-    configure_tracking(load_config())
-    result = subprocess.run(
-        ["mlflow", "run", ".", "-e", "main", "--env-manager", "local", "--experiment-name", "bank-churn"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    client = mlflow.MlflowClient()
-    assert _alias(client, "champion") == "1"
-    assert not (ROOT / "mlruns").exists(), "nothing is written into the repository"
+    # the environment it needs, pinned: the booster's library included, this project's package not
+    requirements = Path(mlflow.artifacts.download_artifacts("models:/bank-churn/1/requirements.txt"))
+    pinned = requirements.read_text().split()
+    assert f"lightgbm=={version('lightgbm')}" in pinned and f"pandas=={version('pandas')}" in pinned
+    assert not any(line.startswith("bank-churn") for line in pinned)
