@@ -27,6 +27,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -48,6 +49,38 @@ def expected_net(savings: pd.DataFrame, contacts: pd.DataFrame, seeds: int) -> t
     # n - 1 in the denominator), and the mean over `seeds` continuations has 1/seeds of it
     variance = got["value"] ** 2 * (got["moved"] - got["saved"] ** 2).clip(lower=0) * seeds / (seeds - 1)
     return float(got["net"].sum()), float((variance.sum() / seeds) ** 0.5)
+
+
+class ListDay(NamedTuple):
+    as_of: pd.Timestamp
+    today: pd.DataFrame  # today's list (`ranking: probability`)
+    configured: pd.DataFrame  # the configured uplift list
+    size: int  # today's number of contacts
+    everyone: pd.DataFrame  # the list with the reporting threshold at 0: every customer's action
+    features: pd.DataFrame  # the feature rows scored on the day
+
+
+def list_day(tables: dict, bundle, config) -> ListDay:
+    """The day's lists as `benchmarks.uplift` builds them, and the playbook's action for every
+    customer, not only those above the reporting threshold: the same list with the threshold at 0
+    (every customer's reasons, kind of churn and action)."""
+    from serving.risk_list import build_risk_list, default_as_of
+
+    as_of = default_as_of(tables)
+    today, _ = build_risk_list(tables, bundle, "bench", as_of, config.with_uplift(ranking="probability"))
+    configured, _ = build_risk_list(tables, bundle, "bench", as_of, config.with_uplift(ranking="uplift"))
+    scoring = config.scoring.model_copy(update={"reporting_threshold": 0.0})
+    zero = config.model_copy(update={"scoring": scoring}).with_uplift(ranking="probability")
+    everyone, features = build_risk_list(tables, bundle, "bench", as_of, zero)
+    size = int(today["contact"].fillna(False).astype(bool).sum())
+    return ListDay(as_of, today, configured, size, everyone, features)
+
+
+def with_costs(savings: pd.DataFrame, config) -> pd.DataFrame:
+    """Estimates with each action's cost and net value (saved x value - cost) from `config`, not
+    from the run that cached them."""
+    cost = savings["action"].map({name: a.cost for name, a in config.playbook.actions.items()})
+    return savings.assign(cost=cost, net=savings["saved"] * savings["value"] - cost)
 
 
 def best_list(savings: pd.DataFrame, size: int) -> pd.DataFrame:
@@ -76,19 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.cached import benchmark_bank
     from features.bank.response import ACTIONS
     from features.bank.simulate import expected_savings
-    from serving.risk_list import build_risk_list, default_as_of
 
     root, config, tables, bundle = benchmark_bank(parser, args)
-    as_of = default_as_of(tables)
-    today, _ = build_risk_list(tables, bundle, "bench", as_of, config.with_uplift(ranking="probability"))
-    configured, _ = build_risk_list(tables, bundle, "bench", as_of, config.with_uplift(ranking="uplift"))
-    size = int(today["contact"].fillna(False).astype(bool).sum())
-
-    # the playbook's action for every customer, not only those above the reporting threshold: the
-    # same list with the threshold at 0 (every customer's reasons, kind of churn and action)
-    scoring = config.scoring.model_copy(update={"reporting_threshold": 0.0})
-    everyone = config.model_copy(update={"scoring": scoring}).with_uplift(ranking="probability")
-    candidates = contactable(build_risk_list(tables, bundle, "bench", as_of, everyone)[0])
+    day = list_day(tables, bundle, config)
+    as_of, today, configured, size = day.as_of, day.today, day.configured, day.size
+    candidates = contactable(day.everyone)
     playbook = candidates["action"]
 
     started = time.perf_counter()
@@ -105,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         savings = expected_savings(root, frames, config, args.oracle_seeds, args.first_seed)
         savings.drop(columns=["cost", "net"]).to_parquet(kept)
-    # the costs are the configuration's, not the cached run's
-    savings["cost"] = savings["action"].map({name: a.cost for name, a in config.playbook.actions.items()})
-    savings["net"] = savings["saved"] * savings["value"] - savings["cost"]
+    savings = with_costs(savings, config)
     estimated = time.perf_counter() - started
     savings = savings[savings["customer_id"].isin(candidates.index)]
     fits = savings["action"].to_numpy() == playbook.reindex(savings["customer_id"]).to_numpy()

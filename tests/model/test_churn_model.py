@@ -352,3 +352,22 @@ def test_benchmark_refit_uplift__keeps_the_take_up_floor_only_for_the_same_take_
     other.uplift = type(trained.bundle.uplift)({**trained.bundle.uplift.meta, "take_up": {}}, another)
     with pytest.raises(ValueError, match="no take-up model and reference"):
         refit_uplift(other, rows, on_features)
+
+
+def test_uplift_headline__ranks_and_adjusts_each_customer_by_models_that_never_saw_their_outcomes(
+    trained, sample, config
+):
+    from features.campaigns import campaign_rows
+    from training.uplift import fit_uplift
+    from training.uplift_eval import customer_folds
+
+    rows = campaign_rows(sample.tables, config)
+    first = fit_uplift(rows, trained.bundle, config).cross_fit
+    # every outcome of one fold's customers reversed: their score and risk cannot move, every
+    # other customer's models learned from the reversed outcomes
+    fold = customer_folds(rows["customer_id"]) == 0
+    reversed_ = rows.assign(churn=np.where(fold, 1 - rows["churn"], rows["churn"]))
+    again = fit_uplift(reversed_, trained.bundle, config).cross_fit
+    for column in ("score", "risk"):
+        np.testing.assert_array_equal(again.loc[fold, column], first.loc[fold, column])
+    assert (again.loc[~fold, "risk"] != first.loc[~fold, "risk"]).mean() > 0.9
