@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -76,10 +77,67 @@ def list_day(tables: dict, bundle, config) -> ListDay:
     return ListDay(as_of, today, configured, size, everyone, features)
 
 
+def savings_path(
+    root: Path, label: str, frames: dict[str, pd.DataFrame], config, seeds: int, first: int
+) -> Path:
+    """Where `cached_savings` keeps the estimates of `frames`: a name that holds everything they
+    depend on but the costs (the contacts in their order and their date, the horizon, the
+    catalogue, the value parameters, the generator's version and the simulator's reach and
+    stream), so a run with another configuration, other candidates or another simulator estimates
+    again. A change to the response model must bump `GENERATOR_VERSION`, as for the banks."""
+    import hashlib
+
+    from features.bank.simulate import REACH, STREAM, _parameters
+    from features.generator import GENERATOR_VERSION
+
+    digest = hashlib.sha256()
+    parameters = {k: v for k, v in _parameters(config).items() if k != "costs"}
+    parameters |= {"generator": GENERATOR_VERSION, "reach": REACH, "stream": STREAM}
+    digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
+    for name in sorted(frames):
+        frame = frames[name]
+        digest.update(name.encode())
+        digest.update(frame["customer_id"].to_numpy(dtype="int64").tobytes())
+        digest.update("\n".join(frame["action"].astype(str)).encode())
+        digest.update(str(pd.Timestamp(frame["as_of"].iloc[0]).date()).encode())
+    return root / f"savings_{label}_{seeds}_from{first}_{digest.hexdigest()[:12]}.parquet"
+
+
+def cached_savings(
+    root: Path,
+    label: str,
+    frames: dict[str, pd.DataFrame],
+    config,
+    seeds: int,
+    first: int,
+    need_lost: bool = False,
+) -> pd.DataFrame:
+    """`expected_savings` of `frames` on `seeds` continuations from `first`, kept in the bank's
+    cache folder (`savings_path`; written whole or not at all, so two runs at once cannot read half
+    a file); with `need_lost`, estimates kept without the chance lost (`lost`, added later) are
+    made again. The costs and net values are not kept: `with_costs` adds them from the
+    configuration that reads the estimates."""
+    from features.bank.simulate import expected_savings
+
+    kept = savings_path(root, label, frames, config, seeds, first)
+    if kept.exists():
+        cached = pd.read_parquet(kept)
+        if "lost" in cached or not need_lost:  # else: kept before `lost` was, so estimated again
+            return cached
+    savings = expected_savings(root, frames, config, seeds, first).drop(columns=["cost", "net"])
+    partial = kept.with_suffix(f".{os.getpid()}.partial")
+    savings.to_parquet(partial)
+    partial.replace(kept)
+    return savings
+
+
 def with_costs(savings: pd.DataFrame, config) -> pd.DataFrame:
     """Estimates with each action's cost and net value (saved x value - cost) from `config`, not
     from the run that cached them."""
     cost = savings["action"].map({name: a.cost for name, a in config.playbook.actions.items()})
+    if cost.isna().any():
+        unknown = sorted(savings.loc[cost.isna(), "action"].astype(str).unique())
+        raise ValueError(f"playbook.actions: no cost for {', '.join(unknown)}")
     return savings.assign(cost=cost, net=savings["saved"] * savings["value"] - cost)
 
 
@@ -108,7 +166,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.cached import benchmark_bank
     from features.bank.response import ACTIONS
-    from features.bank.simulate import expected_savings
 
     root, config, tables, bundle = benchmark_bank(parser, args)
     day = list_day(tables, bundle, config)
@@ -117,19 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     playbook = candidates["action"]
 
     started = time.perf_counter()
-    kept = root / f"savings_{args.oracle_seeds}_from{args.first_seed}_{as_of:%Y%m%d}.parquet"
-    if kept.exists():
-        savings = pd.read_parquet(kept)
-    else:
-        frames = {
-            action: pd.DataFrame(
-                {"customer_id": candidates.index, "action": action, "contact": True, "as_of": as_of}
-            )
-            for action in ACTIONS
-            if action in config.playbook.actions
-        }
-        savings = expected_savings(root, frames, config, args.oracle_seeds, args.first_seed)
-        savings.drop(columns=["cost", "net"]).to_parquet(kept)
+    frames = {
+        action: pd.DataFrame(
+            {"customer_id": candidates.index, "action": action, "contact": True, "as_of": as_of}
+        )
+        for action in ACTIONS
+        if action in config.playbook.actions
+    }
+    savings = cached_savings(root, "actions", frames, config, args.oracle_seeds, args.first_seed)
     savings = with_costs(savings, config)
     estimated = time.perf_counter() - started
     savings = savings[savings["customer_id"].isin(candidates.index)]

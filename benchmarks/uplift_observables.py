@@ -1,23 +1,29 @@
-"""What a model of the product's features could make of unlimited randomised evidence.
+"""What a model of the product's features could make of the simulated bank's evidence: a saving for every customer, or one randomised test.
 
 `benchmarks.uplift_ceiling` shows the best list the simulated bank allows, chosen by a clairvoyant
 who sees each customer's saving. The learner sees less: the features the product builds on the
-list date. This asks how far a model of those features alone could go were evidence no limit: it
-contacts every contactable customer with the playbook's action on `--oracle-seeds` continuations
-numbered from `--first-seed` (the training evidence: each contact's chance of saving the
-customer, far more than any bank's history holds), fits a LightGBM regression of that chance on
-the churn model's features, cross-fitted over customer folds (no customer is ranked by a model
-that saw their saving), and builds the list of today's size from the highest positive predicted
-net values (predicted saving x value - cost). Every list, today's and the configured uplift list
-included, is then valued on another `--oracle-seeds` continuations from `--eval-first-seed`, which
-chose nothing (net value and standard error, `benchmarks.uplift_ceiling.expected_net`). Run after
-`python -m benchmarks.uplift --seed S`:
+list date. This asks how far a model of those features alone could go with more evidence than any
+bank's history holds: it contacts every contactable customer with the playbook's action on
+`--evidence-seeds` continuations numbered from `--first-seed` (each contact's chance of saving the
+customer, both outcomes seen), fits a LightGBM regression of that chance on the churn model's
+features, the churn probability and the value, cross-fitted over customer folds (no customer is
+ranked by a model fitted on their own evidence), and builds the list of today's size from the
+highest positive predicted net values (predicted saving x value - cost). Every list, today's and
+the configured uplift list included, is then valued on `--oracle-seeds` other continuations from
+`--eval-first-seed`, which chose nothing (net value and standard error,
+`benchmarks.uplift_ceiling.expected_net`). Run after `python -m benchmarks.uplift --seed S`:
 
     python -m benchmarks.uplift_observables --seed 20261244
+    python -m benchmarks.uplift_observables --seed 20261244 --evidence-seeds 1 --first-seed 3000 \
+        --evidence randomised-baseline
 
-A benchmark, not a product path: its evidence is the simulated bank's what-ifs, which no bank has.
-The regression is not tuned (its settings were written down before any run), so it is a floor
-under what a model of these features could do.
+`--evidence randomised` gives the regression only what a randomised test of every candidate would
+show (one arm per customer, by a fair coin), and `randomised-baseline` that less a baseline from
+the features (`learned_from`).
+
+A benchmark, not a product path: its evidence comes from the simulated bank's continuations, which
+no bank has. The regression is not tuned (its settings were written down before any run), so it is
+a floor under what a model of these features could do with that evidence.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.uplift import NET_TARGET, contactable, ratio
-from benchmarks.uplift_ceiling import best_list, expected_net, list_day, with_costs
+from benchmarks.uplift_ceiling import best_list, cached_savings, expected_net, list_day, with_costs
 
 # fixed before the first run, not tuned: a regression of a small, noisy signal
 PARAMS = {
@@ -69,20 +75,28 @@ def cross_fitted_saving(
     return out
 
 
-def playbook_savings(
-    root: Path, contacts: dict[str, pd.DataFrame], as_of, config, seeds: int, first: int
-) -> pd.DataFrame:
-    """Each contact's saving on `seeds` continuations from `first` (`contacts`: lists of
-    customer_id and action, at most one contact a customer each), kept in the bank's cache folder."""
-    from features.bank.simulate import expected_savings
-
-    kept = root / f"savings_playbook_{seeds}_from{first}_{as_of:%Y%m%d}.parquet"
-    if kept.exists():
-        return pd.read_parquet(kept)
-    frames = {name: rows.assign(contact=True, as_of=as_of) for name, rows in contacts.items() if len(rows)}
-    savings = expected_savings(root, frames, config, seeds, first).drop(columns=["cost", "net"])
-    savings.to_parquet(kept)
-    return savings
+def learned_from(
+    evidence: pd.DataFrame, kind: str, seed: int, x: pd.DataFrame, ids: np.ndarray
+) -> np.ndarray:
+    """What the regression learns each customer's saving from. `what-ifs`: the saving itself (the
+    simulated bank shows both outcomes). `randomised`: what a randomised test of every customer
+    would show, a fair coin contacting each or not, and only that arm's outcome seen; its
+    transformed outcome (2 x lost for the customers not contacted, -2 x lost with the contact for
+    the others) has the saving as its expectation, and far more noise. `randomised-baseline`: the
+    same test, each outcome less a cross-fitted regression of the outcomes seen on the features
+    (a baseline the customer's own coin does not move, so the expectation stays the saving, with
+    less noise, as the product's R-learner and adjusted Qini do). The baseline is fitted on the
+    other folds, which the final regression's training targets then carry: a customer's outcome
+    reaches their own prediction only through other customers' baselines, averaged over their
+    coins (as in double machine learning without nesting)."""
+    if kind == "what-ifs":
+        return evidence["saved"].to_numpy()
+    contacted = np.random.default_rng(seed).random(len(evidence)) < 0.5
+    lost_without = evidence["lost"].to_numpy()
+    lost_with = lost_without - evidence["saved"].to_numpy()
+    seen = np.where(contacted, lost_with, lost_without)
+    baseline = cross_fitted_saving(x, seen, ids, seed) if kind == "randomised-baseline" else 0.0
+    return np.where(contacted, -2.0, 2.0) * (seen - baseline)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,11 +110,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--eval-first-seed", type=int, default=2000, help="the valuation's first continuation"
     )
+    parser.add_argument(
+        "--evidence-seeds",
+        type=int,
+        help="continuations the regression learns from (default --oracle-seeds): less evidence, to see how much it needs",
+    )
+    parser.add_argument(
+        "--evidence",
+        choices=("what-ifs", "randomised", "randomised-baseline"),
+        default="what-ifs",
+        help="what the regression learns from: each customer's saving (both outcomes, with and "
+        "without the contact), or one arm of a fair coin per customer (the outcome a randomised "
+        "test shows), less a baseline from the features",
+    )
     parser.add_argument("--capacity-scale", type=float, default=4.0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    low, high = sorted((args.first_seed, args.eval_first_seed))
-    if high < low + args.oracle_seeds:
+    if args.evidence_seeds is None:
+        args.evidence_seeds = args.oracle_seeds
+    if min(args.evidence_seeds, args.oracle_seeds) < 1:
+        parser.error("--evidence-seeds, --oracle-seeds: at least 1")
+    spans = sorted([(args.first_seed, args.evidence_seeds), (args.eval_first_seed, args.oracle_seeds)])
+    if spans[1][0] < spans[0][0] + spans[0][1]:
         parser.error("--first-seed, --eval-first-seed: the two sets of continuations must not overlap")
     if min(args.first_seed, args.eval_first_seed) < 5:
         parser.error("--first-seed, --eval-first-seed: continuations 0 .. 4 are the benchmark's own")
@@ -125,12 +156,19 @@ def main(argv: list[str] | None = None) -> int:
     listed = pd.concat(lists.values()).drop_duplicates()
     known = pd.MultiIndex.from_frame(playbook)
     other = listed[~pd.MultiIndex.from_frame(listed).isin(known)].drop_duplicates("customer_id")
-    contacts = {"playbook": playbook, "listed, other actions": other}
+    frames = {
+        name: rows.assign(contact=True, as_of=as_of)
+        for name, rows in (("playbook", playbook), ("listed, other actions", other))
+        if len(rows)
+    }
 
     started = time.perf_counter()
     both = [
-        with_costs(playbook_savings(root, contacts, as_of, config, args.oracle_seeds, first), config)
-        for first in (args.first_seed, args.eval_first_seed)
+        with_costs(cached_savings(root, "playbook", frames, config, seeds, first, need), config)
+        for seeds, first, need in (
+            (args.evidence_seeds, args.first_seed, args.evidence != "what-ifs"),
+            (args.oracle_seeds, args.eval_first_seed, False),
+        )
     ]
     train, valued = (s[s["list"] == "playbook"] for s in both)
     valued_all = both[1].drop_duplicates(["customer_id", "action"])
@@ -142,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     x["churn_probability"] = candidates.loc[ids, "churn_probability"].to_numpy()
     x["value"] = train["value"].to_numpy()
     started = time.perf_counter()
-    predicted = cross_fitted_saving(x, train["saved"].to_numpy(), ids)
+    predicted = cross_fitted_saving(x, learned_from(train, args.evidence, args.first_seed, x, ids), ids)
     fitted = time.perf_counter() - started
     model_view = train.assign(net=predicted * train["value"] - train["cost"])
 
@@ -156,13 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     held = valued.set_index("customer_id")["saved"].reindex(ids).to_numpy()
     print(
         f"bank seed {args.seed}, {args.customers:,} customers, list of {as_of:%Y-%m-%d}; {len(candidates):,} "
-        f"contactable customers with the playbook's action; evidence on {args.oracle_seeds} continuations "
+        f"contactable customers with the playbook's action; evidence ({args.evidence}) on {args.evidence_seeds} continuations "
         f"from #{args.first_seed}, valuation on {args.oracle_seeds} from #{args.eval_first_seed} "
         f"({estimated:.0f} s); regression cross-fitted in {fitted:.0f} s; {len(other)} listed "
         "contact(s) with another action than the playbook's, estimated apart"
     )
     print(
-        f"saving: evidence vs valuation correlation {np.corrcoef(train['saved'], held)[0, 1]:.3f}, "
+        f"saving: the evidence's what-ifs vs valuation correlation {np.corrcoef(train['saved'], held)[0, 1]:.3f}, "
         f"cross-fitted prediction vs valuation {np.corrcoef(predicted, held)[0, 1]:.3f}"
     )
     print(f"{'list':50s} {'contacted':>9s} {'net value (se)':>22s} {'x today':>8s}")
@@ -183,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             "bank": {"customers": args.customers, "seed": args.seed},
             "continuations": {
                 "seeds": args.oracle_seeds,
+                "evidence_seeds": args.evidence_seeds,
+                "evidence": args.evidence,
                 "evidence_first": args.first_seed,
                 "valuation_first": args.eval_first_seed,
             },

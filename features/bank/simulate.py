@@ -340,7 +340,8 @@ def expected_savings(
     its draw. One row per list and contacted customer: list, customer_id, action, saved (the chance
     the customer is lost without the contact and kept with it, less the reverse), moved (the chance
     the contact changed the outcome either way, for the variance: the saving is -1, 0 or 1 in each
-    continuation), value, cost, and net (saved x value - cost). A benchmark's tool: many candidate
+    continuation), lost (the chance the customer is lost without the contact; lost - saved is the
+    chance with it), value, cost, and net (saved x value - cost). A benchmark's tool: many candidate
     contacts scored at once, on continuations its evaluation does not use."""
     if seeds < 1:
         raise SimulationError("seeds: at least 1")
@@ -355,6 +356,7 @@ def expected_savings(
         raise SimulationError("as_of: the lists to compare hold different dates")
     saved = {name: np.zeros(contacts.position.size) for name, contacts in lists.items()}
     moved = {name: np.zeros(contacts.position.size) for name, contacts in lists.items()}
+    lost = {name: np.zeros(contacts.position.size) for name, contacts in lists.items()}
     for k in range(first_seed, first_seed + seeds):
         streams = (int(manifest["seed"]), STREAM, k)
         left_without = _continue(base, m0, horizon, streams, None)
@@ -363,6 +365,7 @@ def expected_savings(
             left_with = _continue(base, m0, horizon, streams, contacts)[who]
             saved[name] += left_without[who].astype(float) - left_with.astype(float)
             moved[name] += left_without[who] != left_with
+            lost[name] += left_without[who]
     out = []
     for name, contacts in lists.items():
         chance = saved[name] / seeds
@@ -373,6 +376,7 @@ def expected_savings(
                 "action": np.asarray(ACTIONS)[contacts.action],
                 "saved": chance,
                 "moved": moved[name] / seeds,
+                "lost": lost[name] / seeds,
                 "value": value[contacts.position],
                 "cost": contacts.cost,
             }

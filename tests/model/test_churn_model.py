@@ -370,4 +370,5 @@ def test_uplift_headline__ranks_and_adjusts_each_customer_by_models_that_never_s
     again = fit_uplift(reversed_, trained.bundle, config).cross_fit
     for column in ("score", "risk"):
         np.testing.assert_array_equal(again.loc[fold, column], first.loc[fold, column])
-    assert (again.loc[~fold, "risk"] != first.loc[~fold, "risk"]).mean() > 0.9
+    for column in ("score", "risk"):  # so the check above could fail: both read the outcomes
+        assert (again.loc[~fold, column] != first.loc[~fold, column]).mean() > 0.5, column

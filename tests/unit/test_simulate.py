@@ -86,6 +86,11 @@ def test_expected_savings__each_contact_on_its_own_adds_up_to_the_lists_figures(
     assert some["net"].sum() == pytest.approx(figures["net_value"], abs=0.006)
     alone = savings[savings["list"] == "all"].set_index("customer_id").loc[some.index]
     assert (alone["saved"] == some["saved"]).mean() > 0.97
+    # the chance lost without the contact is the same run whoever else is contacted, and the
+    # chance lost with it (lost - saved) is a chance too
+    np.testing.assert_array_equal(alone["lost"], some["lost"])
+    assert some["lost"].between(0, 1).all() and (some["lost"] - some["saved"]).between(0, 1).all()
+    assert (some["lost"] > 0).any()
     assert (some["saved"] > 0).any()
     other = expected_savings(bank_dir, {"some": persuadable}, config, seeds=3, first_seed=100)
     assert not np.allclose(other["saved"].to_numpy(), some["saved"].to_numpy())

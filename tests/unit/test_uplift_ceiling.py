@@ -50,3 +50,46 @@ def test_expected_net__its_standard_error_is_the_spread_of_the_lists_net_value_o
         totals.append(net)
         ses.append(se)
     assert np.mean(ses) == pytest.approx(np.std(totals, ddof=1), rel=0.12)
+
+
+def test_savings_path__names_everything_the_estimates_depend_on_but_the_costs(config, tmp_path):
+    from benchmarks.uplift_ceiling import savings_path
+
+    frame = pd.DataFrame(
+        {"customer_id": [100_001, 100_002], "action": ["retention_call", "rate_offer"], "contact": True}
+    ).assign(as_of=pd.Timestamp("2026-11-01"))
+    path = savings_path(tmp_path, "playbook", {"playbook": frame}, config, 60, 1000)
+    assert path == savings_path(tmp_path, "playbook", {"playbook": frame.copy()}, config, 60, 1000)
+    actions = config.playbook.actions
+    cheaper = {name: a.model_copy(update={"cost": a.cost / 2}) for name, a in actions.items()}
+    costs_only = config.model_copy(
+        update={"playbook": config.playbook.model_copy(update={"actions": cheaper})}
+    )
+    assert savings_path(tmp_path, "playbook", {"playbook": frame}, costs_only, 60, 1000) == path
+    longer = config.model_copy(
+        update={"labels": config.labels.model_copy(update={"horizon_days": config.labels.horizon_days * 2})}
+    )
+    other_action = frame.assign(action=["retention_call", "service_recovery_call"])
+    later = frame.assign(as_of=pd.Timestamp("2026-12-01"))
+    others = {
+        savings_path(tmp_path, "playbook", {"playbook": frame}, longer, 60, 1000),
+        savings_path(tmp_path, "playbook", {"playbook": other_action}, config, 60, 1000),
+        savings_path(tmp_path, "playbook", {"playbook": later}, config, 60, 1000),
+        savings_path(tmp_path, "playbook", {"playbook": frame}, config, 20, 1000),
+        savings_path(tmp_path, "playbook", {"playbook": frame}, config, 60, 2000),
+    }
+    assert path not in others and len(others) == 5
+
+
+def test_with_costs__the_configurations_costs_and_an_action_without_one_named(config):
+    from benchmarks.uplift_ceiling import with_costs
+
+    savings = pd.DataFrame(
+        {"action": ["retention_call", "rate_offer"], "saved": [0.5, -0.1], "value": [1000.0, 800.0]}
+    )
+    costed = with_costs(savings, config)
+    costs = config.playbook.actions
+    assert costed["cost"].tolist() == [costs["retention_call"].cost, costs["rate_offer"].cost]
+    assert costed["net"].tolist() == pytest.approx([500.0 - costed["cost"][0], -80.0 - costed["cost"][1]])
+    with pytest.raises(ValueError, match="no cost for teleport"):
+        with_costs(savings.assign(action=["retention_call", "teleport"]), config)
