@@ -44,7 +44,7 @@ def expected_net(savings: pd.DataFrame, contacts: pd.DataFrame, seeds: int) -> t
     )
     if got["net"].isna().any():
         raise ValueError(f"{int(got['net'].isna().sum())} contact(s) have no estimate")
-    if "moved" not in got or seeds < 2:  # estimates kept before the spread was
+    if seeds < 2:
         return float(got["net"].sum()), float("nan")
     # each contact's saving per continuation is -1, 0 or 1: its variance is moved - saved^2 (with
     # n - 1 in the denominator), and the mean over `seeds` continuations has 1/seeds of it
@@ -59,6 +59,13 @@ class ListDay(NamedTuple):
     size: int  # today's number of contacts
     everyone: pd.DataFrame  # the list with the reporting threshold at 0: every customer's action
     features: pd.DataFrame  # the feature rows scored on the day
+
+
+def contacts_of(rows: pd.DataFrame) -> pd.DataFrame:
+    """A list's contacts (customer_id, action) from its rows (`build_risk_list`'s or `as_list`'s)."""
+    contacted = rows[rows["contact"].fillna(False).astype(bool)]
+    action = contacted["action"].fillna("retention_call").astype(str)
+    return pd.DataFrame({"customer_id": contacted.index, "action": action.to_numpy()})
 
 
 def list_day(tables: dict, bundle, config) -> ListDay:
@@ -110,20 +117,16 @@ def cached_savings(
     config,
     seeds: int,
     first: int,
-    need_lost: bool = False,
 ) -> pd.DataFrame:
     """`expected_savings` of `frames` on `seeds` continuations from `first`, kept in the bank's
     cache folder (`savings_path`; written whole or not at all, so two runs at once cannot read half
-    a file); with `need_lost`, estimates kept without the chance lost (`lost`, added later) are
-    made again. The costs and net values are not kept: `with_costs` adds them from the
-    configuration that reads the estimates."""
+    a file). The costs and net values are not kept: `with_costs` adds them from the configuration
+    that reads the estimates."""
     from features.bank.simulate import expected_savings
 
     kept = savings_path(root, label, frames, config, seeds, first)
     if kept.exists():
-        cached = pd.read_parquet(kept)
-        if "lost" in cached or not need_lost:  # else: kept before `lost` was, so estimated again
-            return cached
+        return pd.read_parquet(kept)
     savings = expected_savings(root, frames, config, seeds, first).drop(columns=["cost", "net"])
     partial = kept.with_suffix(f".{os.getpid()}.partial")
     savings.to_parquet(partial)
@@ -184,7 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     savings = cached_savings(root, "actions", frames, config, args.oracle_seeds, args.first_seed)
     savings = with_costs(savings, config)
     estimated = time.perf_counter() - started
-    savings = savings[savings["customer_id"].isin(candidates.index)]
     fits = savings["action"].to_numpy() == playbook.reindex(savings["customer_id"]).to_numpy()
     chosen = {
         "best list, playbook action": best_list(savings[fits], size),
@@ -225,11 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         "the best lists were chosen on them, so theirs is flattered):"
     )
     for name, rows in lists.items():
-        contacts = rows[rows["contact"].fillna(False).astype(bool)]
-        action = contacts["action"].fillna("retention_call").astype(str)
-        net, se = expected_net(
-            savings, pd.DataFrame({"customer_id": contacts.index, "action": action}), args.oracle_seeds
-        )
+        net, se = expected_net(savings, contacts_of(rows), args.oracle_seeds)
         out[name] |= {"net_estimating": net, "net_estimating_se": se}
     today_net = out["probability (today)"]["net_estimating"]
     for name, f in out.items():

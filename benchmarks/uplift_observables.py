@@ -37,7 +37,14 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.uplift import NET_TARGET, contactable, ratio
-from benchmarks.uplift_ceiling import best_list, cached_savings, expected_net, list_day, with_costs
+from benchmarks.uplift_ceiling import (
+    best_list,
+    cached_savings,
+    contacts_of,
+    expected_net,
+    list_day,
+    with_costs,
+)
 
 # fixed before the first run, not tuned: a regression of a small, noisy signal
 PARAMS = {
@@ -144,13 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     candidates = contactable(day.everyone)
     candidates = candidates[candidates["action"].notna()]
 
-    lists = {}
-    for name, picked in {
-        "probability (today)": today,
-        f"uplift ({config.uplift.choose} action)": configured,
-    }.items():
-        contacts = picked[picked["contact"].fillna(False).astype(bool)]
-        lists[name] = pd.DataFrame({"customer_id": contacts.index, "action": contacts["action"].astype(str)})
+    lists = {
+        "probability (today)": contacts_of(today),
+        f"uplift ({config.uplift.choose} action)": contacts_of(configured),
+    }
     # every candidate with the playbook's action, and any listed contact with another action
     playbook = pd.DataFrame({"customer_id": candidates.index, "action": candidates["action"].astype(str)})
     listed = pd.concat(lists.values()).drop_duplicates()
@@ -164,10 +168,10 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     both = [
-        with_costs(cached_savings(root, "playbook", frames, config, seeds, first, need), config)
-        for seeds, first, need in (
-            (args.evidence_seeds, args.first_seed, args.evidence != "what-ifs"),
-            (args.oracle_seeds, args.eval_first_seed, False),
+        with_costs(cached_savings(root, "playbook", frames, config, seeds, first), config)
+        for seeds, first in (
+            (args.evidence_seeds, args.first_seed),
+            (args.oracle_seeds, args.eval_first_seed),
         )
     ]
     train, valued = (s[s["list"] == "playbook"] for s in both)
@@ -175,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     estimated = time.perf_counter() - started
 
     ids = train["customer_id"].to_numpy()
-    x = bundle.matrix(bundle.prepare(features.loc[ids]))
-    x = pd.DataFrame(x, columns=bundle.feature_names) if not isinstance(x, pd.DataFrame) else x.copy()
+    x = pd.DataFrame(bundle.matrix(bundle.prepare(features.loc[ids])), columns=bundle.feature_names)
     x["churn_probability"] = candidates.loc[ids, "churn_probability"].to_numpy()
     x["value"] = train["value"].to_numpy()
     started = time.perf_counter()
