@@ -22,7 +22,9 @@ In uplift mode the list is drawn from the customers above the reporting threshol
 below it whose best action is expected to save at least `uplift.candidate_saving`
 (`uplift_candidates`); in probability mode from those above the threshold alone.
 
-Either way each row says why: the uplift used, where it comes from, and the next best action.
+Either way each row says why: the uplift used, where it comes from, and the next best action. A
+list ranked by probability also says what the uplift models expect of the playbook's action
+(`_learned_beside`), deciding nothing, so both figures can be compared on every row.
 """
 
 from __future__ import annotations
@@ -148,6 +150,41 @@ def _unlikely_to_respond(bundle: Any, x: np.ndarray, share: float) -> np.ndarray
     return out
 
 
+def _learned_beside(
+    bundle: Any,
+    x: np.ndarray,
+    probability: np.ndarray,
+    worth: np.ndarray,
+    action: np.ndarray,
+    rows: np.ndarray,
+    why: np.ndarray,
+    config: AppConfig,
+) -> None:
+    """A list ranked by probability still says what the learned uplift models expect of each
+    row's playbook action (appended to `why`), so the retention team and the model's owners see
+    both figures side by side; the ranking, the saving and the contacts stay the playbook's."""
+    names = list(config.playbook.actions)
+    known = np.array([action[r] in config.playbook.actions for r in rows], dtype=bool)
+    rows = rows[known]
+    if rows.size == 0:
+        return
+    lift, values, factor = _action_values(bundle, x[rows], probability[rows], worth[rows], config)
+    column = np.array([names.index(action[r]) for r in rows])
+    share = bundle.uplift.learned_share
+    for k, row in enumerate(rows):
+        learned = share.get(action[row], 0.0)
+        if learned <= 0:
+            why[row] += (
+                "; the uplift models: no learned figure for this action yet (too little randomised evidence)"
+            )
+            continue
+        weighed = "" if factor is None else f" x take-up factor {factor[k]:.2f}"
+        why[row] += (
+            f"; uplift models: {100 * lift[k, column[k]]:+.1f} points ({learned:.0%} learned){weighed}, "
+            f"saving {values[k, column[k]]:,.0f} (not ranked by them)"
+        )
+
+
 def choose(
     bundle: Any,
     x: np.ndarray,
@@ -189,7 +226,10 @@ def choose(
         "sleeping_dog": dogs,
         "unlikely_to_respond": unlikely,
     }
-    if mode != "uplift" or bundle.uplift is None or rows.size == 0:
+    if bundle.uplift is None or rows.size == 0:
+        return chosen
+    if mode != "uplift":
+        _learned_beside(bundle, x, probability, worth, action, rows, why, config)
         return chosen
 
     unlikely[rows] = _unlikely_to_respond(bundle, x[rows], u.take_up_floor)

@@ -216,6 +216,18 @@ def test_choose__every_allowed_action_harmful_is_a_predicted_sleeping_dog_probab
     assert kept["action"].tolist() == ["retention_call", "rate_offer"]
     assert kept["uplift"][1] == pytest.approx(0.3 * config.playbook.actions["rate_offer"].effect)
     assert "playbook rule" in kept["action_why"][0]
+    # ranked by probability, each row still says what the learned models expect of its action
+    offer = config.playbook.actions["rate_offer"]
+    assert kept["expected_saving"][1] == pytest.approx(0.3 * offer.effect * 5_000 - offer.cost)
+    assert (
+        f"uplift models: +2.0 points (100% learned), saving {0.02 * 5_000 - offer.cost:,.0f}"
+        in (kept["action_why"][1])
+    )
+    assert "uplift models: -2.0 points" in kept["action_why"][0]
+    unproven = _FixedUplift(table)
+    unproven.learned_share = dict.fromkeys(table, 0.0)  # no randomised evidence: no learned figure
+    said = choose(_Bundle(unproven), *args, ranking="probability")["action_why"][1]
+    assert "too little randomised evidence" in said and "points" not in said.split(";")[1]
 
 
 def _proven(low: float | None) -> _FixedUplift:
