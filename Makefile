@@ -79,11 +79,12 @@ bench-serve: $(STAMP)
 	$(BIN)/python -m benchmarks.serve
 
 # The uplift-ranked list against today's and a random list, by `churn simulate`, on a fresh bank of
-# 100,000 customers (about 10 minutes on 2 cores).
+# 100,000 customers, the net value also in expectation on 60 more continuations (about 13 minutes
+# on 2 cores).
 bench-uplift: $(STAMP)
 	$(BIN)/python -m benchmarks.uplift
 
-# The same on several fresh banks, side by side: how often each target is met (10 minutes a bank).
+# The same on several fresh banks, side by side: how often each target is met (13 minutes a bank).
 UPLIFT_SEEDS ?= 20261213 20261214 20261215
 bench-uplift-banks: $(STAMP)
 	mkdir -p outputs/bench-uplift

@@ -13,7 +13,10 @@ by `churn simulate` (the bank continued with and without its contacts on common 
 `--seeds` times). Prints saved customers, value saved, cost, net value and sleeping dogs
 contacted side by side, the ratios of the configured uplift list (`uplift.choose`) against the
 targets (>= 1.5x the probability list's net value and >= 3x the random list's; at most a third of
-its sleeping dogs), and the held-out Qini coefficient with its interval. `--json FILE` writes the
+its sleeping dogs), and the held-out Qini coefficient with its interval. Five continuations move
+the net-value ratio by as much as 1x, so today's list and the configured list are also valued on
+`--value-seeds` more continuations contact by contact (`benchmarks.uplift_ceiling.in_expectation`),
+and the net-value target reads that ratio, with its standard error. `--json FILE` writes the
 bank's settings, every list's figures, the verdicts and the metrics; `benchmarks.uplift_banks`
 puts several banks' files side by side (one bank's net value rests on a few dozen customers).
 `--exploration-share` generates the bank with another test-and-learn share (README, What works).
@@ -150,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261203)  # 20261202 decided generator v6
     parser.add_argument("--seeds", type=int, default=5, help="simulated continuations per list")
     parser.add_argument("--capacity-scale", type=float, default=4.0, help="team capacities x this")
+    parser.add_argument(
+        "--value-seeds",
+        type=int,
+        default=60,
+        help="continuations today's and the configured list are also valued on, contact by contact, "
+        "for their net value in expectation (0: skip)",
+    )
+    parser.add_argument("--value-first-seed", type=int, default=2000, help="the first of those continuations")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument(
@@ -188,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         "bundle of its own on the same cached bank",
     )
     args = parser.parse_args(argv)
+    if args.value_seeds < 0 or (args.value_seeds and args.value_first_seed < args.seeds):
+        parser.error(
+            "--value-seeds, --value-first-seed: at least 0, and clear of continuations 0 .. --seeds - 1"
+        )
 
     from benchmarks.cached import bundle_name, cached_bank, cached_bundle, cached_cross_fit
     from churn.config import load_config
@@ -256,6 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, rows in lists.items():
         figures[name] = simulate_rows(root, rows, config, args.seeds)
     simulated = time.perf_counter()
+    configured = "uplift" if config.uplift.choose == "best" else "uplift, playbook action"
+    expected = None
+    if args.value_seeds:
+        from benchmarks.uplift_ceiling import describe_expected, in_expectation, list_day
+
+        day = list_day(tables, bundle, config, lists["probability"], lists[configured])
+        expected = in_expectation(root, day, config, args.value_seeds, args.value_first_seed)
+        expected["seconds"] = time.perf_counter() - simulated
 
     print(
         f"bank: {args.customers:,} customers, seed {args.seed}, exploration "
@@ -265,7 +288,6 @@ def main(argv: list[str] | None = None) -> int:
         f"(lists {listed - trained:.0f} s, simulation {simulated - listed:.0f} s)"
     )
     header = f"{'':28s}" + "".join(f"{n:>26s}" for n in figures)
-    configured = "uplift" if config.uplift.choose == "best" else "uplift, playbook action"
     print(f"(ratios: the configured uplift list, uplift.choose: {config.uplift.choose}, '{configured}')")
     print(f"(uplift.effect_input: {config.uplift.effect_input}; take-up floor: {floor_state})")
     print(header)
@@ -290,7 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     u = figures[configured]
 
     checks = [
-        ("net value, uplift / probability", ratio(u["net_value"], p["net_value"]), NET_TARGET, ">="),
+        (
+            f"net value, uplift / probability ({args.seeds} cont.)",
+            ratio(u["net_value"], p["net_value"]),
+            NET_TARGET,
+            ">=",
+        ),
         ("net value, uplift / random", ratio(u["net_value"], r["net_value"]), RANDOM_TARGET, ">="),
         (
             "sleeping dogs, uplift / probability",
@@ -299,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
             "<=",
         ),
     ]
+    if expected is not None:
+        print(f"\n{describe_expected(expected)}")
+        checks.insert(0, ("net value in expectation, uplift / prob.", expected["ratio"], NET_TARGET, ">="))
     verdicts: dict[str, dict] = {}
     for label, value, target, sense in checks:
         met = value >= target if sense == ">=" else value <= target
@@ -360,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             "configured": configured,
         }
         summary = {"bank": bank, "targets": verdicts, "lists": figures, "metrics": metrics}
+        if expected is not None:
+            summary["expected"] = expected
         args.json.write_text(json.dumps(summary, indent=2, default=float))
     return 0
 

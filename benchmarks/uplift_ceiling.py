@@ -17,8 +17,11 @@ as `benchmarks.uplift` on that bank). The estimates are kept in the bank's cache
 
 A benchmark, not a product path: it reads what the simulated bank knows and the product cannot.
 The best list is chosen on noisy estimates (a few dozen continuations), so it is a floor under
-what perfect knowledge would make, and it ignores the teams' separate capacities (today's list
-fills them; the best list may give one team more contacts than it has).
+what perfect knowledge would make. Each best list is built twice: without the teams' capacities
+(up to today's number of contacts, however they fall on the teams: the first version of this
+benchmark, which gave the branch managers about three times the calls they can make) and
+`capacities`, decided as the product decides its lists (`best_list_within`: the contact policy
+and each team's daily capacity), the comparison at the same capacity that the issue asks for.
 """
 
 from __future__ import annotations
@@ -68,20 +71,82 @@ def contacts_of(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"customer_id": contacted.index, "action": action.to_numpy()})
 
 
-def list_day(tables: dict, bundle, config) -> ListDay:
-    """The day's lists as `benchmarks.uplift` builds them, and the playbook's action for every
-    customer, not only those above the reporting threshold: the same list with the threshold at 0
-    (every customer's reasons, kind of churn and action)."""
+def list_day(
+    tables: dict, bundle, config, today: pd.DataFrame | None = None, configured: pd.DataFrame | None = None
+) -> ListDay:
+    """The day's lists as `benchmarks.uplift` builds them (or as given), and the playbook's action
+    for every customer, not only those above the reporting threshold: the same list with the
+    threshold at 0 (every customer's reasons, kind of churn and action)."""
     from serving.risk_list import build_risk_list, default_as_of
 
     as_of = default_as_of(tables)
-    today, _ = build_risk_list(tables, bundle, "bench", as_of, config.with_uplift(ranking="probability"))
-    configured, _ = build_risk_list(tables, bundle, "bench", as_of, config.with_uplift(ranking="uplift"))
+    if today is None:
+        today, _ = build_risk_list(tables, bundle, "bench", as_of, config.with_uplift(ranking="probability"))
+    if configured is None:
+        configured, _ = build_risk_list(tables, bundle, "bench", as_of, config.with_uplift(ranking="uplift"))
     scoring = config.scoring.model_copy(update={"reporting_threshold": 0.0})
     zero = config.model_copy(update={"scoring": scoring}).with_uplift(ranking="probability")
     everyone, features = build_risk_list(tables, bundle, "bench", as_of, zero)
     size = int(today["contact"].fillna(False).astype(bool).sum())
     return ListDay(as_of, today, configured, size, everyone, features)
+
+
+def playbook_frames(
+    day: ListDay, lists: dict[str, pd.DataFrame]
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """(candidates, frames): the contactable customers that the day's list with the reporting
+    threshold at 0 gives an action (the playbook's), and the frames whose savings value any list
+    of them: every candidate with that action, and the contacts of `lists` (name: contacts, as
+    `contacts_of` gives them) with another action, one per customer (`cached_savings` keys its
+    estimates by these frames, so studies that pass the same lists share them)."""
+    candidates = contactable(day.everyone)
+    candidates = candidates[candidates["action"].notna()]
+    playbook = pd.DataFrame({"customer_id": candidates.index, "action": candidates["action"].astype(str)})
+    listed = pd.concat(lists.values()).drop_duplicates()
+    known = pd.MultiIndex.from_frame(playbook)
+    other = listed[~pd.MultiIndex.from_frame(listed).isin(known)].drop_duplicates("customer_id")
+    frames = {
+        name: rows.assign(contact=True, as_of=day.as_of)
+        for name, rows in (("playbook", playbook), ("listed, other actions", other))
+        if len(rows)
+    }
+    return candidates, frames
+
+
+def in_expectation(root: Path, day: ListDay, config, seeds: int, first: int) -> dict[str, dict]:
+    """Today's list's and the configured uplift list's net value on `seeds` continuations from
+    `first` (`expected_net`: each contact's estimated saving, summed, with a standard error), and
+    their ratio: the net-value comparison with a tenth of the noise of a few continuations of
+    `churn simulate`. Shares its estimates with `benchmarks.uplift_observables` (the same frames)."""
+    lists = {"today": contacts_of(day.today), "configured": contacts_of(day.configured)}
+    _, frames = playbook_frames(day, lists)
+    savings = with_costs(cached_savings(root, "playbook", frames, config, seeds, first), config)
+    savings = savings.drop_duplicates(["customer_id", "action"])
+    out = {}
+    for name, contacts in lists.items():
+        net, se = expected_net(savings, contacts, seeds)
+        out[name] = {"contacted": len(contacts), "net_value": net, "net_value_se": se}
+    today, mine = out["today"], out["configured"]
+    out["ratio"] = ratio(mine["net_value"], today["net_value"])
+    # the lists taken as independent: an overstatement, since they share customers
+    relative = [
+        f["net_value_se"] / abs(f["net_value"]) if f["net_value"] else float("nan") for f in (today, mine)
+    ]
+    out["ratio_se"] = abs(out["ratio"]) * (relative[0] ** 2 + relative[1] ** 2) ** 0.5
+    out["continuations"] = {"seeds": seeds, "first": first}
+    return out
+
+
+def describe_expected(expected: dict) -> str:
+    """`in_expectation`'s figures in a sentence."""
+    today, mine, c = expected["today"], expected["configured"], expected["continuations"]
+    return (
+        f"in expectation ({c['seeds']} continuations from #{c['first']}, contact by contact): today's net "
+        f"value {today['net_value']:,.0f} ({today['net_value_se']:,.0f}), the configured list's "
+        f"{mine['net_value']:,.0f} ({mine['net_value_se']:,.0f}); ratio {expected['ratio']:.2f} +- "
+        f"{expected['ratio_se']:.2f} (standard error, the lists taken as independent: an overstatement, "
+        "they share customers)"
+    )
 
 
 def savings_path(
@@ -150,6 +215,39 @@ def best_list(savings: pd.DataFrame, size: int) -> pd.DataFrame:
     return best[best["net"] > 0].head(size)
 
 
+def best_list_within(savings: pd.DataFrame, size: int, rows: pd.DataFrame, config) -> pd.DataFrame:
+    """`best_list` as the product decides its own lists: each customer's best contact, then the
+    contact policy (do-not-contact, control group, the gap since the last contact, the quarter's
+    limit) and each team's daily capacity (per branch for branch teams) by `serving.policy`, the
+    highest net values first; at most `size`. `rows` holds the customers' policy columns (the
+    day's list with the reporting threshold at 0). Without this a clairvoyant can give one team
+    (the branch managers' service-recovery calls, say) several times the calls it can make."""
+    from serving.policy import contact_decisions
+
+    best = savings.sort_values("net", ascending=False).drop_duplicates("customer_id")
+    best = best[best["net"] > 0].set_index("customer_id")
+    here = rows.reindex(best.index)
+    if here["branch_id"].isna().any():
+        raise ValueError("rows: some customers of the estimates have no row (branch, contact history)")
+    owners = {name: a.owner for name, a in config.playbook.actions.items()}
+    candidates = pd.DataFrame(
+        {
+            "reportable": True,
+            "do_not_contact": here["do_not_contact"].eq(True),
+            "control_group": here["control_group"].eq(True),
+            "days_since_last_contact": here["days_since_last_contact"].astype(float),
+            "contacts_last_quarter": here["contacts_last_quarter"].fillna(0).astype(float),
+            "expected_saving": best["net"],
+            "owner": best["action"].map(owners),
+            "branch_id": here["branch_id"].astype(str),
+        },
+        index=best.index,
+    )
+    decided = contact_decisions(candidates, config.contact_policy, config.playbook)
+    picked = decided.loc[decided["contact"], "list_rank"].sort_values().index[:size]
+    return best.loc[picked].reset_index()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
@@ -191,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = {
         "best list, playbook action": best_list(savings[fits], size),
         "best list, best action": best_list(savings, size),
+        "best list, playbook action, capacities": best_list_within(savings[fits], size, candidates, config),
+        "best list, best action, capacities": best_list_within(savings, size, candidates, config),
     }
 
     lists = {"probability (today)": today, f"uplift ({config.uplift.choose} action)": configured}
@@ -207,14 +307,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.oracle_seeds} continuations from #{args.first_seed} ({estimated:.0f} s); "
         f"every list scored on continuations #0..#{args.seeds - 1}"
     )
-    print(f"{'list':34s} {'contacted':>9s} {'net value':>24s} {'x today':>8s} {'dogs':>5s} {'x':>6s}")
+    print(f"{'list':42s} {'contacted':>9s} {'net value':>24s} {'x today':>8s} {'dogs':>5s} {'x':>6s}")
     out = {}
     for name, f in figures.items():
         net = ratio(f["net_value"], base["net_value"])
         dogs = f["sleeping_dogs_contacted"] / max(base["sleeping_dogs_contacted"], 1)
         low, high = f["net_value_interval"]
         print(
-            f"{name:34s} {f['contacted']:9,d} {f['net_value']:>10,.0f} [{low:,.0f}..{high:,.0f}]".ljust(70)
+            f"{name:42s} {f['contacted']:9,d} {f['net_value']:>10,.0f} [{low:,.0f}..{high:,.0f}]".ljust(78)
             + f"{net:8.2f} {f['sleeping_dogs_contacted']:5d} {dogs:6.2f}"
         )
         out[name] = f | {"net_x_today": net, "dogs_x_today": dogs}
@@ -233,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, f in out.items():
         f["net_estimating_x_today"] = ratio(f["net_estimating"], today_net)
         print(
-            f"{name:34s} {f['net_estimating']:>12,.0f} ({f['net_estimating_se']:,.0f}) {f['net_estimating_x_today']:8.2f}"
+            f"{name:42s} {f['net_estimating']:>12,.0f} ({f['net_estimating_se']:,.0f}) {f['net_estimating_x_today']:8.2f}"
         )
     for name, picked in chosen.items():
         print(f"{name}: actions {json.dumps(picked['action'].value_counts().to_dict())}")

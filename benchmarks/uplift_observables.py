@@ -8,7 +8,10 @@ bank's history holds: it contacts every contactable customer with the playbook's
 customer, both outcomes seen), fits a LightGBM regression of that chance on the churn model's
 features, the churn probability and the value, cross-fitted over customer folds (no customer is
 ranked by a model fitted on their own evidence), and builds the list of today's size from the
-highest positive predicted net values (predicted saving x value - cost). Every list, today's and
+highest positive predicted net values (predicted saving x value - cost), once however the contacts
+fall on the teams and once within the contact policy and the teams' capacities, as the product's
+lists are decided (`benchmarks.uplift_ceiling.best_list_within`; the comparison at the same
+capacity). Every list, today's and
 the configured uplift list included, is then valued on `--oracle-seeds` other continuations from
 `--eval-first-seed`, which chose nothing (net value and standard error,
 `benchmarks.uplift_ceiling.expected_net`). Run after `python -m benchmarks.uplift --seed S`:
@@ -36,13 +39,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.uplift import NET_TARGET, contactable, ratio
+from benchmarks.uplift import NET_TARGET, ratio
 from benchmarks.uplift_ceiling import (
     best_list,
+    best_list_within,
     cached_savings,
     contacts_of,
     expected_net,
     list_day,
+    playbook_frames,
     with_costs,
 )
 
@@ -148,23 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     root, config, tables, bundle = benchmark_bank(parser, args)
     day = list_day(tables, bundle, config)
     as_of, today, configured, size, features = day.as_of, day.today, day.configured, day.size, day.features
-    candidates = contactable(day.everyone)
-    candidates = candidates[candidates["action"].notna()]
-
     lists = {
         "probability (today)": contacts_of(today),
         f"uplift ({config.uplift.choose} action)": contacts_of(configured),
     }
     # every candidate with the playbook's action, and any listed contact with another action
-    playbook = pd.DataFrame({"customer_id": candidates.index, "action": candidates["action"].astype(str)})
-    listed = pd.concat(lists.values()).drop_duplicates()
-    known = pd.MultiIndex.from_frame(playbook)
-    other = listed[~pd.MultiIndex.from_frame(listed).isin(known)].drop_duplicates("customer_id")
-    frames = {
-        name: rows.assign(contact=True, as_of=as_of)
-        for name, rows in (("playbook", playbook), ("listed, other actions", other))
-        if len(rows)
-    }
+    candidates, frames = playbook_frames(day, lists)
 
     started = time.perf_counter()
     both = [
@@ -190,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = {
         "best list, clairvoyant (chosen on the evidence)": best_list(train, size),
         "best list, a model of the features": best_list(model_view, size),
+        "clairvoyant, within the capacities": best_list_within(train, size, candidates, config),
+        "a model of the features, within the capacities": best_list_within(
+            model_view, size, candidates, config
+        ),
     }
     for name, picked in chosen.items():
         lists[name] = picked[["customer_id", "action"]]
@@ -199,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         f"bank seed {args.seed}, {args.customers:,} customers, list of {as_of:%Y-%m-%d}; {len(candidates):,} "
         f"contactable customers with the playbook's action; evidence ({args.evidence}) on {args.evidence_seeds} continuations "
         f"from #{args.first_seed}, valuation on {args.oracle_seeds} from #{args.eval_first_seed} "
-        f"({estimated:.0f} s); regression cross-fitted in {fitted:.0f} s; {len(other)} listed "
+        f"({estimated:.0f} s); regression cross-fitted in {fitted:.0f} s; {len(frames.get('listed, other actions', ()))} listed "
         "contact(s) with another action than the playbook's, estimated apart"
     )
     print(

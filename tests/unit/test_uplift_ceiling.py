@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.uplift_ceiling import best_list, expected_net
+from benchmarks.uplift_ceiling import best_list, best_list_within, expected_net
 
 
 def test_best_list__one_contact_per_customer_the_best_paying_ones_within_the_size():
@@ -93,3 +93,79 @@ def test_with_costs__the_configurations_costs_and_an_action_without_one_named(co
     assert costed["net"].tolist() == pytest.approx([500.0 - costed["cost"][0], -80.0 - costed["cost"][1]])
     with pytest.raises(ValueError, match="no cost for teleport"):
         with_costs(savings.assign(action=["retention_call", "teleport"]), config)
+
+
+def test_best_list_within__the_best_paying_contacts_the_teams_can_make_and_the_policy_allows(config):
+    """Two branches with a per-branch team of capacity 1 each, one central team of capacity 1: the
+    best-paying contact of each branch and of the central team, never a do-not-contact customer
+    or one contacted too recently, however much they would save."""
+    from churn.config import PlaybookConfig
+
+    playbook = PlaybookConfig.model_validate(
+        config.playbook.model_dump()
+        | {
+            "capacity": dict.fromkeys(config.playbook.capacity, 0) | {"savings_desk": 1},
+            "per_branch": {"branch_managers": 1},
+        }
+    )
+    config = config.model_copy(update={"playbook": playbook})
+    savings = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 4, 5, 6, 7, 7],
+            "action": ["service_recovery_call"] * 4
+            + ["rate_offer"] * 2
+            + ["rate_offer", "service_recovery_call"],
+            "net": [100.0, 90.0, 80.0, 70.0, 60.0, 50.0, 500.0, 400.0],
+        }
+    )
+    rows = pd.DataFrame(
+        {
+            "branch_id": ["B1", "B1", "B2", "B2", "B1", "B2", "B1"],
+            "do_not_contact": [False, False, False, False, False, False, True],
+            "control_group": False,
+            "days_since_last_contact": [np.nan, np.nan, 3.0, np.nan, np.nan, np.nan, np.nan],
+            "contacts_last_quarter": 0.0,
+        },
+        index=pd.Index([1, 2, 3, 4, 5, 6, 7], name="customer_id"),
+    )
+    picked = best_list_within(savings, 10, rows, config)
+    # B1's one call goes to customer 1; B2's to 4, since 3 was contacted three days ago; the desk's
+    # one offer to 5; customer 7 is do-not-contact whatever they would save
+    assert picked[["customer_id", "action"]].values.tolist() == [
+        [1, "service_recovery_call"],
+        [4, "service_recovery_call"],
+        [5, "rate_offer"],
+    ]
+    assert best_list_within(savings, 2, rows, config)["customer_id"].tolist() == [1, 4]
+    assert best_list(savings[savings["customer_id"] != 7], 3)["customer_id"].tolist() == [1, 2, 3]
+
+
+def test_playbook_frames__every_candidate_with_the_playbooks_action_and_each_listed_other_contact_once():
+    from benchmarks.uplift_ceiling import ListDay, playbook_frames
+
+    everyone = pd.DataFrame(
+        {
+            "status": "scored",
+            "control_group": [False, False, True, False],
+            "do_not_contact": False,
+            "action": ["rate_offer", "retention_call", "rate_offer", None],
+        },
+        index=pd.Index([1, 2, 3, 4], name="customer_id"),
+    )
+    day = ListDay(pd.Timestamp("2026-11-01"), None, None, 2, everyone, None)
+    lists = {
+        "today": pd.DataFrame({"customer_id": [1, 2], "action": ["rate_offer", "retention_call"]}),
+        "configured": pd.DataFrame({"customer_id": [1, 4], "action": ["keep_foothold", "rate_offer"]}),
+    }
+    candidates, frames = playbook_frames(day, lists)
+    # customer 3 is a control and 4 has no playbook action: neither is a candidate
+    assert candidates.index.tolist() == [1, 2]
+    assert frames["playbook"][["customer_id", "action"]].values.tolist() == [
+        [1, "rate_offer"],
+        [2, "retention_call"],
+    ]
+    assert frames["listed, other actions"][["customer_id", "action"]].values.tolist() == [
+        [1, "keep_foothold"],
+        [4, "rate_offer"],
+    ]
+    assert (frames["playbook"]["as_of"] == pd.Timestamp("2026-11-01")).all()
