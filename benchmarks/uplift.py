@@ -311,13 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     p, r = figures["probability"], figures["random"]
     u = figures[configured]
 
+    few = ratio(u["net_value"], p["net_value"])  # the net value on --seeds continuations
     checks = [
-        (
-            f"net value, uplift / probability ({args.seeds} cont.)",
-            ratio(u["net_value"], p["net_value"]),
-            NET_TARGET,
-            ">=",
-        ),
+        ("net value, uplift / probability", few, NET_TARGET, ">="),
         ("net value, uplift / random", ratio(u["net_value"], r["net_value"]), RANDOM_TARGET, ">="),
         (
             "sleeping dogs, uplift / probability",
@@ -326,14 +322,18 @@ def main(argv: list[str] | None = None) -> int:
             "<=",
         ),
     ]
-    if expected is not None:
+    if expected is not None:  # the target reads the expectation; the few continuations' ratio is shown
         print(f"\n{describe_expected(expected)}")
-        checks.insert(0, ("net value in expectation, uplift / prob.", expected["ratio"], NET_TARGET, ">="))
+        checks[0] = ("net value, uplift / probability", expected["ratio"], NET_TARGET, ">=")
     verdicts: dict[str, dict] = {}
     for label, value, target, sense in checks:
         met = value >= target if sense == ">=" else value <= target
         verdicts[label] = {"value": value, "target": target, "sense": sense, "met": bool(met)}
         print(f"{label:40s} {value:8.2f}   (target {sense} {target:.2f}: {'met' if met else 'NOT met'})")
+        if expected is not None and label.startswith("net value, uplift / probability"):
+            print(
+                f"{'  on ' + str(args.seeds) + ' continuations alone':40s} {few:8.2f}   (noisier: no verdict)"
+            )
     pool = figures["pool, playbook effects"]
     print(
         f"{'net value, uplift / same pool, playbook':40s} {ratio(u['net_value'], pool['net_value']):8.2f}   "

@@ -221,7 +221,9 @@ def best_list_within(savings: pd.DataFrame, size: int, rows: pd.DataFrame, confi
     limit) and each team's daily capacity (per branch for branch teams) by `serving.policy`, the
     highest net values first; at most `size`. `rows` holds the customers' policy columns (the
     day's list with the reporting threshold at 0). Without this a clairvoyant can give one team
-    (the branch managers' service-recovery calls, say) several times the calls it can make."""
+    (the branch managers' service-recovery calls, say) several times the calls it can make. With
+    several actions per customer it is a floor, not the best such list: a customer whose best
+    action's team is full is not offered another team's action (as the product's `choose: best`)."""
     from serving.policy import contact_decisions
 
     best = savings.sort_values("net", ascending=False).drop_duplicates("customer_id")

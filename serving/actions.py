@@ -175,7 +175,7 @@ def _learned_beside(
         learned = share.get(action[row], 0.0)
         if learned <= 0:
             why[row] += (
-                "; the uplift models: no learned figure for this action yet (too little randomised evidence)"
+                "; uplift models: no learned figure for this action yet (too little randomised evidence)"
             )
             continue
         weighed = "" if factor is None else f" x take-up factor {factor[k]:.2f}"

@@ -230,6 +230,44 @@ def test_choose__every_allowed_action_harmful_is_a_predicted_sleeping_dog_probab
     assert "too little randomised evidence" in said and "points" not in said.split(";")[1]
 
 
+class _RowUplift(_FixedUplift):
+    """Uplift per action that reads the rows it is given: the first feature x the action's scale."""
+
+    def __init__(self, scale: dict[str, float]):
+        super().__init__(dict.fromkeys(scale))
+        self.scale = scale
+
+    def uplift(self, x, probability, effects):
+        return {a: x[:, 0] * self.scale.get(a, 0.5) for a in effects}
+
+
+def test_choose__probability_mode_states_each_reportable_rows_learned_figure_for_its_own_action(config):
+    """Three rows, the middle one below the reporting threshold: the first and last say what the
+    models expect of their own action (read from their own rows), the middle says nothing."""
+    x = np.array([[0.01], [0.5], [0.03]])
+    out = choose(
+        _Bundle(_RowUplift({"retention_call": 1.0, "rate_offer": 2.0})),
+        x,
+        np.full(3, 0.3),
+        np.full(3, 5_000.0),
+        np.array(["retention_call", "rate_offer", "rate_offer"], dtype=object),
+        np.array(["unclear", "competitive", "competitive"], dtype=object),
+        np.array([True, False, True]),
+        config,
+        ranking="probability",
+    )
+    costs = {a: config.playbook.actions[a].cost for a in ("retention_call", "rate_offer")}
+    assert (
+        f"uplift models: +1.0 points (100% learned), saving {0.01 * 5_000 - costs['retention_call']:,.0f}"
+        in (out["action_why"][0])
+    )
+    assert (
+        f"uplift models: +6.0 points (100% learned), saving {0.06 * 5_000 - costs['rate_offer']:,.0f}"
+        in (out["action_why"][2])
+    )
+    assert out["action_why"][1] is None and out["action"][1] is None
+
+
 def _proven(low: float | None) -> _FixedUplift:
     model = _FixedUplift({a: np.array([0.05, 0.05]) for a in ("retention_call", "rate_offer")})
     model.meta = (

@@ -169,3 +169,58 @@ def test_playbook_frames__every_candidate_with_the_playbooks_action_and_each_lis
         [4, "rate_offer"],
     ]
     assert (frames["playbook"]["as_of"] == pd.Timestamp("2026-11-01")).all()
+
+
+def test_in_expectation__each_lists_net_value_from_the_estimates_and_their_ratio(
+    config, monkeypatch, tmp_path
+):
+    """Today's list contacts customers 1 and 2, the configured list 2 and 3: each list's net value is
+    its contacts' saved x value - cost, and the ratio's error combines the two lists' errors."""
+    import benchmarks.uplift_ceiling as ceiling
+
+    estimates = pd.DataFrame(
+        {
+            "list": "playbook",
+            "customer_id": [1, 2, 3],
+            "action": ["rate_offer", "retention_call", "rate_offer"],
+            "saved": [0.02, 0.05, 0.10],
+            "moved": [0.04, 0.05, 0.12],
+            "lost": [0.3, 0.2, 0.4],
+            "value": [10_000.0, 4_000.0, 8_000.0],
+        }
+    )
+    asked = {}
+
+    def cached(root, label, frames, config_, seeds, first):
+        asked.update(label=label, frames=sorted(frames), seeds=seeds, first=first)
+        return estimates
+
+    monkeypatch.setattr(ceiling, "cached_savings", cached)
+    everyone = pd.DataFrame(
+        {
+            "status": "scored",
+            "control_group": False,
+            "do_not_contact": False,
+            "action": estimates["action"].to_numpy(),
+        },
+        index=pd.Index([1, 2, 3], name="customer_id"),
+    )
+
+    def listed(ids):
+        return everyone.assign(contact=everyone.index.isin(ids))
+
+    day = ceiling.ListDay(pd.Timestamp("2026-11-01"), listed([1, 2]), listed([2, 3]), 2, everyone, None)
+    out = ceiling.in_expectation(tmp_path, day, config, 60, 2000)
+    cost = {a: config.playbook.actions[a].cost for a in ("rate_offer", "retention_call")}
+    today = 0.02 * 10_000 - cost["rate_offer"] + 0.05 * 4_000 - cost["retention_call"]
+    mine = 0.05 * 4_000 - cost["retention_call"] + 0.10 * 8_000 - cost["rate_offer"]
+    assert out["today"]["net_value"] == pytest.approx(today) and out["configured"][
+        "net_value"
+    ] == pytest.approx(mine)
+    assert out["ratio"] == pytest.approx(mine / today)
+    se_today, se_mine = out["today"]["net_value_se"], out["configured"]["net_value_se"]
+    assert out["ratio_se"] == pytest.approx(
+        mine / today * ((se_today / today) ** 2 + (se_mine / mine) ** 2) ** 0.5
+    )
+    assert asked == {"label": "playbook", "frames": ["playbook"], "seeds": 60, "first": 2000}
+    assert f"ratio {mine / today:.2f} +- {out['ratio_se']:.2f}" in ceiling.describe_expected(out)
