@@ -209,10 +209,15 @@ def with_costs(savings: pd.DataFrame, config) -> pd.DataFrame:
     return savings.assign(cost=cost, net=savings["saved"] * savings["value"] - cost)
 
 
+def _best_contacts(savings: pd.DataFrame) -> pd.DataFrame:
+    """Each customer's best contact where it pays (positive expected net value), best first."""
+    best = savings.sort_values("net", ascending=False).drop_duplicates("customer_id")
+    return best[best["net"] > 0]
+
+
 def best_list(savings: pd.DataFrame, size: int) -> pd.DataFrame:
     """At most `size` contacts, one per customer, with the highest positive expected net value."""
-    best = savings.sort_values("net", ascending=False).drop_duplicates("customer_id")
-    return best[best["net"] > 0].head(size)
+    return _best_contacts(savings).head(size)
 
 
 def best_list_within(savings: pd.DataFrame, size: int, rows: pd.DataFrame, config) -> pd.DataFrame:
@@ -224,14 +229,12 @@ def best_list_within(savings: pd.DataFrame, size: int, rows: pd.DataFrame, confi
     (the branch managers' service-recovery calls, say) several times the calls it can make. With
     several actions per customer it is a floor, not the best such list: a customer whose best
     action's team is full is not offered another team's action (as the product's `choose: best`)."""
-    from serving.policy import contact_decisions
+    from serving.policy import action_attributes, contact_decisions
 
-    best = savings.sort_values("net", ascending=False).drop_duplicates("customer_id")
-    best = best[best["net"] > 0].set_index("customer_id")
+    best = _best_contacts(savings).set_index("customer_id")
     here = rows.reindex(best.index)
     if here["branch_id"].isna().any():
         raise ValueError("rows: some customers of the estimates have no row (branch, contact history)")
-    owners = {name: a.owner for name, a in config.playbook.actions.items()}
     candidates = pd.DataFrame(
         {
             "reportable": True,
@@ -240,7 +243,7 @@ def best_list_within(savings: pd.DataFrame, size: int, rows: pd.DataFrame, confi
             "days_since_last_contact": here["days_since_last_contact"].astype(float),
             "contacts_last_quarter": here["contacts_last_quarter"].fillna(0).astype(float),
             "expected_saving": best["net"],
-            "owner": best["action"].map(owners),
+            "owner": action_attributes(best["action"].to_numpy(), config.playbook)["owner"],
             "branch_id": here["branch_id"].astype(str),
         },
         index=best.index,
