@@ -50,12 +50,14 @@ def cached_bundle(
 ) -> tuple[Any, dict[str, float]]:
     """The bundle trained on `tables` as `churn train` does (once, or again with `retrain`), and
     the training metrics whose names start with one of `metrics`; cached as `root/name` (another
-    name for a bundle trained with other settings on the same bank)."""
+    name for a bundle trained with other settings on the same bank), and trained again where the
+    cached uplift models predate the model of the playbook's choice."""
     from serving.model_bundle import ModelBundle
     from training.pipeline import train_models
 
     model_dir = root / name
     kept_metrics = root / ("metrics.json" if name == "bundle" else f"metrics_{name}.json")
+    retrain = retrain or stale(model_dir)
     if retrain or not (model_dir / "bundle.json").exists():
         result = train_models(tables, config)
         result.bundle.save(model_dir)
@@ -67,6 +69,18 @@ def cached_bundle(
         if learned is not None and learned.cross_fit is not None:
             learned.cross_fit.to_parquet(cross_fit)
     return ModelBundle.load(model_dir), json.loads(kept_metrics.read_text())
+
+
+def stale(model_dir: Path) -> bool:
+    """Whether the bundle cached in `model_dir` has uplift models from before the model of the
+    playbook's choice: they would value the list the old way without a word, so they are trained
+    again."""
+    from serving.model_bundle import ModelBundle
+
+    if not (model_dir / "bundle.json").exists():
+        return False
+    uplift = ModelBundle.load(model_dir).uplift
+    return uplift is not None and "playbook_choice" not in uplift.meta
 
 
 def _cross_fit_path(root: Path, name: str) -> Path:

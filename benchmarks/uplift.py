@@ -198,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         help="what the effect models read [config: uplift.effect_input]; each input trains a "
         "bundle of its own on the same cached bank",
     )
+    parser.add_argument(
+        "--playbook-effect",
+        choices=["pooled", "per_action"],
+        help="what values the playbook's action [config: uplift.playbook_effect]; no retraining",
+    )
     args = parser.parse_args(argv)
     if args.value_seeds < 0 or (args.value_seeds and args.value_first_seed < args.seeds):
         parser.error(
@@ -228,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         overrides["take_up_floor"] = args.take_up_floor
     if args.take_up_weight is not None:
         overrides["take_up_weight"] = args.take_up_weight
-    if args.effect_input is not None:
-        overrides["effect_input"] = args.effect_input
+    for option in ("effect_input", "playbook_effect"):
+        if getattr(args, option) is not None:
+            overrides[option] = getattr(args, option)
     config = config.with_uplift(**overrides)
     tables = cached_bank(root, args.customers, args.seed, config)
     generated = time.perf_counter()
@@ -289,7 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = f"{'':28s}" + "".join(f"{n:>26s}" for n in figures)
     print(f"(ratios: the configured uplift list, uplift.choose: {config.uplift.choose}, '{configured}')")
-    print(f"(uplift.effect_input: {config.uplift.effect_input}; take-up floor: {floor_state})")
+    print(
+        f"(uplift.effect_input: {config.uplift.effect_input}; playbook_effect: "
+        f"{config.uplift.playbook_effect}; take-up floor: {floor_state})"
+    )
     print(header)
 
     def row(label: str, key: str, interval: bool = True) -> None:

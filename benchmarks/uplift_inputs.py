@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.cached import benchmark_bank
     from features.campaigns import CONTROL, campaign_rows
     from serving.uplift_model import apply_effect, effect_basis
-    from training.uplift import basis_spec, fit_effect
     from training.uplift_boosters import outcome_model, take_up_basis, take_up_model
+    from training.uplift_effects import basis_spec, fit_effect
     from training.uplift_eval import (
         CROSS_FOLDS,
         cluster_interval,

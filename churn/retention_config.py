@@ -158,6 +158,13 @@ class UpliftConfig(Frozen):
     # excludes by its learned uplift; `best` takes each customer's best allowed action by learned
     # uplift, which on four simulated banks chose worse than the cause did (docs/uplift-benchmarks.md)
     choose: Literal["best", "playbook"] = "playbook"
+    # with `choose: playbook`, what the playbook's action is valued by: `pooled` (the default), one
+    # effect of "the action the playbook chooses for this customer", fitted on the campaign contacts
+    # whose action was the playbook's choice for the customer that month (the campaigns mixed
+    # actions at random, so most contacts did not fit the cause); `per_action`: any contact's effect
+    # plus the action's own (every contact of the action, fitting or not). `best` always uses the
+    # latter (docs/uplift-benchmarks.md)
+    playbook_effect: Literal["pooled", "per_action"] = "pooled"
     # the share of the customers a month's exploration could have drawn and did not, taken as
     # controls beside the campaigns' own control groups (0: the campaigns' controls alone)
     not_drawn_share: float = Field(0.0, ge=0.0, le=1.0)

@@ -6,7 +6,9 @@ Ranking modes (`uplift.ranking`, or `churn score --ranking`; `ranking_mode` reso
   P(churn) x value x uplift - cost, in the form `value x uplift(action, customer) - cost`, where
   uplift is the learned reduction of the churn probability (`serving.uplift_model`, shrunk toward
   the playbook's effect where the evidence is thin). With `uplift.choose: playbook` (the default)
-  the action is the playbook's; with `best`, the best of the actions the kind of churn allows
+  the action is the playbook's, valued by the learned effect of the playbook's own choice
+  (`uplift.playbook_effect: pooled`, the default) or by any contact's plus the action's
+  (`per_action`); with `best`, the best of the actions the kind of churn allows
   (`uplift.allowed`). A customer whose allowed action(s) are all expected to raise their churn is
   a predicted sleeping dog and is not contacted; with `uplift.take_up_floor`, so is one whose
   predicted take-up is below the model's floor ("unlikely to respond", `_unlikely_to_respond`).
@@ -122,11 +124,15 @@ def _action_values(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(uplift, value x uplift x take-up factor - cost, the factor or None) of every playbook
     action (columns, in the playbook's order) for each row, the uplift shrunk toward the
-    playbook's effect (`UpliftModel.uplift`), the factor `UpliftModel.take_up_factor` (None: off)."""
-    actions = config.playbook.actions
-    estimates = bundle.uplift.uplift(x, probability, {name: a.effect for name, a in actions.items()})
+    playbook's effect (`UpliftModel.uplift`; with `choose: playbook` and `playbook_effect: pooled`,
+    the model of the playbook's own choice), the factor `UpliftModel.take_up_factor` (None: off)."""
+    actions, u = config.playbook.actions, config.uplift
+    pooled = u.choose == "playbook" and u.playbook_effect == "pooled"
+    estimates = bundle.uplift.uplift(
+        x, probability, {name: a.effect for name, a in actions.items()}, pooled=pooled
+    )
     lift = np.column_stack([estimates[name] for name in actions])
-    weight = config.uplift.take_up_weight
+    weight = u.take_up_weight
     factor = bundle.uplift.take_up_factor(x, weight) if weight > 0 else None
     weighed = worth if factor is None else worth * factor
     costs = np.array([a.cost for a in actions.values()])[None, :]

@@ -24,6 +24,7 @@ from serving.policy import (
     in_control_group,
     tiers,
 )
+from serving.settings import ScoringConfig
 
 TOP = 3
 
@@ -113,7 +114,6 @@ def decide(
     reportable = probability >= scoring.reporting_threshold
     # uplift mode also lists customers below the threshold whose best action saves enough
     candidate = reportable | uplift_candidates(bundle, x, probability, value, reportable, config)
-    n = len(ids)
     segment = customers["segment"]
     branch_id = customers["branch_id"]
     out: dict[str, np.ndarray] = {
@@ -128,34 +128,11 @@ def decide(
     }
 
     # exact SHAP is the expensive step: explain only who can make the list or is reported on
-    code = [np.full(n, None, dtype=object) for _ in range(TOP)]
-    text = [np.full(n, None, dtype=object) for _ in range(TOP)]
-    contribution = [np.full(n, np.nan) for _ in range(TOP)]
-    evidence = np.full(n, None, dtype=object)
-    churn_type = np.full(n, None, dtype=object)
-    confidence = np.full(n, np.nan)
-    explain = np.flatnonzero(candidate)
     explaining = time.perf_counter()
-    if explain.size:
-        subset = x[explain]
-        diagnoses = bundle.diagnose(
-            subset, bundle.contributions_array(subset), TOP, scoring.min_type_share, scoring.min_driver_logit
-        )
-        for row, diagnosis in zip(explain, diagnoses, strict=True):
-            for k, reason in enumerate(diagnosis.reasons):
-                code[k][row] = reason.code
-                text[k][row] = reason.text
-                contribution[k][row] = reason.contribution
-            evidence[row] = "; ".join(diagnosis.evidence) or None
-            churn_type[row] = diagnosis.churn_type
-            confidence[row] = diagnosis.churn_type_confidence
-    for k in range(TOP):
-        out[f"reason_{k + 1}_code"] = code[k]
-        out[f"reason_{k + 1}_text"] = text[k]
-        out[f"reason_{k + 1}_contribution"] = contribution[k]
-    out["evidence"] = evidence
-    out["churn_type"] = churn_type
-    out["churn_type_confidence"] = confidence
+    diagnosis = diagnosed(bundle, x, candidate, scoring)
+    code = [diagnosis[f"reason_{k + 1}_code"] for k in range(TOP)]
+    churn_type = diagnosis["churn_type"]
+    out |= diagnosis
     if seconds is not None:
         seconds["explain"] = seconds.get("explain", 0.0) + time.perf_counter() - explaining
 
@@ -199,3 +176,57 @@ def decide(
     }
     out |= decide_contacts(candidates, policy, playbook)
     return out
+
+
+def diagnosed(
+    bundle: ModelBundle, x: np.ndarray, rows: np.ndarray, scoring: ScoringConfig
+) -> dict[str, np.ndarray]:
+    """The top reasons (`reason_k_code`, `_text`, `_contribution`), `evidence`, `churn_type` and
+    `churn_type_confidence` of the rows where `rows` (a boolean mask) is set, by exact SHAP; None
+    (NaN) for the others."""
+    n = len(x)
+    code = [np.full(n, None, dtype=object) for _ in range(TOP)]
+    text = [np.full(n, None, dtype=object) for _ in range(TOP)]
+    contribution = [np.full(n, np.nan) for _ in range(TOP)]
+    evidence = np.full(n, None, dtype=object)
+    churn_type = np.full(n, None, dtype=object)
+    confidence = np.full(n, np.nan)
+    explain = np.flatnonzero(rows)
+    if explain.size:
+        subset = x[explain]
+        diagnoses = bundle.diagnose(
+            subset, bundle.contributions_array(subset), TOP, scoring.min_type_share, scoring.min_driver_logit
+        )
+        for row, diagnosis in zip(explain, diagnoses, strict=True):
+            for k, reason in enumerate(diagnosis.reasons):
+                code[k][row] = reason.code
+                text[k][row] = reason.text
+                contribution[k][row] = reason.contribution
+            evidence[row] = "; ".join(diagnosis.evidence) or None
+            churn_type[row] = diagnosis.churn_type
+            confidence[row] = diagnosis.churn_type_confidence
+    out: dict[str, np.ndarray] = {}
+    for k in range(TOP):
+        out[f"reason_{k + 1}_code"] = code[k]
+        out[f"reason_{k + 1}_text"] = text[k]
+        out[f"reason_{k + 1}_contribution"] = contribution[k]
+    return out | {"evidence": evidence, "churn_type": churn_type, "churn_type_confidence": confidence}
+
+
+def playbook_choice(bundle: ModelBundle, x: np.ndarray, segment: np.ndarray, config: AppConfig) -> np.ndarray:
+    """The playbook's action for every row of `x` (None where no rule applies), decided as the
+    list decides it (risk and value tier, segment, reasons, kind of churn), with no reporting
+    threshold: what the playbook would have chosen for a customer on the date of their features.
+    The learned uplift of the playbook's action is fitted on these (`training.uplift`)."""
+    scoring = config.scoring
+    probability = bundle.churn_probability(x)
+    value = np.nan_to_num(bundle.value(x), nan=0.0)
+    diagnosis = diagnosed(bundle, x, np.ones(len(x), dtype=bool), scoring)
+    return choose_actions(
+        tiers(probability, scoring.tiers),
+        tiers(value, scoring.value_tiers),
+        np.asarray(segment, dtype=object),
+        [diagnosis[f"reason_{k + 1}_code"] for k in range(TOP)],
+        config.playbook,
+        diagnosis["churn_type"],
+    )

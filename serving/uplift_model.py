@@ -8,6 +8,14 @@ shrunk toward the playbook's configured effect (`P(churn) x effect`), in proport
 evidence: `learned_share = events / (events + prior_events)`, with `events` the fewer of the
 churners among the action's customers and among the controls.
 
+Beside them, one model of the playbook's own choice (`PLAYBOOK`): the relative effect of a contact
+whose action was the one the playbook chooses for the customer, against the controls. The
+campaigns mixed their actions at random, so most of any action's contacts did not fit the
+customer's cause, and any contact's effect plus an action's offset describes the average contact,
+not the fitting one the list makes. A list that keeps the playbook's action (`uplift.choose:
+playbook`) values it by this model with `uplift.playbook_effect: pooled` (`pooled=True` below),
+each action still shrunk toward its configured effect by its own evidence.
+
 Beside them, a take-up model: P(the offer is accepted | the customer was reached), a LightGBM
 classifier on the bundle's features, fitted on the outcomes the campaigns recorded. A contact's
 outcome is a far denser signal than the churn it changes, and who declines is who a contact does
@@ -41,6 +49,7 @@ import numpy as np
 from features.campaigns import CONTROL
 
 CONTACT = "contact"
+PLAYBOOK = "playbook_action"  # the effect of the action the playbook chooses for the customer
 TAKE_UP_FILE = "take_up.txt"
 HELD_OUT_TAKE_UP_FILE = "take_up_held_out.txt"  # fitted without the held-out months (promotion)
 TAKE_UP_GRID = np.round(np.linspace(0.0, 0.9, 19), 2)  # the shares whose take-up is kept
@@ -162,29 +171,33 @@ class UpliftModel:
         ratio = np.clip(self.take_up(x) / median, 0.0, None)
         return np.minimum(ratio**weight, TAKE_UP_FACTOR_CAP)
 
-    def learned(self, x: np.ndarray, probability: np.ndarray) -> dict[str, np.ndarray]:
+    def learned(self, x: np.ndarray, probability: np.ndarray, pooled: bool = False) -> dict[str, np.ndarray]:
         """P(churn | control) - P(churn | action) per action that has a model of its own: the
         learned relative effect times the customer's churn probability (a contact can take away
-        only the risk there is, and a sleeping dog's added risk is at most the rest)."""
+        only the risk there is, and a sleeping dog's added risk is at most the rest). With
+        `pooled` (and a model of the playbook's choice), every such action's relative effect is
+        that model's: what the action does for a customer the playbook chooses it for."""
         effects = self.meta.get("effects") or {}
         if CONTACT not in effects:
             return {}
         score = basis_take_up(effects["basis"], self.take_up_model, x)
         z = effect_basis(x, effects["basis"], self.feature_index, score)
         p = np.clip(np.asarray(probability, dtype=float), 0.0, 1.0)
-        any_contact = apply_effect(z, effects[CONTACT])
-        return {
-            a: np.clip(-p * (any_contact + apply_effect(z, effects[a])), -(1.0 - p), p)
-            for a in self.actions
-            if a in effects
-        }
+        if pooled and PLAYBOOK in effects:
+            chosen = apply_effect(z, effects[PLAYBOOK])
+            relative = dict.fromkeys((a for a in self.actions if a in effects), chosen)
+        else:
+            any_contact = apply_effect(z, effects[CONTACT])
+            relative = {a: any_contact + apply_effect(z, effects[a]) for a in self.actions if a in effects}
+        return {a: np.clip(-p * r, -(1.0 - p), p) for a, r in relative.items()}
 
     def uplift(
-        self, x: np.ndarray, probability: np.ndarray, effects: dict[str, float]
+        self, x: np.ndarray, probability: np.ndarray, effects: dict[str, float], pooled: bool = False
     ) -> dict[str, np.ndarray]:
-        """Per action: the learned uplift shrunk toward the playbook's `probability x effect`.
-        Actions without a model (or without evidence) get the playbook's figure alone."""
-        learned = self.learned(x, probability)
+        """Per action: the learned uplift (`learned`, `pooled` or not) shrunk toward the playbook's
+        `probability x effect`. Actions without a model (or without evidence) get the playbook's
+        figure alone."""
+        learned = self.learned(x, probability, pooled)
         out = {}
         for action, effect in effects.items():
             prior = probability * float(effect)
@@ -196,6 +209,7 @@ class UpliftModel:
 __all__ = [
     "CONTACT",
     "CONTROL",
+    "PLAYBOOK",
     "UpliftModel",
     "apply_effect",
     "basis_take_up",

@@ -306,6 +306,15 @@ def uplift_lines(result: TrainingResult) -> list[str]:
             f"uplift                R-learner, linear relative effects, on {meta['rows']['control']} control and "
             f"{sum(v for k, v in meta['rows'].items() if k != 'control')} contacted rows; learned share {shares or 'none'}",
         )
+        from serving.uplift_model import PLAYBOOK
+
+        chosen = meta.get("playbook_choice") or {}
+        if PLAYBOOK in meta["effects"]:
+            lines.insert(
+                1,
+                f"uplift                the playbook's action valued by its own model: {chosen['contacts']} "
+                f"contacts were the playbook's choice for the customer ({chosen['churners']} churned)",
+            )
     m = result.metrics
     if "uplift_qini" in m:
         lines.append(
@@ -328,6 +337,12 @@ def uplift_lines(result: TrainingResult) -> list[str]:
         lines.append(
             f"uplift Qini, actions  {m['uplift_qini_actions']:.4f} (95% interval {m['uplift_qini_actions_low']:.4f} .. "
             f"{m['uplift_qini_actions_high']:.4f}), each action against the controls, not adjusted"
+        )
+    if "uplift_qini_playbook_action" in m:
+        lines.append(
+            f"uplift Qini, playbook {m['uplift_qini_playbook_action']:.4f} (95% interval "
+            f"{m['uplift_qini_playbook_action_low']:.4f} .. {m['uplift_qini_playbook_action_high']:.4f}) the "
+            "latest months' contacts that were the playbook's choice against the controls, not adjusted"
         )
     return lines
 

@@ -30,6 +30,16 @@ churners, and over the action as a feature (an S-learner), whose trees split on 
 uplift(a, x) = -P(churn) r_a(x). Where an action has little evidence, `serving.uplift_model` shrinks
 toward the playbook's effect.
 
+The playbook's own choice: each row's action as the playbook would have chosen it that month
+(`serving.scoring.playbook_choice`: the bundle's risk, value, reasons and kind of churn), and one
+more R-learner effect, of a contact whose action was that choice against the controls with one
+(`fit_playbook_effect`; the propensity is the share of the rows with the same group and choice
+that got it). The campaigns mixed their actions at random, so most contacts did not fit the
+customer's cause: any contact's effect, and an action's offset on it, describe the average
+contact, while a list that keeps the playbook's action makes the fitting one. On the design bank
+the fitting contacts' relative effect by fifth of the take-up score was +23%, -15%, -32%, -8% and
+-16% (standard errors 10-13%), any contact's -2% to -8% (docs/uplift-benchmarks.md).
+
 What r reads (`uplift.effect_input`): the take-up score alone (`take_up`, the default), or the
 standardised features (`features`). The take-up score is P(offer accepted | reached), a booster
 fitted on the offers the campaigns recorded as accepted or declined (`take_up_model`). A contact's outcome is a far denser signal of
@@ -46,7 +56,9 @@ the figure in expectation and takes off the noise of the contacted and the contr
 differing in risk by chance; the unadjusted figure is kept beside it (`uplift_qini_unadjusted`). The latest `test_months` campaign
 months are also held out (models fitted before them): any contact's figure there (`_recent`),
 and per action the Qini of its rows and the controls, with bootstrap intervals; promotion
-compares challenger and champion on those months (`training/uplift_compare.py`).
+compares challenger and champion on those months (`training/uplift_compare.py`); the model of the
+playbook's choice gets the Qini of its fitting contacts and their controls there
+(`uplift_qini_playbook_action`).
 """
 
 from __future__ import annotations
@@ -60,8 +72,18 @@ import pandas as pd
 
 from churn.config import AppConfig
 from features.campaigns import campaign_rows
-from serving.uplift_model import CONTACT, CONTROL, UpliftModel, apply_effect, basis_take_up, effect_basis
+from serving.scoring import playbook_choice
+from serving.uplift_model import (
+    CONTACT,
+    CONTROL,
+    PLAYBOOK,
+    UpliftModel,
+    apply_effect,
+    basis_take_up,
+    effect_basis,
+)
 from training.uplift_boosters import outcome_model, take_up_basis, take_up_counts, take_up_model
+from training.uplift_effects import basis_spec, fit_effect, fit_playbook_effect
 from training.uplift_eval import (
     CROSS_FOLDS,
     bootstrap_qini,
@@ -74,7 +96,6 @@ from training.uplift_eval import (
     within_fold_rank,
 )
 
-MIN_RISK = 0.002  # the least churn probability an effect is taken relative to
 RECENT = "contact_latest_months"  # the any-contact figures of the held-out latest months
 
 
@@ -87,58 +108,6 @@ class UpliftResult:
     # every campaign row as the cross-fitted headline ranked it: score (the rank within its fold),
     # risk (the outcome model's, fitted without the row's customer), treated, churn, design weight
     cross_fit: pd.DataFrame | None = None
-
-
-def basis_spec(
-    x: np.ndarray, names: list[str], categorical: list[int], keep: set[str] | None = None
-) -> dict[str, Any]:
-    """How the effect models read the features (those in `keep`, or all): numeric ones centred and
-    scaled as in these rows, categorical ones as indicators of the levels seen
-    (`serving.uplift_model.effect_basis`)."""
-    chosen = [j for j in range(x.shape[1]) if keep is None or names[j] in keep]
-    numeric = [j for j in chosen if j not in categorical]
-    categorical = [j for j in categorical if j in chosen]
-    mean = np.nan_to_num(np.nanmean(x[:, numeric], axis=0))
-    scale = np.nan_to_num(np.nanstd(x[:, numeric], axis=0))
-    levels = {names[j]: sorted(float(v) for v in np.unique(x[:, j][~np.isnan(x[:, j])])) for j in categorical}
-    return {
-        "numeric": [names[j] for j in numeric],
-        "mean": mean.tolist(),
-        "scale": np.where(scale > 0, scale, 1.0).tolist(),
-        "levels": {k: v[1:] for k, v in levels.items() if len(v) > 1},  # the first level is the reference
-    }
-
-
-def fit_effect(
-    z: np.ndarray,
-    y: np.ndarray,
-    treated: np.ndarray,
-    e: np.ndarray,
-    m: np.ndarray,
-    init: np.ndarray | None = None,
-    penalty: str = "ridge",
-) -> dict[str, Any]:
-    """r(x) = b + w.z, the treatment's relative change of P(churn) (tau(x) = m(x) r(x)), by the
-    R-loss (module docstring) with a ridge penalty chosen by generalised cross-validation; with
-    `init`, what an action adds to it. Rows whose group is all treated or all control carry no
-    information and are left out."""
-    from sklearn.linear_model import LassoCV, RidgeCV
-
-    risk = np.clip(m, MIN_RISK, 1 - MIN_RISK)
-    resid = (treated.astype(float) - e) * risk
-    informative = (e > 0.01) & (e < 0.99)
-    z, resid, y, risk = z[informative], resid[informative], y[informative], risk[informative]
-    label = (y - m[informative]) / resid - (0.0 if init is None else init[informative])
-    # each row's squared residual weighed by the inverse of its churn variance, risk (1 - risk): a
-    # low-risk row's outcome is less noisy, and without this the safe customers (most of the
-    # exploration) would count for almost nothing; scaled to a mean of one
-    weight = resid**2 / (risk * (1 - risk))
-    if penalty == "lasso":
-        fit = LassoCV(alphas=30, cv=5, random_state=0, max_iter=20_000, tol=1e-3)
-    else:
-        fit = RidgeCV(alphas=np.logspace(0, 6, 13) * len(y) / 1000)
-    fit.fit(z, label, sample_weight=weight / weight.mean())
-    return {"b": float(fit.intercept_), "w": fit.coef_.tolist(), "alpha": float(fit.alpha_)}
 
 
 def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResult:
@@ -163,6 +132,10 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     penalty = u.effect_penalty
 
     group, targeted = randomised_groups(rows, u.exploration_campaigns)
+    # what the playbook would have chosen for each row that month, as the list decides it
+    segment = rows["segment"].to_numpy() if "segment" in rows else np.full(len(rows), None, dtype=object)
+    choice = playbook_choice(bundle, x_all, segment, config) if playbook_actions else None
+    playbook_rows = [0, 0]  # the final fit's fitting contacts and their churners
     with_selection = np.column_stack([x_all, targeted.astype(float)])
     feature_index = {name: j for j, name in enumerate(bundle.feature_names)}
     families = bundle.meta["features"]["families"]
@@ -201,6 +174,12 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         effects: dict[str, Any] = {"basis": spec}
         effects[CONTACT] = fit_effect(z, ys, contacted, propensity(contacted, groups), m, penalty=penalty)
         any_contact = apply_effect(z, effects[CONTACT])
+        if choice is not None and not contact_only:
+            fitted_choice, playbook_rows[0], playbook_rows[1] = fit_playbook_effect(
+                z, ys, arms, groups, choice[idx], m, penalty
+            )
+            if fitted_choice is not None and playbook_rows[0] >= u.min_arm_rows:
+                effects[PLAYBOOK] = fitted_choice
         for action in [] if contact_only else playbook_actions:
             mine = train_mask & (arm == action)
             if mine.sum() < u.min_arm_rows or y[mine].sum() == 0:
@@ -260,12 +239,39 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             metrics["uplift_qini_actions"] = float(
                 np.average([metrics[f"uplift_qini_{a}"] for a in groups], weights=weights)
             )
+            if choice is not None and PLAYBOOK in effects:
+                # the list's own figure: the contacts that were the playbook's choice against the
+                # controls, ranked by the model of that choice
+                chosen = choice[test]
+                has = np.array([c is not None for c in chosen], dtype=bool)
+                fits = has & (test_arm == chosen.astype(str))
+                mine = fits | (has & (test_arm == CONTROL))
+                if fits[mine].sum() >= 20 and (~fits[mine]).sum() >= 20:
+                    z = effect_basis(
+                        x_all[test],
+                        effects["basis"],
+                        feature_index,
+                        basis_take_up(effects["basis"], probe_take_up, x_all[test]),
+                    )
+                    estimate = -risk * apply_effect(z, effects[PLAYBOOK])
+                    within = np.char.add(np.char.add(test_group.astype(str), "|"), chosen.astype(str))
+                    weight = design_weights(fits[mine], within[mine])
+                    groups[PLAYBOOK] = (estimate[mine], fits[mine], test_y[mine].astype(bool), weight)
+                    curves[PLAYBOOK], metrics[f"uplift_qini_{PLAYBOOK}"] = qini(*groups[PLAYBOOK])
+                else:
+                    notes.append(
+                        f"uplift: {int(fits.sum())} contacts in the held-out months were the playbook's "
+                        f"choice, against {int((~fits[mine]).sum())} controls (need 20 each): no held-out "
+                        "figure for the model of that choice"
+                    )
             # any contact on the latest months alone (the models fitted before them): what the
             # newest campaigns say, with the least power
             treated = test_arm != CONTROL
             groups[RECENT] = (contact, treated, test_y.astype(bool), design_weights(treated, test_group))
             curves[RECENT], metrics["uplift_qini_recent"] = qini(*groups[RECENT])
-            intervals = bootstrap_qini(groups, u.bootstrap, seed, pooled=[a for a in groups if a != RECENT])
+            intervals = bootstrap_qini(
+                groups, u.bootstrap, seed, pooled=[a for a in groups if a not in (RECENT, PLAYBOOK)]
+            )
             for name, (low, high) in intervals.items():
                 key = {"pooled": "uplift_qini_actions", RECENT: "uplift_qini_recent"}.get(
                     name, f"uplift_qini_{name}"
@@ -319,6 +325,12 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     for action in playbook_actions:
         if action not in shares:
             notes.append(f"uplift: {action}: too little randomised evidence, the playbook's effect")
+    if choice is not None and PLAYBOOK not in effects:
+        notes.append(
+            f"uplift: {playbook_rows[0]} campaign contacts were the playbook's choice for the customer "
+            f"(need {u.min_arm_rows}, and a churner): the playbook's action is valued by any contact's "
+            "effect plus its own"
+        )
     meta = {
         "actions": playbook_actions,
         "learned_share": shares,
@@ -330,6 +342,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         "campaign_months": [f"{pd.Timestamp(m):%Y-%m}" for m in months],
         "held_out_months": [f"{pd.Timestamp(m):%Y-%m}" for m in held],
         "take_up": take_up_meta,
+        "playbook_choice": {"contacts": playbook_rows[0], "churners": playbook_rows[1]},
     }
     held_out: dict[str, Any] = {}
     if "uplift_qini" in metrics:

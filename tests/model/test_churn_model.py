@@ -193,7 +193,9 @@ def test_plots__every_plot_is_its_own_figure(trained):
             plt.close(figure)
 
 
-def test_uplift_models__learned_from_the_randomised_campaigns_and_shipped_in_the_bundle(trained, tmp_path):
+def test_uplift_models__learned_from_the_randomised_campaigns_and_shipped_in_the_bundle(
+    trained, config, tmp_path
+):
     from serving.model_bundle import ModelBundle
 
     uplift = trained.bundle.uplift
@@ -228,6 +230,22 @@ def test_uplift_models__learned_from_the_randomised_campaigns_and_shipped_in_the
     for action, values in learned.items():
         np.testing.assert_allclose(reloaded.uplift.learned(x, p)[action], values)
         assert np.all(values <= p + 1e-12) and np.all(values >= -(1 - p) - 1e-12), action
+    # the model of the playbook's own choice: fitted on the contacts that were it, the list's figure
+    from serving.uplift_model import PLAYBOOK
+
+    chosen = uplift.meta["playbook_choice"]
+    assert chosen["contacts"] >= config.uplift.min_arm_rows and chosen["churners"] > 0, chosen
+    assert PLAYBOOK in uplift.meta["effects"]
+    pooled = uplift.learned(x, p, pooled=True)
+    assert set(pooled) == set(learned) and not np.allclose(
+        pooled[next(iter(pooled))], learned[next(iter(learned))]
+    )
+    np.testing.assert_allclose(
+        reloaded.uplift.learned(x, p, pooled=True)[next(iter(pooled))], pooled[next(iter(pooled))]
+    )
+    # the sample's held-out months hold too few fitting contacts for a figure, and it says so
+    assert "uplift_qini_playbook_action" not in m
+    assert any("no held-out figure for the model of that choice" in n for n in trained.extra["uplift"].notes)
 
 
 def test_compare_uplift__challenger_and_an_older_champion_rank_the_same_held_out_campaigns(
@@ -372,3 +390,17 @@ def test_uplift_headline__ranks_and_adjusts_each_customer_by_models_that_never_s
         np.testing.assert_array_equal(again.loc[fold, column], first.loc[fold, column])
     for column in ("score", "risk"):  # so the check above could fail: both read the outcomes
         assert (again.loc[~fold, column] != first.loc[~fold, column]).mean() > 0.5, column
+
+
+def test_benchmark_cache__uplift_models_from_before_the_playbook_choice_model_are_stale(trained, tmp_path):
+    import json
+
+    from benchmarks.cached import stale
+
+    saved = trained.bundle.save(tmp_path / "bundle")
+    assert not stale(saved) and not stale(tmp_path / "none")
+    kept = saved / "uplift" / "uplift.json"
+    meta = json.loads(kept.read_text())
+    del meta["playbook_choice"]
+    kept.write_text(json.dumps(meta))
+    assert stale(saved), "cached before the model of the playbook's choice: trained again"

@@ -8,7 +8,7 @@ import pytest
 from churn.config import load_config
 from serving.actions import choose
 from serving.uplift_model import CONTACT, UpliftModel, apply_effect
-from training.uplift import fit_effect
+from training.uplift_effects import fit_effect
 from training.uplift_eval import propensity, qini
 
 
@@ -157,7 +157,7 @@ class _FixedUplift:
     def __init__(self, table: dict[str, np.ndarray]):
         self.table, self.learned_share = table, dict.fromkeys(table, 1.0)
 
-    def uplift(self, x, probability, effects):
+    def uplift(self, x, probability, effects, pooled=False):
         return {a: self.table.get(a, np.full(len(x), -1.0)) for a in effects}
 
     def take_up_floor(self, share):
@@ -237,7 +237,7 @@ class _RowUplift(_FixedUplift):
         super().__init__(dict.fromkeys(scale))
         self.scale = scale
 
-    def uplift(self, x, probability, effects):
+    def uplift(self, x, probability, effects, pooled=False):
         return {a: x[:, 0] * self.scale.get(a, 0.5) for a in effects}
 
 
@@ -324,7 +324,7 @@ def test_uplift_candidates__below_the_threshold_only_where_the_best_action_saves
     uplift = config.with_uplift(ranking="uplift")
 
     class _ByRow(_FixedUplift):  # the rows asked for: x's first column is the row number
-        def uplift(self, x, probability, effects):
+        def uplift(self, x, probability, effects, pooled=False):
             rows = x[:, 0].astype(int)
             return {a: self.table[a][rows] for a in effects}
 
@@ -399,3 +399,91 @@ def test_choose__a_playbook_action_its_kind_does_not_allow_keeps_the_playbook_fi
     assert out["expected_saving"][0] == pytest.approx(0.3 * offer.effect * 5_000 - offer.cost)
     assert "playbook rule" in out["action_why"][0] and "learned" in out["action_why"][1]
     assert np.isfinite(out["expected_saving"]).all() and not out["sleeping_dog"].any()
+
+
+def _fitting_campaigns(n: int = 60_000, seed: int = 11):
+    """Two randomised groups (a campaign contacting 80%, an exploration 20%), each contacted row
+    given action A or B at random; the playbook would choose A for some customers and B for the
+    rest. A contact halves the risk where its action is the playbook's choice and does nothing
+    otherwise. Controls the playbook has no action for churn far more (they must not count)."""
+    rng = np.random.default_rng(seed)
+    campaign = rng.random(n) < 0.5
+    choice = np.where(rng.random(n) < 0.6, "A", "B").astype(object)
+    contacted = rng.random(n) < np.where(campaign, 0.8, 0.2)
+    arm = np.where(contacted, np.where(rng.random(n) < 0.5, "A", "B"), "control").astype(object)
+    none = ~contacted & (rng.random(n) < 0.2)
+    choice[none] = None
+    risk = np.where(campaign, 0.3, 0.1)
+    p = np.where(none, 0.9, risk * np.where(arm == choice, 0.5, 1.0))
+    group = np.where(campaign, "campaign", "explore")
+    return arm, choice, group, risk, (rng.random(n) < p).astype(float)
+
+
+def test_fit_playbook_effect__the_fitting_contacts_effect_where_any_contact_averages_it_away():
+    from training.uplift_effects import fit_playbook_effect
+
+    arm, choice, group, risk, churn = _fitting_campaigns()
+    z = np.zeros((arm.size, 1))
+    effect, contacts, churners = fit_playbook_effect(z, churn, arm, group, choice, risk)
+    assert effect["b"] == pytest.approx(-0.5, abs=0.08), effect
+    fits = arm == choice
+    assert contacts == int(fits.sum()) and churners == int(churn[fits].sum())
+    contacted = arm != "control"
+    known = np.array([c is not None for c in choice])
+    any_contact = fit_effect(
+        z[known], churn[known], contacted[known], propensity(contacted[known], group[known]), risk[known]
+    )
+    assert any_contact["b"] == pytest.approx(-0.25, abs=0.08), "half the contacts fit"
+    none, _, _ = fit_playbook_effect(
+        z, churn, np.full(arm.size, "control", dtype=object), group, choice, risk
+    )
+    assert none is None, "no fitting contact: no model"
+
+
+def test_uplift_model__pooled_values_every_modelled_action_by_the_playbook_choice_model():
+    from serving.uplift_model import PLAYBOOK
+
+    model = _model({"rate_offer": 0.5, "retention_call": 0.5}, contact=-0.1, action=-0.1)
+    model.meta["effects"][PLAYBOOK] = {"b": -0.6, "w": [0.5, 0.0]}
+    x = np.array([[0.0, 0.0], [1.0, 0.0]])
+    p = np.array([0.2, 0.4])
+    pooled = model.learned(x, p, pooled=True)
+    assert set(pooled) == {"rate_offer", "retention_call"}, "only actions with evidence of their own"
+    np.testing.assert_allclose(pooled["rate_offer"], [0.2 * 0.6, 0.4 * 0.1])
+    np.testing.assert_allclose(model.learned(x, p)["rate_offer"], p * 0.2)  # any contact + its own
+    blended = model.uplift(x, p, {"rate_offer": 0.3, "hardship_support": 0.1}, pooled=True)
+    np.testing.assert_allclose(blended["rate_offer"], 0.5 * pooled["rate_offer"] + 0.5 * p * 0.3)
+    np.testing.assert_allclose(blended["hardship_support"], p * 0.1)
+    del model.meta["effects"][PLAYBOOK]
+    np.testing.assert_allclose(model.learned(x, p, pooled=True)["rate_offer"], p * 0.2)
+
+
+class _PooledUplift(_FixedUplift):
+    """Uplift 0.05 for every action, 0.2 for every action when asked for the pooled figure."""
+
+    def uplift(self, x, probability, effects, pooled=False):
+        return {a: np.full(len(x), 0.2 if pooled else 0.05) for a in effects}
+
+
+@pytest.mark.parametrize(
+    ("choose_mode", "playbook_effect", "lift"),
+    [("playbook", "pooled", 0.2), ("playbook", "per_action", 0.05), ("best", "pooled", 0.05)],
+)
+def test_choose__the_playbook_action_valued_by_the_pooled_model_only_when_it_keeps_the_playbook(
+    config, choose_mode, playbook_effect, lift
+):
+    n = 2
+    out = choose(
+        _Bundle(_PooledUplift(dict.fromkeys(config.playbook.actions))),
+        np.zeros((n, 1)),
+        np.full(n, 0.3),
+        np.full(n, 4_000.0),
+        np.full(n, "retention_call", dtype=object),
+        np.full(n, "unclear", dtype=object),
+        np.ones(n, dtype=bool),
+        config.with_uplift(choose=choose_mode, playbook_effect=playbook_effect),
+        ranking="uplift",
+    )
+    np.testing.assert_allclose(out["uplift"], lift)
+    cost = config.playbook.actions[out["action"][0]].cost
+    np.testing.assert_allclose(out["expected_saving"], lift * 4_000.0 - cost)

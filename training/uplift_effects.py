@@ -1,0 +1,94 @@
+"""The effect models' fits: the R-loss of `training.uplift`, as weighted ridge (or lasso)
+regressions of each row's outcome on the effect basis (module docstring there)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from serving.uplift_model import CONTROL
+from training.uplift_eval import propensity
+
+MIN_RISK = 0.002  # the least churn probability an effect is taken relative to
+
+
+def basis_spec(
+    x: np.ndarray, names: list[str], categorical: list[int], keep: set[str] | None = None
+) -> dict[str, Any]:
+    """How the effect models read the features (those in `keep`, or all): numeric ones centred and
+    scaled as in these rows, categorical ones as indicators of the levels seen
+    (`serving.uplift_model.effect_basis`)."""
+    chosen = [j for j in range(x.shape[1]) if keep is None or names[j] in keep]
+    numeric = [j for j in chosen if j not in categorical]
+    categorical = [j for j in categorical if j in chosen]
+    mean = np.nan_to_num(np.nanmean(x[:, numeric], axis=0))
+    scale = np.nan_to_num(np.nanstd(x[:, numeric], axis=0))
+    levels = {names[j]: sorted(float(v) for v in np.unique(x[:, j][~np.isnan(x[:, j])])) for j in categorical}
+    return {
+        "numeric": [names[j] for j in numeric],
+        "mean": mean.tolist(),
+        "scale": np.where(scale > 0, scale, 1.0).tolist(),
+        "levels": {k: v[1:] for k, v in levels.items() if len(v) > 1},  # the first level is the reference
+    }
+
+
+def fit_effect(
+    z: np.ndarray,
+    y: np.ndarray,
+    treated: np.ndarray,
+    e: np.ndarray,
+    m: np.ndarray,
+    init: np.ndarray | None = None,
+    penalty: str = "ridge",
+) -> dict[str, Any]:
+    """r(x) = b + w.z, the treatment's relative change of P(churn) (tau(x) = m(x) r(x)), by the
+    R-loss (module docstring) with a ridge penalty chosen by generalised cross-validation; with
+    `init`, what an action adds to it. Rows whose group is all treated or all control carry no
+    information and are left out."""
+    from sklearn.linear_model import LassoCV, RidgeCV
+
+    risk = np.clip(m, MIN_RISK, 1 - MIN_RISK)
+    resid = (treated.astype(float) - e) * risk
+    informative = (e > 0.01) & (e < 0.99)
+    z, resid, y, risk = z[informative], resid[informative], y[informative], risk[informative]
+    label = (y - m[informative]) / resid - (0.0 if init is None else init[informative])
+    # each row's squared residual weighed by the inverse of its churn variance, risk (1 - risk): a
+    # low-risk row's outcome is less noisy, and without this the safe customers (most of the
+    # exploration) would count for almost nothing; scaled to a mean of one
+    weight = resid**2 / (risk * (1 - risk))
+    if penalty == "lasso":
+        fit = LassoCV(alphas=30, cv=5, random_state=0, max_iter=20_000, tol=1e-3)
+    else:
+        fit = RidgeCV(alphas=np.logspace(0, 6, 13) * len(y) / 1000)
+    fit.fit(z, label, sample_weight=weight / weight.mean())
+    return {"b": float(fit.intercept_), "w": fit.coef_.tolist(), "alpha": float(fit.alpha_)}
+
+
+def fit_playbook_effect(
+    z: np.ndarray,
+    y: np.ndarray,
+    arm: np.ndarray,
+    group: np.ndarray,
+    choice: np.ndarray,
+    m: np.ndarray,
+    penalty: str = "ridge",
+) -> tuple[dict[str, Any] | None, int, int]:
+    """(the relative effect of a contact whose action was the playbook's `choice` for the row,
+    against the controls with a choice; None with too few such contacts or no churner among them,
+    the fitting contacts, their churners). Which action a campaign row got was random within its
+    group, so a fitting contact is too: its propensity is the share of the group's rows with the
+    same choice that got it."""
+    chosen = np.asarray(choice, dtype=object)
+    has = np.array([c is not None for c in chosen], dtype=bool)
+    fits = has & (arm == chosen.astype(str))
+    pair = fits | (has & (arm == CONTROL))
+    treated = fits[pair]
+    if treated.sum() == 0 or y[pair][treated].sum() == 0:
+        return None, int(treated.sum()), 0
+    within = np.char.add(np.char.add(group[pair].astype(str), "|"), chosen[pair].astype(str))
+    effect = fit_effect(z[pair], y[pair], treated, propensity(treated, within), m[pair], penalty=penalty)
+    return effect, int(treated.sum()), int(y[pair][treated].sum())
+
+
+__all__ = ["MIN_RISK", "basis_spec", "fit_effect", "fit_playbook_effect"]
