@@ -163,7 +163,9 @@ class UpliftConfig(Frozen):
     # whose action was the playbook's choice for the customer that month (the campaigns mixed
     # actions at random, so most contacts did not fit the cause); `per_action`: any contact's effect
     # plus the action's own (every contact of the action, fitting or not). `best` always uses the
-    # latter (docs/uplift-benchmarks.md)
+    # latter (docs/uplift-benchmarks.md). The pooled model assumes each campaign drew its contacts'
+    # actions at random, whatever the customer (the propensity is counted per group and choice); a
+    # bank whose campaigns chose actions by rule should use per_action
     playbook_effect: Literal["pooled", "per_action"] = "pooled"
     # the share of the customers a month's exploration could have drawn and did not, taken as
     # controls beside the campaigns' own control groups (0: the campaigns' controls alone)

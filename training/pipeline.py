@@ -295,7 +295,7 @@ def uplift_lines(result: TrainingResult) -> list[str]:
     learned = result.extra.get("uplift")
     if learned is None:
         return []
-    lines = [f"uplift                {note.removeprefix('uplift: ')}" for note in learned.notes[:3]]
+    lines = [f"uplift                {note.removeprefix('uplift: ')}" for note in learned.notes]
     if learned.model is not None:
         meta = learned.model.meta
         shares = ", ".join(
@@ -312,8 +312,9 @@ def uplift_lines(result: TrainingResult) -> list[str]:
         if PLAYBOOK in meta["effects"]:
             lines.insert(
                 1,
-                f"uplift                the playbook's action valued by its own model: {chosen['contacts']} "
-                f"contacts were the playbook's choice for the customer ({chosen['churners']} churned)",
+                f"uplift                a model of the playbook's choice, from {chosen['contacts']} contacts "
+                f"that were it ({chosen['churners']} churned; it values the playbook's action with "
+                "uplift.playbook_effect pooled)",
             )
     m = result.metrics
     if "uplift_qini" in m:

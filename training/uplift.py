@@ -83,7 +83,7 @@ from serving.uplift_model import (
     effect_basis,
 )
 from training.uplift_boosters import outcome_model, take_up_basis, take_up_counts, take_up_model
-from training.uplift_effects import basis_spec, fit_effect, fit_playbook_effect
+from training.uplift_effects import basis_spec, fit_effect, fit_playbook_effect, playbook_held_out
 from training.uplift_eval import (
     CROSS_FOLDS,
     bootstrap_qini,
@@ -176,9 +176,9 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         any_contact = apply_effect(z, effects[CONTACT])
         if choice is not None and not contact_only:
             fitted_choice, playbook_rows[0], playbook_rows[1] = fit_playbook_effect(
-                z, ys, arms, groups, choice[idx], m, penalty
+                z, ys, arms, groups, choice[idx], m, penalty, least=u.min_arm_rows
             )
-            if fitted_choice is not None and playbook_rows[0] >= u.min_arm_rows:
+            if fitted_choice is not None:
                 effects[PLAYBOOK] = fitted_choice
         for action in [] if contact_only else playbook_actions:
             mine = train_mask & (arm == action)
@@ -239,44 +239,31 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             metrics["uplift_qini_actions"] = float(
                 np.average([metrics[f"uplift_qini_{a}"] for a in groups], weights=weights)
             )
-            if choice is not None and PLAYBOOK in effects:
-                # the list's own figure: the contacts that were the playbook's choice against the
-                # controls, ranked by the model of that choice
-                chosen = choice[test]
-                has = np.array([c is not None for c in chosen], dtype=bool)
-                fits = has & (test_arm == chosen.astype(str))
-                mine = fits | (has & (test_arm == CONTROL))
-                if fits[mine].sum() >= 20 and (~fits[mine]).sum() >= 20:
-                    z = effect_basis(
-                        x_all[test],
-                        effects["basis"],
-                        feature_index,
-                        basis_take_up(effects["basis"], probe_take_up, x_all[test]),
-                    )
-                    estimate = -risk * apply_effect(z, effects[PLAYBOOK])
-                    within = np.char.add(np.char.add(test_group.astype(str), "|"), chosen.astype(str))
-                    weight = design_weights(fits[mine], within[mine])
-                    groups[PLAYBOOK] = (estimate[mine], fits[mine], test_y[mine].astype(bool), weight)
-                    curves[PLAYBOOK], metrics[f"uplift_qini_{PLAYBOOK}"] = qini(*groups[PLAYBOOK])
-                else:
-                    notes.append(
-                        f"uplift: {int(fits.sum())} contacts in the held-out months were the playbook's "
-                        f"choice, against {int((~fits[mine]).sum())} controls (need 20 each): no held-out "
-                        "figure for the model of that choice"
-                    )
             # any contact on the latest months alone (the models fitted before them): what the
             # newest campaigns say, with the least power
             treated = test_arm != CONTROL
             groups[RECENT] = (contact, treated, test_y.astype(bool), design_weights(treated, test_group))
             curves[RECENT], metrics["uplift_qini_recent"] = qini(*groups[RECENT])
-            intervals = bootstrap_qini(
-                groups, u.bootstrap, seed, pooled=[a for a in groups if a not in (RECENT, PLAYBOOK)]
-            )
+            intervals = bootstrap_qini(groups, u.bootstrap, seed, pooled=[a for a in groups if a != RECENT])
             for name, (low, high) in intervals.items():
                 key = {"pooled": "uplift_qini_actions", RECENT: "uplift_qini_recent"}.get(
                     name, f"uplift_qini_{name}"
                 )
                 metrics[f"{key}_low"], metrics[f"{key}_high"] = low, high
+        if choice is not None and PLAYBOOK in effects:
+            # the list's own figure: the contacts that were the playbook's choice against the
+            # controls, ranked by the model of that choice (fitted without these months)
+            score = basis_take_up(effects["basis"], probe_take_up, x_all[test])
+            z = effect_basis(x_all[test], effects["basis"], feature_index, score)
+            estimate = -risk * apply_effect(z, effects[PLAYBOOK])
+            found = playbook_held_out(test_arm, choice[test], test_group, test_y, estimate)
+            if isinstance(found, str):
+                notes.append(found)
+            else:
+                key = f"uplift_qini_{PLAYBOOK}"
+                curves[PLAYBOOK], metrics[key] = qini(*found)
+                interval = bootstrap_qini({PLAYBOOK: found}, u.bootstrap, seed, [PLAYBOOK])[PLAYBOOK]
+                metrics[f"{key}_low"], metrics[f"{key}_high"] = interval
     else:
         notes.append(
             f"uplift: {len(months)} campaign months, too few to hold {u.test_months} out: no figures "

@@ -6,8 +6,12 @@ every campaign month, so its side is the any-contact effect model it fitted with
 months (`meta["held_out"]["effects"]`, the one its held-out Qini was measured with); the
 champion's side is its deployed model, on the held-out months it was not trained on (a champion
 trained a month ago has not seen last month's campaigns). Each ranks by its own bundle's churn
-probability times its relative effect of a contact, as the list does (the held-out Qini of
-training took the risk from the uplift outcome model instead, so the two figures differ).
+probability times its relative effect of a contact, as the list's first decision (whom to
+contact at all) does (the held-out Qini of training took the risk from the uplift outcome model
+instead, so the two figures differ). A list that values the playbook's action by the model of
+the playbook's choice (`uplift.playbook_effect: pooled`) ranks by that model, which this gate
+does not compare: its held-out Qini is training's `uplift_qini_playbook_action`, reported
+beside the gate, not part of it.
 
 The comparison leans toward the champion: with three held-out months and a champion one month
 older, the champion's side learned from two of the three months the challenger's side did not,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from serving.uplift_model import CONTROL
-from training.uplift_eval import propensity
+from training.uplift_eval import design_weights, propensity
 
 MIN_RISK = 0.002  # the least churn probability an effect is taken relative to
 
@@ -65,6 +65,18 @@ def fit_effect(
     return {"b": float(fit.intercept_), "w": fit.coef_.tolist(), "alpha": float(fit.alpha_)}
 
 
+def fitting_contacts(arm: np.ndarray, choice: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fits, pair, within): the rows whose action was the playbook's `choice` for them; those and
+    the controls with a choice (rows without one, None, are in neither); each row's choice, to
+    key its randomised group by. The design's propensity of a fitting contact is the share of
+    the rows with the same group and choice that got it: valid where the campaigns drew each
+    contact's action at random, whatever the customer (as the bank's campaigns do)."""
+    chosen = np.asarray(choice, dtype=object)
+    has = np.array([c is not None for c in chosen], dtype=bool)
+    fits = has & (np.asarray(arm) == chosen.astype(str))
+    return fits, fits | (has & (np.asarray(arm) == CONTROL)), chosen.astype(str)
+
+
 def fit_playbook_effect(
     z: np.ndarray,
     y: np.ndarray,
@@ -73,22 +85,49 @@ def fit_playbook_effect(
     choice: np.ndarray,
     m: np.ndarray,
     penalty: str = "ridge",
+    least: int = 1,
 ) -> tuple[dict[str, Any] | None, int, int]:
     """(the relative effect of a contact whose action was the playbook's `choice` for the row,
-    against the controls with a choice; None with too few such contacts or no churner among them,
-    the fitting contacts, their churners). Which action a campaign row got was random within its
-    group, so a fitting contact is too: its propensity is the share of the group's rows with the
-    same choice that got it."""
-    chosen = np.asarray(choice, dtype=object)
-    has = np.array([c is not None for c in chosen], dtype=bool)
-    fits = has & (arm == chosen.astype(str))
-    pair = fits | (has & (arm == CONTROL))
+    against the controls with a choice, the fitting contacts, their churners). The effect is None
+    with fewer than `least` fitting contacts, no churner among them, or no row whose group and
+    choice hold both fitting contacts and controls (`fitting_contacts`)."""
+    fits, pair, within = fitting_contacts(arm, choice)
     treated = fits[pair]
-    if treated.sum() == 0 or y[pair][treated].sum() == 0:
-        return None, int(treated.sum()), 0
-    within = np.char.add(np.char.add(group[pair].astype(str), "|"), chosen[pair].astype(str))
-    effect = fit_effect(z[pair], y[pair], treated, propensity(treated, within), m[pair], penalty=penalty)
-    return effect, int(treated.sum()), int(y[pair][treated].sum())
+    contacts, churners = int(treated.sum()), int(y[pair][treated].sum())
+    e = propensity(treated, np.char.add(np.char.add(np.asarray(group)[pair].astype(str), "|"), within[pair]))
+    if contacts < max(least, 1) or churners == 0 or not ((e > 0.01) & (e < 0.99)).any():
+        return None, contacts, churners
+    return fit_effect(z[pair], y[pair], treated, e, m[pair], penalty=penalty), contacts, churners
 
 
-__all__ = ["MIN_RISK", "basis_spec", "fit_effect", "fit_playbook_effect"]
+def playbook_held_out(
+    arm: np.ndarray,
+    choice: np.ndarray,
+    group: np.ndarray,
+    churn: np.ndarray,
+    estimate: np.ndarray,
+    least: int = 20,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | str:
+    """The held-out rows that judge the model of the playbook's choice, as `qini` takes them
+    (its `estimate` of each row's uplift, fitting contact or not, churned, design weight by group
+    and choice), or why there are none: fewer than `least` fitting contacts or controls."""
+    fits, pair, within = fitting_contacts(arm, choice)
+    if fits.sum() < least or (pair & ~fits).sum() < least:
+        return (
+            f"uplift: {int(fits.sum())} contacts in the held-out months were the playbook's choice, "
+            f"against {int((pair & ~fits).sum())} controls (need {least} each): no held-out figure "
+            "for the model of that choice"
+        )
+    keyed = np.char.add(np.char.add(np.asarray(group).astype(str), "|"), within)
+    weight = design_weights(fits[pair], keyed[pair])
+    return estimate[pair], fits[pair], np.asarray(churn)[pair].astype(bool), weight
+
+
+__all__ = [
+    "MIN_RISK",
+    "basis_spec",
+    "fit_effect",
+    "fit_playbook_effect",
+    "fitting_contacts",
+    "playbook_held_out",
+]

@@ -401,16 +401,18 @@ def test_choose__a_playbook_action_its_kind_does_not_allow_keeps_the_playbook_fi
     assert np.isfinite(out["expected_saving"]).all() and not out["sleeping_dog"].any()
 
 
-def _fitting_campaigns(n: int = 60_000, seed: int = 11):
-    """Two randomised groups (a campaign contacting 80%, an exploration 20%), each contacted row
-    given action A or B at random; the playbook would choose A for some customers and B for the
-    rest. A contact halves the risk where its action is the playbook's choice and does nothing
-    otherwise. Controls the playbook has no action for churn far more (they must not count)."""
+def _fitting_campaigns(n: int = 80_000, seed: int = 11):
+    """Two randomised groups: a campaign contacting 80% of its risky customers, mostly with action
+    A, and an exploration contacting 20% of its safe ones, mostly with B. The playbook would choose
+    A for most of the campaign's customers and B for most of the exploration's. A contact halves
+    the risk where its action is the playbook's choice and does nothing otherwise. Controls the
+    playbook has no action for churn far more (they must not count)."""
     rng = np.random.default_rng(seed)
     campaign = rng.random(n) < 0.5
-    choice = np.where(rng.random(n) < 0.6, "A", "B").astype(object)
+    choice = np.where(rng.random(n) < np.where(campaign, 0.9, 0.2), "A", "B").astype(object)
     contacted = rng.random(n) < np.where(campaign, 0.8, 0.2)
-    arm = np.where(contacted, np.where(rng.random(n) < 0.5, "A", "B"), "control").astype(object)
+    action = np.where(rng.random(n) < np.where(campaign, 0.8, 0.1), "A", "B")
+    arm = np.where(contacted, action, "control").astype(object)
     none = ~contacted & (rng.random(n) < 0.2)
     choice[none] = None
     risk = np.where(campaign, 0.3, 0.1)
@@ -419,25 +421,50 @@ def _fitting_campaigns(n: int = 60_000, seed: int = 11):
     return arm, choice, group, risk, (rng.random(n) < p).astype(float)
 
 
-def test_fit_playbook_effect__the_fitting_contacts_effect_where_any_contact_averages_it_away():
+def test_fit_playbook_effect__recovers_the_fitting_contacts_effect_that_any_contact_averages_away():
     from training.uplift_effects import fit_playbook_effect
 
     arm, choice, group, risk, churn = _fitting_campaigns()
     z = np.zeros((arm.size, 1))
     effect, contacts, churners = fit_playbook_effect(z, churn, arm, group, choice, risk)
-    assert effect["b"] == pytest.approx(-0.5, abs=0.08), effect
+    assert effect["b"] == pytest.approx(-0.5, abs=0.06), effect
     fits = arm == choice
     assert contacts == int(fits.sum()) and churners == int(churn[fits].sum())
-    contacted = arm != "control"
     known = np.array([c is not None for c in choice])
-    any_contact = fit_effect(
-        z[known], churn[known], contacted[known], propensity(contacted[known], group[known]), risk[known]
-    )
-    assert any_contact["b"] == pytest.approx(-0.25, abs=0.08), "half the contacts fit"
-    none, _, _ = fit_playbook_effect(
-        z, churn, np.full(arm.size, "control", dtype=object), group, choice, risk
-    )
-    assert none is None, "no fitting contact: no model"
+    # any contact averages the fitting contacts with those that do nothing
+    contacted = arm != "control"
+    e = propensity(contacted[known], group[known])
+    assert fit_effect(z[known], churn[known], contacted[known], e, risk[known])["b"] > -0.45
+
+
+def test_fit_playbook_effect__none_without_enough_fitting_contacts_or_any_group_to_compare():
+    from training.uplift_effects import fit_playbook_effect
+
+    arm, choice, group, risk, churn = _fitting_campaigns(4_000)
+    z = np.zeros((arm.size, 1))
+    effect, contacts, _ = fit_playbook_effect(z, churn, arm, group, choice, risk, least=10**6)
+    assert effect is None and contacts > 0, "fewer than `least` fitting contacts"
+    controls = np.full(arm.size, "control", dtype=object)
+    assert fit_playbook_effect(z, churn, controls, group, choice, risk)[0] is None
+    # fitting contacts only where that choice has no controls: nothing to compare, no crash
+    arm = np.array(["A", "A", "control", "control"], dtype=object)
+    choice = np.array(["A", "A", "B", "B"], dtype=object)
+    y = np.array([1.0, 0.0, 1.0, 0.0])
+    assert fit_playbook_effect(np.zeros((4, 1)), y, arm, np.full(4, "g"), choice, np.full(4, 0.3))[0] is None
+
+
+def test_playbook_held_out__weighs_by_group_and_choice_and_says_when_too_few():
+    from training.uplift_effects import playbook_held_out
+
+    arm, choice, group, risk, churn = _fitting_campaigns()
+    fits = arm == choice
+    truth = np.where(np.array([c is not None for c in choice]), 0.5 * risk, 0.0)  # a fitting contact's saving
+    score, treated, churned, weight = playbook_held_out(arm, choice, group, churn, truth + 0.0)
+    assert treated.sum() == fits.sum() and (~treated).sum() == ((arm == "control") & (choice != None)).sum()  # noqa: E711
+    assert qini(score, treated, churned, weight)[1] > 0.005
+    assert qini(-score, treated, churned, weight)[1] < -0.005
+    said = playbook_held_out(arm[:30], choice[:30], group[:30], churn[:30], truth[:30])
+    assert isinstance(said, str) and "no held-out figure" in said
 
 
 def test_uplift_model__pooled_values_every_modelled_action_by_the_playbook_choice_model():
