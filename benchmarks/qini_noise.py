@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from benchmarks.cached import benchmark_bank
-    from benchmarks.uplift import perfect_score
+    from benchmarks.uplift_perfect import perfect_score
     from features.campaigns import campaign_rows
     from training.uplift import fit_uplift
     from training.uplift_eval import cluster_interval, design_weights, qini
