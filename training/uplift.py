@@ -83,7 +83,13 @@ from serving.uplift_model import (
     effect_basis,
 )
 from training.uplift_boosters import outcome_model, take_up_basis, take_up_counts, take_up_model
-from training.uplift_effects import basis_spec, fit_effect, fit_playbook_effect, playbook_held_out
+from training.uplift_effects import (
+    basis_spec,
+    fit_effect,
+    fit_playbook_effect,
+    fitting_contacts,
+    playbook_held_out,
+)
 from training.uplift_eval import (
     CROSS_FOLDS,
     bootstrap_qini,
@@ -135,7 +141,6 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     # what the playbook would have chosen for each row that month, as the list decides it
     segment = rows["segment"].to_numpy() if "segment" in rows else np.full(len(rows), None, dtype=object)
     choice = playbook_choice(bundle, x_all, segment, config) if playbook_actions else None
-    playbook_rows = [0, 0]  # the final fit's fitting contacts and their churners
     with_selection = np.column_stack([x_all, targeted.astype(float)])
     feature_index = {name: j for j, name in enumerate(bundle.feature_names)}
     families = bundle.meta["features"]["families"]
@@ -175,7 +180,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         effects[CONTACT] = fit_effect(z, ys, contacted, propensity(contacted, groups), m, penalty=penalty)
         any_contact = apply_effect(z, effects[CONTACT])
         if choice is not None and not contact_only:
-            fitted_choice, playbook_rows[0], playbook_rows[1] = fit_playbook_effect(
+            fitted_choice, _, _ = fit_playbook_effect(
                 z, ys, arms, groups, choice[idx], m, penalty, least=u.min_arm_rows
             )
             if fitted_choice is not None:
@@ -197,12 +202,13 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     def held_out(
         mask: np.ndarray, effects: dict[str, Any], outcome: list[lgb.Booster], take_up: lgb.Booster | None
     ):
-        """(P(churn) by the outcome model, the learned uplift of any contact) for the rows in
-        `mask`, by models fitted without them: the effects are relative to that risk."""
+        """(P(churn) by the outcome model, the learned uplift of any contact, the effect basis)
+        for the rows in `mask`, by models fitted without them: the effects are relative to that
+        risk."""
         risk = np.mean([b.predict(with_selection[mask]) for b in outcome], axis=0)
         score = basis_take_up(effects["basis"], take_up, x_all[mask])
         z = effect_basis(x_all[mask], effects["basis"], feature_index, score)
-        return risk, -risk * apply_effect(z, effects[CONTACT])
+        return risk, -risk * apply_effect(z, effects[CONTACT]), z
 
     metrics: dict[str, float] = {}
     curves: dict[str, pd.DataFrame] = {}
@@ -222,7 +228,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             },
             probe_take_up,
         )
-        risk, contact = held_out(test, effects, outcome, probe_take_up)
+        risk, contact, test_basis = held_out(test, effects, outcome, probe_take_up)
         learned = probe.learned(x_all[test], risk)
         test_arm, test_y, test_group = arm[test], y[test], group[test]
         groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -253,9 +259,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         if choice is not None and PLAYBOOK in effects:
             # the list's own figure: the contacts that were the playbook's choice against the
             # controls, ranked by the model of that choice (fitted without these months)
-            score = basis_take_up(effects["basis"], probe_take_up, x_all[test])
-            z = effect_basis(x_all[test], effects["basis"], feature_index, score)
-            estimate = -risk * apply_effect(z, effects[PLAYBOOK])
+            estimate = -risk * apply_effect(test_basis, effects[PLAYBOOK])
             found = playbook_held_out(test_arm, choice[test], test_group, test_y, estimate)
             if isinstance(found, str):
                 notes.append(found)
@@ -280,7 +284,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         for k in range(CROSS_FOLDS):
             mine = fold == k
             effects, _, _, outcome, take_up = fitted(~mine, contact_only=True)
-            risk[mine], uplift = held_out(mine, effects, outcome, take_up)
+            risk[mine], uplift, _ = held_out(mine, effects, outcome, take_up)
             score[mine] = within_fold_rank(uplift)
         weight, churned = design_weights(treated, group), y.astype(bool)
         customers = rows["customer_id"].to_numpy()
@@ -312,6 +316,9 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     for action in playbook_actions:
         if action not in shares:
             notes.append(f"uplift: {action}: too little randomised evidence, the playbook's effect")
+    # every row's: the final models' fitting contacts and their churners
+    fits = np.zeros(len(rows), dtype=bool) if choice is None else fitting_contacts(arm, choice, group)[0]
+    playbook_rows = (int(fits.sum()), int(y[fits].sum()))
     if choice is not None and PLAYBOOK not in effects:
         notes.append(
             f"uplift: {playbook_rows[0]} campaign contacts were the playbook's choice for the customer "

@@ -65,16 +65,19 @@ def fit_effect(
     return {"b": float(fit.intercept_), "w": fit.coef_.tolist(), "alpha": float(fit.alpha_)}
 
 
-def fitting_contacts(arm: np.ndarray, choice: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fits, pair, within): the rows whose action was the playbook's `choice` for them; those and
-    the controls with a choice (rows without one, None, are in neither); each row's choice, to
-    key its randomised group by. The design's propensity of a fitting contact is the share of
-    the rows with the same group and choice that got it: valid where the campaigns drew each
-    contact's action at random, whatever the customer (as the bank's campaigns do)."""
+def fitting_contacts(
+    arm: np.ndarray, choice: np.ndarray, group: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fits, pair, keyed): the rows whose action was the playbook's `choice` for them; those and
+    the controls with a choice (rows without one, None, are in neither); each row's randomised
+    `group` keyed by its choice. The design's propensity of a fitting contact is the share of the
+    rows with the same key that got it: valid where the campaigns drew each contact's action at
+    random, whatever the customer (as the bank's campaigns do)."""
     chosen = np.asarray(choice, dtype=object)
     has = np.array([c is not None for c in chosen], dtype=bool)
     fits = has & (np.asarray(arm) == chosen.astype(str))
-    return fits, fits | (has & (np.asarray(arm) == CONTROL)), chosen.astype(str)
+    keyed = np.char.add(np.char.add(np.asarray(group).astype(str), "|"), chosen.astype(str))
+    return fits, fits | (has & (np.asarray(arm) == CONTROL)), keyed
 
 
 def fit_playbook_effect(
@@ -91,10 +94,10 @@ def fit_playbook_effect(
     against the controls with a choice, the fitting contacts, their churners). The effect is None
     with fewer than `least` fitting contacts, no churner among them, or no row whose group and
     choice hold both fitting contacts and controls (`fitting_contacts`)."""
-    fits, pair, within = fitting_contacts(arm, choice)
+    fits, pair, keyed = fitting_contacts(arm, choice, group)
     treated = fits[pair]
     contacts, churners = int(treated.sum()), int(y[pair][treated].sum())
-    e = propensity(treated, np.char.add(np.char.add(np.asarray(group)[pair].astype(str), "|"), within[pair]))
+    e = propensity(treated, keyed[pair])
     if contacts < max(least, 1) or churners == 0 or not ((e > 0.01) & (e < 0.99)).any():
         return None, contacts, churners
     return fit_effect(z[pair], y[pair], treated, e, m[pair], penalty=penalty), contacts, churners
@@ -111,14 +114,13 @@ def playbook_held_out(
     """The held-out rows that judge the model of the playbook's choice, as `qini` takes them
     (its `estimate` of each row's uplift, fitting contact or not, churned, design weight by group
     and choice), or why there are none: fewer than `least` fitting contacts or controls."""
-    fits, pair, within = fitting_contacts(arm, choice)
+    fits, pair, keyed = fitting_contacts(arm, choice, group)
     if fits.sum() < least or (pair & ~fits).sum() < least:
         return (
             f"uplift: {int(fits.sum())} contacts in the held-out months were the playbook's choice, "
             f"against {int((pair & ~fits).sum())} controls (need {least} each): no held-out figure "
             "for the model of that choice"
         )
-    keyed = np.char.add(np.char.add(np.asarray(group).astype(str), "|"), within)
     weight = design_weights(fits[pair], keyed[pair])
     return estimate[pair], fits[pair], np.asarray(churn)[pair].astype(bool), weight
 
