@@ -340,38 +340,6 @@ def test_uplift_effect_input_take_up__the_effects_read_a_cross_fitted_take_up_sc
     assert any("effect_input take_up" in note for note in fallback.notes), fallback.notes
 
 
-def test_benchmark_refit_uplift__keeps_the_take_up_floor_only_for_the_same_take_up_model(
-    trained, sample, config
-):
-    import copy
-
-    from benchmarks.cached import refit_uplift
-    from features.campaigns import campaign_rows
-
-    rows = campaign_rows(sample.tables, config)
-    floor = trained.bundle.uplift.take_up_floor(0.5)
-    assert floor is not None, "training keeps the floor's reference population"
-    bundle = copy.copy(trained.bundle)
-    on_features = config.with_uplift(effect_input="features")
-    learned = refit_uplift(bundle, rows, on_features)
-    assert bundle.uplift is learned.model and "numeric" in learned.model.meta["effects"]["basis"]
-    assert bundle.uplift.take_up_floor(0.5) == pytest.approx(floor), "the floor a benchmark's list applies"
-    # a bundle whose take-up model is not the one the rows give: its floor does not carry over
-    import lightgbm as lgb
-
-    x = trained.bundle.matrix(trained.bundle.prepare(rows[trained.bundle.feature_names]))
-    accepted = (np.arange(len(x)) % 3 == 0).astype(int)
-    another = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(x, accepted), 5)
-    other = copy.copy(trained.bundle)
-    other.uplift = copy.copy(trained.bundle.uplift)
-    other.uplift.take_up_model = another
-    with pytest.raises(ValueError, match="take-up model differs"):
-        refit_uplift(other, rows, on_features)
-    other.uplift = type(trained.bundle.uplift)({**trained.bundle.uplift.meta, "take_up": {}}, another)
-    with pytest.raises(ValueError, match="no take-up model and reference"):
-        refit_uplift(other, rows, on_features)
-
-
 def test_uplift_headline__ranks_and_adjusts_each_customer_by_models_that_never_saw_their_outcomes(
     trained, sample, config
 ):
@@ -390,17 +358,3 @@ def test_uplift_headline__ranks_and_adjusts_each_customer_by_models_that_never_s
         np.testing.assert_array_equal(again.loc[fold, column], first.loc[fold, column])
     for column in ("score", "risk"):  # so the check above could fail: both read the outcomes
         assert (again.loc[~fold, column] != first.loc[~fold, column]).mean() > 0.5, column
-
-
-def test_benchmark_cache__uplift_models_from_before_the_playbook_choice_model_are_stale(trained, tmp_path):
-    import json
-
-    from benchmarks.cached import stale
-
-    saved = trained.bundle.save(tmp_path / "bundle")
-    assert not stale(saved) and not stale(tmp_path / "none")
-    kept = saved / "uplift" / "uplift.json"
-    meta = json.loads(kept.read_text())
-    del meta["playbook_choice"]
-    kept.write_text(json.dumps(meta))
-    assert stale(saved), "cached before the model of the playbook's choice: trained again"

@@ -1,0 +1,127 @@
+"""The model of the playbook's own choice: fitted on the contacts that were it, judged on the
+held-out ones, and used only where the list keeps the playbook's action."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from serving.actions import choose
+from tests.unit.test_uplift import _Bundle, _FixedUplift, _model
+from training.uplift_effects import fit_effect
+from training.uplift_eval import propensity, qini
+
+
+def _fitting_campaigns(n: int = 80_000, seed: int = 11):
+    """Two randomised groups: a campaign contacting 80% of its risky customers, mostly with action
+    A, and an exploration contacting 20% of its safe ones, mostly with B. The playbook would choose
+    A for most of the campaign's customers and B for most of the exploration's. A contact halves
+    the risk where its action is the playbook's choice and does nothing otherwise. Controls the
+    playbook has no action for churn far more (they must not count)."""
+    rng = np.random.default_rng(seed)
+    campaign = rng.random(n) < 0.5
+    choice = np.where(rng.random(n) < np.where(campaign, 0.9, 0.2), "A", "B").astype(object)
+    contacted = rng.random(n) < np.where(campaign, 0.8, 0.2)
+    action = np.where(rng.random(n) < np.where(campaign, 0.8, 0.1), "A", "B")
+    arm = np.where(contacted, action, "control").astype(object)
+    none = ~contacted & (rng.random(n) < 0.2)
+    choice[none] = None
+    risk = np.where(campaign, 0.3, 0.1)
+    p = np.where(none, 0.9, risk * np.where(arm == choice, 0.5, 1.0))
+    group = np.where(campaign, "campaign", "explore")
+    return arm, choice, group, risk, (rng.random(n) < p).astype(float)
+
+
+def test_fit_playbook_effect__recovers_the_fitting_contacts_effect_that_any_contact_averages_away():
+    from training.uplift_effects import fit_playbook_effect
+
+    arm, choice, group, risk, churn = _fitting_campaigns()
+    z = np.zeros((arm.size, 1))
+    effect, contacts, churners = fit_playbook_effect(z, churn, arm, group, choice, risk)
+    assert effect["b"] == pytest.approx(-0.5, abs=0.06), effect
+    fits = arm == choice
+    assert contacts == int(fits.sum()) and churners == int(churn[fits].sum())
+    known = np.array([c is not None for c in choice])
+    # any contact averages the fitting contacts with those that do nothing
+    contacted = arm != "control"
+    e = propensity(contacted[known], group[known])
+    assert fit_effect(z[known], churn[known], contacted[known], e, risk[known])["b"] > -0.45
+
+
+def test_fit_playbook_effect__none_without_enough_fitting_contacts_or_any_group_to_compare():
+    from training.uplift_effects import fit_playbook_effect
+
+    arm, choice, group, risk, churn = _fitting_campaigns(4_000)
+    z = np.zeros((arm.size, 1))
+    effect, contacts, _ = fit_playbook_effect(z, churn, arm, group, choice, risk, least=10**6)
+    assert effect is None and contacts > 0, "fewer than `least` fitting contacts"
+    controls = np.full(arm.size, "control", dtype=object)
+    assert fit_playbook_effect(z, churn, controls, group, choice, risk)[0] is None
+    # fitting contacts only where that choice has no controls: nothing to compare, no crash
+    arm = np.array(["A", "A", "control", "control"], dtype=object)
+    choice = np.array(["A", "A", "B", "B"], dtype=object)
+    y = np.array([1.0, 0.0, 1.0, 0.0])
+    assert fit_playbook_effect(np.zeros((4, 1)), y, arm, np.full(4, "g"), choice, np.full(4, 0.3))[0] is None
+
+
+def test_playbook_held_out__weighs_by_group_and_choice_and_says_when_too_few():
+    from training.uplift_effects import playbook_held_out
+
+    arm, choice, group, risk, churn = _fitting_campaigns()
+    fits = arm == choice
+    truth = np.where(np.array([c is not None for c in choice]), 0.5 * risk, 0.0)  # a fitting contact's saving
+    score, treated, churned, weight = playbook_held_out(arm, choice, group, churn, truth + 0.0)
+    assert treated.sum() == fits.sum() and (~treated).sum() == ((arm == "control") & (choice != None)).sum()  # noqa: E711
+    assert qini(score, treated, churned, weight)[1] > 0.005
+    assert qini(-score, treated, churned, weight)[1] < -0.005
+    said = playbook_held_out(arm[:30], choice[:30], group[:30], churn[:30], truth[:30])
+    assert isinstance(said, str) and "no held-out figure" in said
+
+
+def test_uplift_model__pooled_values_every_modelled_action_by_the_playbook_choice_model():
+    from serving.uplift_model import PLAYBOOK
+
+    model = _model({"rate_offer": 0.5, "retention_call": 0.5}, contact=-0.1, action=-0.1)
+    model.meta["effects"][PLAYBOOK] = {"b": -0.6, "w": [0.5, 0.0]}
+    x = np.array([[0.0, 0.0], [1.0, 0.0]])
+    p = np.array([0.2, 0.4])
+    pooled = model.learned(x, p, pooled=True)
+    assert set(pooled) == {"rate_offer", "retention_call"}, "only actions with evidence of their own"
+    np.testing.assert_allclose(pooled["rate_offer"], [0.2 * 0.6, 0.4 * 0.1])
+    np.testing.assert_allclose(model.learned(x, p)["rate_offer"], p * 0.2)  # any contact + its own
+    blended = model.uplift(x, p, {"rate_offer": 0.3, "hardship_support": 0.1}, pooled=True)
+    np.testing.assert_allclose(blended["rate_offer"], 0.5 * pooled["rate_offer"] + 0.5 * p * 0.3)
+    np.testing.assert_allclose(blended["hardship_support"], p * 0.1)
+    del model.meta["effects"][PLAYBOOK]
+    np.testing.assert_allclose(model.learned(x, p, pooled=True)["rate_offer"], p * 0.2)
+
+
+class _PooledUplift(_FixedUplift):
+    """Uplift 0.05 for every action, 0.2 for every action when asked for the pooled figure."""
+
+    def uplift(self, x, probability, effects, pooled=False):
+        return {a: np.full(len(x), 0.2 if pooled else 0.05) for a in effects}
+
+
+@pytest.mark.parametrize(
+    ("choose_mode", "playbook_effect", "lift"),
+    [("playbook", "pooled", 0.2), ("playbook", "per_action", 0.05), ("best", "pooled", 0.05)],
+)
+def test_choose__the_playbook_action_valued_by_the_pooled_model_only_when_it_keeps_the_playbook(
+    config, choose_mode, playbook_effect, lift
+):
+    n = 2
+    out = choose(
+        _Bundle(_PooledUplift(dict.fromkeys(config.playbook.actions))),
+        np.zeros((n, 1)),
+        np.full(n, 0.3),
+        np.full(n, 4_000.0),
+        np.full(n, "retention_call", dtype=object),
+        np.full(n, "unclear", dtype=object),
+        np.ones(n, dtype=bool),
+        config.with_uplift(choose=choose_mode, playbook_effect=playbook_effect),
+        ranking="uplift",
+    )
+    np.testing.assert_allclose(out["uplift"], lift)
+    cost = config.playbook.actions[out["action"][0]].cost
+    np.testing.assert_allclose(out["expected_saving"], lift * 4_000.0 - cost)
