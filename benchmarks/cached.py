@@ -51,7 +51,7 @@ def cached_bundle(
     """The bundle trained on `tables` as `churn train` does (once, or again with `retrain`), and
     the training metrics whose names start with one of `metrics`; cached as `root/name` (another
     name for a bundle trained with other settings on the same bank), and trained again where the
-    cached uplift models predate the model of the playbook's choice."""
+    cached uplift models predate the model of the playbook's choice or its cross-fitted figure."""
     from serving.model_bundle import ModelBundle
     from training.pipeline import train_models
 
@@ -73,14 +73,14 @@ def cached_bundle(
 
 def stale(model_dir: Path) -> bool:
     """Whether the bundle cached in `model_dir` has uplift models from before the model of the
-    playbook's choice: they would value the list the old way without a word, so they are trained
-    again."""
+    playbook's choice or its cross-fitted figure (`playbook_effect: auto`'s gate): they would value
+    the list the old way without a word, so they are trained again."""
     from serving.model_bundle import ModelBundle
 
     if not (model_dir / "bundle.json").exists():
         return False
     uplift = ModelBundle.load(model_dir).uplift
-    return uplift is not None and "playbook_choice" not in uplift.meta
+    return uplift is not None and "cross_fitted" not in (uplift.meta.get("playbook_choice") or {})
 
 
 def _cross_fit_path(root: Path, name: str) -> Path:

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--playbook-effect",
-        choices=["pooled", "per_action"],
+        choices=["auto", "pooled", "per_action"],
         help="what values the playbook's action [config: uplift.playbook_effect]; no retraining",
     )
     args = parser.parse_args(argv)
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.cached import bundle_name, cached_bank, cached_bundle, cached_cross_fit
     from churn.config import load_config
-    from serving.actions import take_up_floor_state
+    from serving.actions import playbook_effect_mode, take_up_floor_state
     from serving.risk_list import build_risk_list, default_as_of
 
     started = time.perf_counter()
@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         bundle, metrics = cached_bundle(root, tables, config, True, kept, name)
     trained = time.perf_counter()
     floor_state = take_up_floor_state(bundle, config, "uplift")
+    valued = "valued {} ({})".format(*playbook_effect_mode(bundle, config))
     as_of = default_as_of(tables)
     lists = {}
     for name, mode, choose in (
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(ratios: the configured uplift list, uplift.choose: {config.uplift.choose}, '{configured}')")
     print(
         f"(uplift.effect_input: {config.uplift.effect_input}; playbook_effect: "
-        f"{config.uplift.playbook_effect}; take-up floor: {floor_state})"
+        f"{config.uplift.playbook_effect}, {valued}; take-up floor: {floor_state})"
     )
     print(header)
 
@@ -323,6 +324,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'  the latest months alone, not adjusted':40s} {metrics['uplift_qini_recent']:8.4f}   "
                 f"(95% interval {metrics['uplift_qini_recent_low']:.4f} .. {metrics['uplift_qini_recent_high']:.4f})"
             )
+        crossed = "uplift_qini_playbook_action_cross_fitted"
+        if crossed in metrics:
+            print(
+                f"{'  the playbook-choice model (its gate)':40s} {metrics[crossed]:8.4f}   "
+                f"(95% interval {metrics[crossed + '_low']:.4f} .. {metrics[crossed + '_high']:.4f}; "
+                "its contacts that fit against the controls, cross-fitted, adjusted)"
+            )
         if "uplift_qini_unadjusted" in metrics:
             print(
                 f"{'  outcomes not adjusted for risk':40s} {metrics['uplift_qini_unadjusted']:8.4f}   "
@@ -353,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
             "take_up_floor_applied": floor_state,
             "take_up_weight": config.uplift.take_up_weight,
             "effect_input": config.uplift.effect_input,
+            "playbook_effect": config.uplift.playbook_effect,
+            "playbook_effect_applied": valued,
             "capacity_scale": args.capacity_scale,
             "continuations": args.seeds,
             "configured": configured,

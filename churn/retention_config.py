@@ -158,7 +158,9 @@ class UpliftConfig(Frozen):
     # excludes by its learned uplift; `best` takes each customer's best allowed action by learned
     # uplift, which on four simulated banks chose worse than the cause did (docs/uplift-benchmarks.md)
     choose: Literal["best", "playbook"] = "playbook"
-    # with `choose: playbook`, what the playbook's action is valued by: `pooled` (the default), one
+    # with `choose: playbook`, what the playbook's action is valued by: `auto` (the default), `pooled`
+    # where the pooled model's own cross-fitted Qini interval is above zero, `per_action` otherwise
+    # (`serving.actions.playbook_effect_mode`); `pooled`, one
     # effect of "the action the playbook chooses for this customer", fitted on the campaign contacts
     # whose action was the playbook's choice for the customer that month (the campaigns mixed
     # actions at random, so most contacts did not fit the cause); `per_action`: any contact's effect
@@ -166,7 +168,7 @@ class UpliftConfig(Frozen):
     # latter (docs/uplift-benchmarks.md). The pooled model assumes each campaign drew its contacts'
     # actions at random, whatever the customer (the propensity is counted per group and choice); a
     # bank whose campaigns chose actions by rule should use per_action
-    playbook_effect: Literal["pooled", "per_action"] = "pooled"
+    playbook_effect: Literal["auto", "pooled", "per_action"] = "auto"
     # the share of the customers a month's exploration could have drawn and did not, taken as
     # controls beside the campaigns' own control groups (0: the campaigns' controls alone)
     not_drawn_share: float = Field(0.0, ge=0.0, le=1.0)

@@ -7,8 +7,9 @@ Ranking modes (`uplift.ranking`, or `churn score --ranking`; `ranking_mode` reso
   uplift is the learned reduction of the churn probability (`serving.uplift_model`, shrunk toward
   the playbook's effect where the evidence is thin). With `uplift.choose: playbook` (the default)
   the action is the playbook's, valued by the learned effect of the playbook's own choice
-  (`uplift.playbook_effect: pooled`, the default) or by any contact's plus the action's
-  (`per_action`); with `best`, the best of the actions the kind of churn allows
+  (`uplift.playbook_effect: pooled`) or by any contact's plus the action's (`per_action`);
+  `auto` (the default) takes the former where its own cross-fitted Qini interval is above zero
+  (`playbook_effect_mode`); with `best`, the best of the actions the kind of churn allows
   (`uplift.allowed`). A customer whose allowed action(s) are all expected to raise their churn is
   a predicted sleeping dog and is not contacted; with `uplift.take_up_floor`, so is one whose
   predicted take-up is below the model's floor ("unlikely to respond", `_unlikely_to_respond`).
@@ -37,6 +38,7 @@ import numpy as np
 
 from churn.config import AppConfig
 from serving.policy import action_attributes
+from serving.uplift_model import PLAYBOOK
 
 
 def _why_playbook(action: Any, effect: float, saving: float) -> str | None:
@@ -69,6 +71,32 @@ def ranking_mode(bundle: Any, config: AppConfig, ranking: str | None = None) -> 
     high = float(held.get("qini_high", 0.0))
     where = "lies below zero: they rank worse than random" if high < 0 else "includes zero"
     return "probability", f"auto: the uplift models' held-out Qini interval {where} (lower bound {low:.4f})"
+
+
+def playbook_effect_mode(bundle: Any, config: AppConfig) -> tuple[str, str]:
+    """(what values the playbook's action, why): `pooled` (the model of the playbook's own choice)
+    or `per_action` (any contact's effect plus the action's). `uplift.playbook_effect: auto`
+    takes the pooled model only where its own cross-fitted Qini interval is above zero
+    (`held_out.playbook_action`, `training.uplift_effects.PlaybookCrossFit`): the model that values
+    the list must itself have shown it ranks randomised rows it was not fitted on."""
+    u = config.uplift
+    if u.choose != "playbook":
+        return "per_action", "choose: best values every action by any contact's effect plus its own"
+    if u.playbook_effect != "auto":
+        return u.playbook_effect, "configured"
+    meta = getattr(getattr(bundle, "uplift", None), "meta", None) or {}
+    if PLAYBOOK not in (meta.get("effects") or {}):
+        return "per_action", "auto: the uplift models have no model of the playbook's choice"
+    held = (meta.get("held_out") or {}).get(PLAYBOOK) or {}
+    if "qini_low" not in held:
+        return "per_action", "auto: the model of the playbook's choice has no cross-fitted figure"
+    low = float(held["qini_low"])
+    if low > 0:
+        return "pooled", f"auto: its cross-fitted Qini interval is above zero (lower bound {low:.4f})"
+    return (
+        "per_action",
+        f"auto: its cross-fitted Qini interval includes or lies below zero (lower bound {low:.4f})",
+    )
 
 
 def take_up_floor_state(bundle: Any, config: AppConfig, mode: str) -> str:
@@ -127,7 +155,7 @@ def _action_values(
     playbook's effect (`UpliftModel.uplift`; with `choose: playbook` and `playbook_effect: pooled`,
     the model of the playbook's own choice), the factor `UpliftModel.take_up_factor` (None: off)."""
     actions, u = config.playbook.actions, config.uplift
-    pooled = u.choose == "playbook" and u.playbook_effect == "pooled"
+    pooled = playbook_effect_mode(bundle, config)[0] == "pooled"
     estimates = bundle.uplift.uplift(
         x, probability, {name: a.effect for name, a in actions.items()}, pooled=pooled
     )
@@ -281,4 +309,4 @@ def choose(
     return chosen
 
 
-__all__ = ["choose", "ranking_mode", "uplift_candidates"]
+__all__ = ["choose", "playbook_effect_mode", "ranking_mode", "uplift_candidates"]

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from churn.config import AppConfig
 from features.partition_jobs import Partitions, check_reject_shares, open_partitions, validated_partition
-from serving.actions import ranking_mode, take_up_floor_state
+from serving.actions import playbook_effect_mode, ranking_mode, take_up_floor_state
 from serving.list_summary import ListDigest, latest_impact, summary_html, summary_lines
 from serving.model_bundle import categoricals_as_text
 from serving.policy import decide_contacts
@@ -175,9 +175,14 @@ def _join_csv(parts_dir: Path, target: Path) -> None:
 
 
 def _ranking(bundle, config) -> dict[str, str]:
-    """How the list ranks (`mode`, `why`) and what the take-up floor does to it, for `run.json`."""
+    """How the list ranks (`mode`, `why`), what values the playbook's action in uplift mode, and
+    what the take-up floor does to it, for `run.json`."""
     mode, why = ranking_mode(bundle, config)
-    return {"mode": mode, "why": why, "take_up_floor": take_up_floor_state(bundle, config, mode)}
+    out = {"mode": mode, "why": why}
+    if mode == "uplift":
+        valued, reason = playbook_effect_mode(bundle, config)
+        out["playbook_effect"] = f"{valued} ({reason})"
+    return out | {"take_up_floor": take_up_floor_state(bundle, config, mode)}
 
 
 def _run_meta(

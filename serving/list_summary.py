@@ -100,6 +100,11 @@ def summary_lines(digest: ListDigest, meta: dict[str, Any], top: int = 10) -> li
         if "ranking" in meta
         else "ranking               not recorded",
         *(
+            [f"action valued by      {meta['ranking']['playbook_effect']}"]
+            if "playbook_effect" in meta.get("ranking", {})
+            else []
+        ),
+        *(
             [f"take-up floor         {meta['ranking']['take_up_floor']}"]
             if "take_up_floor" in meta.get("ranking", {})
             else []

@@ -314,7 +314,7 @@ def uplift_lines(result: TrainingResult) -> list[str]:
                 1,
                 f"uplift                a model of the playbook's choice, from {chosen['contacts']} contacts "
                 f"that were it ({chosen['churners']} churned; it values the playbook's action with "
-                "uplift.playbook_effect pooled)",
+                "uplift.playbook_effect pooled, or auto where its cross-fitted Qini interval is above zero)",
             )
     m = result.metrics
     if "uplift_qini" in m:
@@ -344,6 +344,13 @@ def uplift_lines(result: TrainingResult) -> list[str]:
             f"uplift Qini, playbook {m['uplift_qini_playbook_action']:.4f} (95% interval "
             f"{m['uplift_qini_playbook_action_low']:.4f} .. {m['uplift_qini_playbook_action_high']:.4f}) the "
             "latest months' contacts that were the playbook's choice against the controls, not adjusted"
+        )
+    crossed = "uplift_qini_playbook_action_cross_fitted"
+    if crossed in m:
+        lines.append(
+            f"uplift Qini, choice   {m[crossed]:.4f} (95% interval {m[crossed + '_low']:.4f} .. "
+            f"{m[crossed + '_high']:.4f}) the contacts that were the playbook's choice against the controls, "
+            "every campaign month, cross-fitted by customer, adjusted for risk (playbook_effect auto's gate)"
         )
     return lines
 

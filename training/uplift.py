@@ -58,7 +58,9 @@ months are also held out (models fitted before them): any contact's figure there
 and per action the Qini of its rows and the controls, with bootstrap intervals; promotion
 compares challenger and champion on those months (`training/uplift_compare.py`); the model of the
 playbook's choice gets the Qini of its fitting contacts and their controls there
-(`uplift_qini_playbook_action`).
+(`uplift_qini_playbook_action`), and a cross-fitted one over every month by the headline's method
+(`uplift_qini_playbook_action_cross_fitted`, `training.uplift_effects.PlaybookCrossFit`): the
+figure `uplift.playbook_effect: auto` reads before it lets that model value the list.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ from serving.uplift_model import (
 )
 from training.uplift_boosters import outcome_model, take_up_basis, take_up_counts, take_up_model
 from training.uplift_effects import (
+    PlaybookCrossFit,
     basis_spec,
     fit_effect,
     fit_playbook_effect,
@@ -179,7 +182,7 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         effects: dict[str, Any] = {"basis": spec}
         effects[CONTACT] = fit_effect(z, ys, contacted, propensity(contacted, groups), m, penalty=penalty)
         any_contact = apply_effect(z, effects[CONTACT])
-        if choice is not None and not contact_only:
+        if choice is not None:  # the cross-fit (`contact_only`) judges this model too
             fitted_choice, _, _ = fit_playbook_effect(
                 z, ys, arms, groups, choice[idx], m, penalty, least=u.min_arm_rows
             )
@@ -281,11 +284,14 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     treated = arm != CONTROL
     if all(treated[fold == k].sum() >= 20 and (~treated[fold == k]).sum() >= 20 for k in range(CROSS_FOLDS)):
         score, risk = np.zeros(len(rows)), np.zeros(len(rows))
+        chosen = PlaybookCrossFit(arm, choice, group) if choice is not None else None
         for k in range(CROSS_FOLDS):
             mine = fold == k
             effects, _, _, outcome, take_up = fitted(~mine, contact_only=True)
-            risk[mine], uplift, _ = held_out(mine, effects, outcome, take_up)
+            risk[mine], uplift, basis = held_out(mine, effects, outcome, take_up)
             score[mine] = within_fold_rank(uplift)
+            if chosen is not None:
+                chosen.rank(mine, effects.get(PLAYBOOK), risk[mine], basis)
         weight, churned = design_weights(treated, group), y.astype(bool)
         customers = rows["customer_id"].to_numpy()
         # the headline: each outcome less its risk by the outcome model fitted without its
@@ -299,6 +305,13 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         metrics["uplift_qini_unadjusted_low"], metrics["uplift_qini_unadjusted_high"] = cluster_interval(
             score, treated, churned, weight, customers, u.bootstrap, seed
         )
+        if chosen is not None:
+            found = chosen.figures(y, risk, rows["customer_id"].to_numpy(), u.bootstrap, seed)
+            if isinstance(found, str):
+                notes.append(found)
+            else:
+                curves[f"{PLAYBOOK}_cross_fitted"], figures = found
+                metrics |= {f"uplift_qini_{PLAYBOOK}_cross_fitted{s}": v for s, v in figures.items()}
         cross_fit = pd.DataFrame(
             {"customer_id": customers, "score": score, "risk": risk, "treated": treated}
             | {"churn": churned, "weight": weight, "group": group}
@@ -336,7 +349,11 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         "campaign_months": [f"{pd.Timestamp(m):%Y-%m}" for m in months],
         "held_out_months": [f"{pd.Timestamp(m):%Y-%m}" for m in held],
         "take_up": take_up_meta,
-        "playbook_choice": {"contacts": playbook_rows[0], "churners": playbook_rows[1]},
+        "playbook_choice": {
+            "contacts": playbook_rows[0],
+            "churners": playbook_rows[1],
+            "cross_fitted": f"uplift_qini_{PLAYBOOK}_cross_fitted" in metrics,
+        },
     }
     held_out: dict[str, Any] = {}
     if "uplift_qini" in metrics:
@@ -351,6 +368,13 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
                 for k, s in (("qini", ""), ("low", "_low"), ("high", "_high"))
             },
         }
+    crossed = f"uplift_qini_{PLAYBOOK}_cross_fitted"
+    if crossed in metrics:
+        # the model that values the playbook's action judged by itself (`uplift.playbook_effect: auto`)
+        held_out[PLAYBOOK] = {
+            k: metrics[f"{crossed}{s}"]
+            for k, s in (("qini", ""), ("qini_low", "_low"), ("qini_high", "_high"))
+        } | {"evaluation": PlaybookCrossFit.EVALUATION}
     if "uplift_qini_recent" in metrics:
         held_out["recent"] = {
             k: metrics[f"uplift_qini_recent{s}"]

@@ -9,9 +9,11 @@ trained a month ago has not seen last month's campaigns). Each ranks by its own 
 probability times its relative effect of a contact, as the list's first decision (whom to
 contact at all) does (the held-out Qini of training took the risk from the uplift outcome model
 instead, so the two figures differ). A list that values the playbook's action by the model of
-the playbook's choice (`uplift.playbook_effect: pooled`) ranks by that model, which this gate
-does not compare: its held-out Qini is training's `uplift_qini_playbook_action`, reported
-beside the gate, not part of it.
+the playbook's choice (`uplift.playbook_effect: pooled`, or `auto` where that model's own
+cross-fitted Qini interval is above zero) ranks by that model, which this gate does not compare:
+its figures are training's `uplift_qini_playbook_action` (held-out months) and
+`uplift_qini_playbook_action_cross_fitted` (every month, `auto`'s gate), reported beside the
+promotion gate, not part of it.
 
 The comparison leans toward the champion: with three held-out months and a champion one month
 older, the champion's side learned from two of the three months the challenger's side did not,

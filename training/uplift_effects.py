@@ -6,9 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from serving.uplift_model import CONTROL
-from training.uplift_eval import design_weights, propensity
+from serving.uplift_model import CONTROL, apply_effect
+from training.uplift_eval import (
+    CROSS_FOLDS,
+    cluster_interval,
+    design_weights,
+    propensity,
+    qini,
+    within_fold_rank,
+)
 
 MIN_RISK = 0.002  # the least churn probability an effect is taken relative to
 
@@ -125,8 +133,63 @@ def playbook_held_out(
     return estimate[pair], fits[pair], np.asarray(churn)[pair].astype(bool), weight
 
 
+class PlaybookCrossFit:
+    """The cross-fitted Qini of the model of the playbook's choice, over every campaign month: in
+    each customer fold, the fitting contacts and the controls with a choice (`fitting_contacts`)
+    ranked by the model fitted without the fold (`rank`, within the fold), then every fold's rows
+    pooled, each outcome less its risk by the fold's outcome model, with an interval from
+    resampling whole customers (`figures`): the any-contact headline's method, on the rows that
+    judge the model which values the playbook's action (`uplift.playbook_effect: auto`)."""
+
+    EVALUATION = (
+        f"cross-fitted: {CROSS_FOLDS} folds of customers, every campaign month, the contacts that were "
+        "the playbook's choice against the controls with a choice, each outcome less its risk"
+    )
+
+    def __init__(self, arm: np.ndarray, choice: np.ndarray, group: np.ndarray, least: int = 20):
+        self.fits, self.pair, self.keyed = fitting_contacts(arm, choice, group)
+        self.score = np.full(len(arm), np.nan)
+        self.least = least
+        self.missing = 0  # folds without a model of the choice
+
+    def rank(
+        self, fold: np.ndarray, effect: dict[str, Any] | None, risk: np.ndarray, basis: np.ndarray
+    ) -> None:
+        """Rank the fold's (`fold`, a mask of every row) rows of the pair by `effect` (the model
+        fitted without them; None: there was none), `risk` and `basis` being the fold's rows'."""
+        mine = self.pair[fold]
+        if effect is None:
+            self.missing += 1
+            return
+        estimate = -risk[mine] * apply_effect(basis[mine], effect)
+        self.score[np.flatnonzero(fold)[mine]] = within_fold_rank(estimate)
+
+    def figures(
+        self, churn: np.ndarray, risk: np.ndarray, customers: np.ndarray, reps: int, seed: int
+    ) -> tuple[pd.DataFrame, dict[str, float]] | str:
+        """(the Qini curve, {"": coefficient, "_low", "_high": its 95% interval}), or why there is
+        none: a fold without a model of the choice, or too few fitting contacts or controls."""
+        pair, fits = self.pair, self.fits
+        contacts, controls = int(fits.sum()), int((pair & ~fits).sum())
+        if self.missing or contacts < self.least or controls < self.least:
+            return (
+                f"uplift: {contacts} campaign contacts were the playbook's choice against {controls} controls"
+                f"{' (a fold had too few to fit the model)' if self.missing else ''}: no cross-fitted "
+                "figure for the model of that choice, so `playbook_effect: auto` values the playbook's "
+                "action by any contact's effect plus its own"
+            )
+        treated, weight = fits[pair], design_weights(fits[pair], self.keyed[pair])
+        churned = np.asarray(churn)[pair].astype(bool)
+        curve, coefficient = qini(self.score[pair], treated, churned, weight, baseline=risk[pair])
+        low, high = cluster_interval(
+            self.score[pair], treated, churned, weight, customers[pair], reps, seed, baseline=risk[pair]
+        )
+        return curve, {"": coefficient, "_low": low, "_high": high}
+
+
 __all__ = [
     "MIN_RISK",
+    "PlaybookCrossFit",
     "basis_spec",
     "fit_effect",
     "fit_playbook_effect",

@@ -39,7 +39,9 @@ def test_benchmark_refit_uplift__keeps_the_take_up_floor_only_for_the_same_take_
         refit_uplift(other, rows, on_features)
 
 
-def test_benchmark_cache__uplift_models_from_before_the_playbook_choice_model_are_stale(trained, tmp_path):
+def test_benchmark_cache__uplift_models_from_before_the_playbook_choice_model_or_its_gate_are_stale(
+    trained, tmp_path
+):
     import json
 
     from benchmarks.cached import stale
@@ -48,6 +50,10 @@ def test_benchmark_cache__uplift_models_from_before_the_playbook_choice_model_ar
     assert not stale(saved) and not stale(tmp_path / "none")
     kept = saved / "uplift" / "uplift.json"
     meta = json.loads(kept.read_text())
+    assert meta["playbook_choice"]["cross_fitted"] is False, "the sample's folds are too small for it"
+    del meta["playbook_choice"]["cross_fitted"]
+    kept.write_text(json.dumps(meta))
+    assert stale(saved), "cached before the cross-fitted figure of the playbook's choice: trained again"
     del meta["playbook_choice"]
     kept.write_text(json.dumps(meta))
     assert stale(saved), "cached before the model of the playbook's choice: trained again"

@@ -1,5 +1,6 @@
 """Behavioural checks of the trained models on the committed sample."""
 
+import copy
 import json
 
 import numpy as np
@@ -246,6 +247,20 @@ def test_uplift_models__learned_from_the_randomised_campaigns_and_shipped_in_the
     # the sample's held-out months hold too few fitting contacts for a figure, and it says so
     assert "uplift_qini_playbook_action" not in m
     assert any("no held-out figure for the model of that choice" in n for n in trained.extra["uplift"].notes)
+    # nor do its customer folds for the cross-fitted figure, so `playbook_effect: auto` does not
+    # trust the model of the choice, and says why
+    from serving.actions import playbook_effect_mode
+
+    assert "uplift_qini_playbook_action_cross_fitted" not in m
+    assert PLAYBOOK not in uplift.meta["held_out"]
+    assert any(
+        "no cross-fitted figure for the model of that choice" in n for n in trained.extra["uplift"].notes
+    )
+    auto = config.with_uplift(choose="playbook", playbook_effect="auto")
+    assert playbook_effect_mode(trained.bundle, auto) == (
+        "per_action",
+        "auto: the model of the playbook's choice has no cross-fitted figure",
+    )
 
 
 def test_compare_uplift__challenger_and_an_older_champion_rank_the_same_held_out_campaigns(
@@ -358,3 +373,26 @@ def test_uplift_headline__ranks_and_adjusts_each_customer_by_models_that_never_s
         np.testing.assert_array_equal(again.loc[fold, column], first.loc[fold, column])
     for column in ("score", "risk"):  # so the check above could fail: both read the outcomes
         assert (again.loc[~fold, column] != first.loc[~fold, column]).mean() > 0.5, column
+
+
+def test_uplift_playbook_cross_fit__judged_on_every_month_and_read_by_auto(trained, sample, config):
+    """With evidence enough in every customer fold (a lower `min_arm_rows` than the sample's
+    default allows), the model of the playbook's choice gets its cross-fitted Qini, kept in the
+    bundle's meta beside the any-contact headline, and `playbook_effect: auto` reads that figure."""
+    from features.campaigns import campaign_rows
+    from serving.actions import playbook_effect_mode
+    from serving.uplift_model import PLAYBOOK
+    from training.uplift import fit_uplift
+
+    looser = config.with_uplift(min_arm_rows=30)
+    result = fit_uplift(campaign_rows(sample.tables, looser), trained.bundle, looser)
+    m, key = result.metrics, f"uplift_qini_{PLAYBOOK}_cross_fitted"
+    assert m[f"{key}_low"] <= m[key] <= m[f"{key}_high"], m
+    assert m[key] != m["uplift_qini"], "its own rows and ranking, not the any-contact headline's"
+    held = result.model.meta["held_out"][PLAYBOOK]
+    assert (held["qini"], held["qini_low"], held["qini_high"]) == (m[key], m[f"{key}_low"], m[f"{key}_high"])
+    assert not result.curves[f"{PLAYBOOK}_cross_fitted"].empty
+    bundle = copy.copy(trained.bundle)
+    bundle.uplift = result.model
+    valued, why = playbook_effect_mode(bundle, looser.with_uplift(choose="playbook", playbook_effect="auto"))
+    assert valued == ("pooled" if held["qini_low"] > 0 else "per_action") and f"{held['qini_low']:.4f}" in why

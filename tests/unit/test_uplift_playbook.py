@@ -97,22 +97,42 @@ def test_uplift_model__pooled_values_every_modelled_action_by_the_playbook_choic
 
 
 class _PooledUplift(_FixedUplift):
-    """Uplift 0.05 for every action, 0.2 for every action when asked for the pooled figure."""
+    """Uplift 0.05 for every action, 0.2 for every action when asked for the pooled figure; a model
+    of the playbook's choice whose cross-fitted Qini interval has `low` for its lower bound (None:
+    no cross-fitted figure)."""
+
+    def __init__(self, table, low: float | None = 0.001):
+        super().__init__(table)
+        from serving.uplift_model import PLAYBOOK
+
+        held = (
+            {} if low is None else {PLAYBOOK: {"qini": low + 0.01, "qini_low": low, "qini_high": low + 0.02}}
+        )
+        self.meta = {"effects": {PLAYBOOK: {"b": -0.3, "w": [0.0]}}, "held_out": held}
 
     def uplift(self, x, probability, effects, pooled=False):
         return {a: np.full(len(x), 0.2 if pooled else 0.05) for a in effects}
 
 
 @pytest.mark.parametrize(
-    ("choose_mode", "playbook_effect", "lift"),
-    [("playbook", "pooled", 0.2), ("playbook", "per_action", 0.05), ("best", "pooled", 0.05)],
+    ("choose_mode", "playbook_effect", "low", "lift"),
+    [
+        ("playbook", "pooled", -0.01, 0.2),
+        ("playbook", "per_action", 0.01, 0.05),
+        ("best", "pooled", 0.01, 0.05),
+        ("playbook", "auto", 0.001, 0.2),
+        ("playbook", "auto", -0.001, 0.05),
+        ("playbook", "auto", None, 0.05),
+    ],
 )
 def test_choose__the_playbook_action_valued_by_the_pooled_model_only_when_it_keeps_the_playbook(
-    config, choose_mode, playbook_effect, lift
+    config, choose_mode, playbook_effect, low, lift
 ):
+    """`auto` takes the pooled model only where its own cross-fitted Qini interval is above zero;
+    `pooled` and `per_action` are taken as configured, whatever the figures."""
     n = 2
     out = choose(
-        _Bundle(_PooledUplift(dict.fromkeys(config.playbook.actions))),
+        _Bundle(_PooledUplift(dict.fromkeys(config.playbook.actions), low)),
         np.zeros((n, 1)),
         np.full(n, 0.3),
         np.full(n, 4_000.0),
@@ -125,3 +145,73 @@ def test_choose__the_playbook_action_valued_by_the_pooled_model_only_when_it_kee
     np.testing.assert_allclose(out["uplift"], lift)
     cost = config.playbook.actions[out["action"][0]].cost
     np.testing.assert_allclose(out["expected_saving"], lift * 4_000.0 - cost)
+
+
+def test_playbook_effect_mode__says_what_values_the_action_and_why(config):
+    from serving.actions import playbook_effect_mode
+    from serving.uplift_model import PLAYBOOK
+
+    auto = config.with_uplift(choose="playbook", playbook_effect="auto")
+    valued, why = playbook_effect_mode(_Bundle(_PooledUplift({}, 0.0042)), auto)
+    assert valued == "pooled" and "above zero" in why and "0.0042" in why
+    valued, why = playbook_effect_mode(_Bundle(_PooledUplift({}, -0.0042)), auto)
+    assert valued == "per_action" and "-0.0042" in why
+    without = _PooledUplift({}, 0.01)
+    del without.meta["effects"][PLAYBOOK]
+    assert playbook_effect_mode(_Bundle(without), auto) == (
+        "per_action",
+        "auto: the uplift models have no model of the playbook's choice",
+    )
+    assert playbook_effect_mode(_Bundle(None), auto)[0] == "per_action"
+
+
+def _heterogeneous_campaigns(n: int = 60_000, seed: int = 5):
+    """`_fitting_campaigns` where a fitting contact halves the risk only of the customers whose
+    trait `s` (the effect basis) is above 0.5, and does nothing for the rest."""
+    arm, choice, group, risk, _ = _fitting_campaigns(n, seed)
+    rng = np.random.default_rng(seed + 1)
+    s = rng.random(n)
+    fits = arm == choice
+    none = np.array([c is None for c in choice])
+    p = np.where(none, 0.9, risk * np.where(fits & (s > 0.5), 0.5, 1.0))
+    return arm, choice, group, risk, (rng.random(n) < p).astype(float), s[:, None]
+
+
+@pytest.mark.parametrize(("weight", "sign"), [(-1.0, 1), (1.0, -1)])
+def test_playbook_cross_fit__positive_for_a_model_that_ranks_the_responders_first_negative_reversed(
+    weight, sign
+):
+    from training.uplift_effects import PlaybookCrossFit
+    from training.uplift_eval import customer_folds
+
+    arm, choice, group, risk, churn, z = _heterogeneous_campaigns()
+    ids = np.arange(arm.size)
+    fold = customer_folds(ids)
+    crossed = PlaybookCrossFit(arm, choice, group)
+    for k in range(fold.max() + 1):
+        mine = fold == k
+        crossed.rank(mine, {"b": 0.0, "w": [weight]}, risk[mine], z[mine])
+    curve, figures = crossed.figures(churn, risk, ids, reps=60, seed=0)
+    assert sign * figures[""] > 0.003, figures
+    assert figures["_low"] <= figures[""] <= figures["_high"]
+    if sign > 0:
+        assert figures["_low"] > 0, "a model that ranks the responders first is told apart from random"
+    else:
+        assert figures["_high"] < 0
+    assert not curve.empty
+
+
+def test_playbook_cross_fit__no_figure_where_a_fold_had_no_model_or_too_few_rows():
+    from training.uplift_effects import PlaybookCrossFit
+
+    arm, choice, group, risk, churn, z = _heterogeneous_campaigns(4_000)
+    ids = np.arange(arm.size)
+    half = ids < 2_000
+    crossed = PlaybookCrossFit(arm, choice, group)
+    crossed.rank(half, {"b": 0.0, "w": [-1.0]}, risk[half], z[half])
+    crossed.rank(~half, None, risk[~half], z[~half])
+    said = crossed.figures(churn, risk, ids, reps=10, seed=0)
+    assert isinstance(said, str) and "a fold had too few" in said and "any contact's effect" in said
+    few = PlaybookCrossFit(arm[:30], choice[:30], group[:30])
+    few.rank(np.ones(30, dtype=bool), {"b": 0.0, "w": [-1.0]}, risk[:30], z[:30])
+    assert "no cross-fitted figure" in few.figures(churn[:30], risk[:30], ids[:30], reps=10, seed=0)
