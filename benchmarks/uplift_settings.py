@@ -1,0 +1,141 @@
+"""Serving-time settings of the uplift list on one bank, side by side, in expectation.
+
+The settings that decide the list without retraining (`uplift.take_up_floor`,
+`uplift.playbook_effect`, `uplift.candidate_saving`, `uplift.sleeping_dog_harm`) move both the
+net value and the sleeping dogs the list contacts. This builds today's list and the configured
+uplift list once per `--variant` from the bank and bundle `python -m benchmarks.uplift --seed S`
+cached, values every list on the same continuations as that run's expectation
+(`--value-seeds` from `--value-first-seed`, contact by contact, `benchmarks.uplift_ceiling`'s
+cached per-candidate savings: the variants keep the playbook's action, so no estimate is made
+again), and counts each list's sleeping dogs from `truth/`. Prints, per variant, the contacts,
+the net value with its standard error and its ratio to today's list's, and the dogs with their
+ratio to today's, against the issue's targets:
+
+    python -m benchmarks.uplift_settings --seed 20261246 --variant floor0.6=take_up_floor=0.6 \\
+        --variant per_action=playbook_effect=per_action
+
+A design aid, not a product path: it reads `truth/`, which the product never does. Choose a setting
+on one bank and claim what it does only on banks it was not chosen on (`make bench-uplift`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.uplift import DOGS_TARGET, NET_TARGET, ratio
+
+
+def parse_variant(text: str, uplift) -> tuple[str, dict]:
+    """`NAME=key=value,key=value` as (name, settings), each value read as the type of the config's
+    `uplift.key` (None for `none`); an unknown key or a value of the wrong type is an error."""
+    name, _, body = text.partition("=")
+    if not name:
+        raise ValueError(f"--variant {text!r}: NAME=key=value,... expected")
+    settings: dict = {}
+    for item in filter(None, body.split(",")):
+        key, sep, raw = item.partition("=")
+        if not sep or not hasattr(uplift, key):
+            raise ValueError(f"--variant {name}: {key!r} is not an uplift setting (key=value expected)")
+        current = getattr(uplift, key)
+        if raw.lower() == "none":
+            settings[key] = None
+        elif isinstance(current, bool):
+            settings[key] = raw.lower() in ("1", "true", "yes")
+        elif isinstance(current, int | float):
+            settings[key] = type(current)(float(raw)) if isinstance(current, float) else int(raw)
+        else:
+            settings[key] = raw
+    return name, settings
+
+
+def list_figures(rows: pd.DataFrame, savings: pd.DataFrame, dogs: pd.Index, seeds: int) -> dict:
+    """A list's contacts, net value in expectation (with its standard error) and sleeping dogs."""
+    from benchmarks.uplift_ceiling import contacts_of, expected_net
+
+    contacts = contacts_of(rows)
+    net, se = expected_net(savings, contacts, seeds)
+    return {
+        "contacted": len(contacts),
+        "net_value": net,
+        "net_value_se": se,
+        "sleeping_dogs": int(contacts["customer_id"].isin(dogs).sum()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=20261203)
+    parser.add_argument("--capacity-scale", type=float, default=4.0)
+    parser.add_argument("--value-seeds", type=int, default=60)
+    parser.add_argument("--value-first-seed", type=int, default=2000)
+    parser.add_argument("--variant", action="append", default=[], help="NAME=key=value,... (uplift settings)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+
+    from benchmarks.cached import benchmark_bank
+    from benchmarks.uplift_ceiling import (
+        cached_savings,
+        contacts_of,
+        list_day,
+        playbook_frames,
+        with_costs,
+    )
+    from serving.risk_list import build_risk_list
+
+    root, config, tables, bundle = benchmark_bank(parser, args)
+    try:
+        variants = [("configured", {})] + [parse_variant(v, config.uplift) for v in args.variant]
+    except ValueError as exc:
+        parser.error(str(exc))
+    day = list_day(tables, bundle, config)
+    lists = {"today": day.today}
+    for name, settings in variants:
+        ranked = config.with_uplift(**settings).with_uplift(ranking="uplift")
+        rows, _ = build_risk_list(tables, bundle, "bench", day.as_of, ranked)
+        lists[name] = rows
+    # the frames as `benchmarks.uplift`'s expectation made them, so its cached estimates are read
+    made = {"today": contacts_of(day.today), "configured": contacts_of(day.configured)}
+    _, frames = playbook_frames(day, made)
+    seeds, first = args.value_seeds, args.value_first_seed
+    savings = with_costs(cached_savings(root, "playbook", frames, config, seeds, first), config)
+    savings = savings.drop_duplicates(["customer_id", "action"])
+    truth = pd.read_parquet(root / "truth" / "customers.parquet").set_index("customer_id")
+    dogs = truth.index[truth["uplift_type"].astype(str).eq("sleeping_dog")]
+
+    figures = {name: list_figures(rows, savings, dogs, seeds) for name, rows in lists.items()}
+    today = figures["today"]
+    print(
+        f"bank seed {args.seed}, {args.customers:,} customers, list of {day.as_of:%Y-%m-%d}; net value "
+        f"in expectation on {seeds} continuations from #{first}; ratios x today's list"
+    )
+    print(
+        f"{'list':16s} {'settings':44s} {'contacted':>9s} {'net value (se)':>20s} {'x':>6s} {'dogs':>5s} {'x':>6s}"
+    )
+    settings = dict(variants)
+    for name, f in figures.items():
+        f["net_ratio"] = ratio(f["net_value"], today["net_value"])
+        f["dogs_ratio"] = f["sleeping_dogs"] / max(today["sleeping_dogs"], 1)
+        met = [
+            t
+            for t, ok in (("net", f["net_ratio"] >= NET_TARGET), ("dogs", f["dogs_ratio"] <= DOGS_TARGET))
+            if ok
+        ]
+        shown = ",".join(f"{k}={v}" for k, v in settings.get(name, {}).items()) or "-"
+        print(
+            f"{name:16s} {shown:44s} {f['contacted']:9,d} {f['net_value']:11,.0f} ({f['net_value_se']:6,.0f}) "
+            f"{f['net_ratio']:6.2f} {f['sleeping_dogs']:5d} {f['dogs_ratio']:6.2f}  "
+            f"{'met: ' + ', '.join(met) if name != 'today' and met else ''}"
+        )
+    if args.json:
+        out = {"seed": args.seed, "variants": {k: dict(v) for k, v in variants}, "figures": figures}
+        args.json.write_text(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

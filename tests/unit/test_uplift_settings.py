@@ -1,0 +1,63 @@
+"""`benchmarks.uplift_settings`: serving-time uplift settings side by side on one bank."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from benchmarks.uplift_settings import list_figures, parse_variant
+from churn.config import load_config
+
+
+@pytest.fixture(scope="module")
+def uplift():
+    return load_config().uplift
+
+
+def test_parse_variant__each_value_read_as_the_settings_type(uplift):
+    name, settings = parse_variant(
+        "F7=take_up_floor=0.7,playbook_effect=per_action,candidate_saving=none", uplift
+    )
+    assert name == "F7"
+    assert settings == {"take_up_floor": 0.7, "playbook_effect": "per_action", "candidate_saving": None}
+    assert isinstance(settings["take_up_floor"], float)
+    assert parse_variant("as-configured=", uplift) == ("as-configured", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("F7=take_up_flor=0.7", "'take_up_flor' is not an uplift setting"),
+        ("F7=take_up_floor", "'take_up_floor' is not an uplift setting"),
+        ("=take_up_floor=0.7", "NAME=key=value"),
+    ],
+)
+def test_parse_variant__an_unknown_setting_or_a_missing_value_is_named(uplift, text, said):
+    with pytest.raises(ValueError, match=said):
+        parse_variant(text, uplift)
+    with pytest.raises(ValueError, match="could not convert"):
+        parse_variant("F=take_up_floor=high", uplift)
+
+
+def test_list_figures__contacts_net_value_and_the_planted_dogs_among_the_contacts():
+    rows = pd.DataFrame(
+        {
+            "contact": pd.array([True, True, False, None], dtype="boolean"),
+            "action": ["call", None, "call", "call"],
+        },
+        index=pd.Index([1, 2, 3, 4], name="customer_id"),
+    )
+    savings = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3],
+            "action": ["call", "retention_call", "call"],
+            "saved": [0.1, 0.2, 0.5],
+            "moved": [0.1, 0.2, 0.5],
+            "value": [1_000.0, 500.0, 9_000.0],
+            "net": [60.0, 80.0, 4_460.0],
+        }
+    )
+    got = list_figures(rows, savings, pd.Index([2, 3]), seeds=10)
+    assert got["contacted"] == 2 and got["net_value"] == pytest.approx(140.0)
+    assert got["sleeping_dogs"] == 1, "customer 3 is a dog but not contacted"
+    assert got["net_value_se"] > 0
