@@ -14,7 +14,9 @@ campaigns mixed their actions at random, so most of any action's contacts did no
 customer's cause, and any contact's effect plus an action's offset describes the average contact,
 not the fitting one the list makes. A list that keeps the playbook's action (`uplift.choose:
 playbook`) values it by this model with `uplift.playbook_effect: pooled` (`pooled=True` below),
-each action still shrunk toward its configured effect by its own evidence.
+or with `auto` (the default) where its own cross-fitted Qini interval is above zero
+(`serving.actions.playbook_effect_mode`), each action still shrunk toward its configured effect by
+its own evidence.
 
 Beside them, a take-up model: P(the offer is accepted | the customer was reached), a LightGBM
 classifier on the bundle's features, fitted on the outcomes the campaigns recorded. A contact's

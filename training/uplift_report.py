@@ -17,8 +17,8 @@ def qini_figure(result: UpliftResult):
         axis.plot([0, 1], [0, curve["kept"].iloc[-1]], color="#bbb", linewidth=0.8)
     axis.axhline(0, color="#999", linewidth=0.8)
     axis.set_xlabel(
-        "share of the held-out campaign rows, by predicted uplift (contact: every month, cross-fitted, "
-        "adjusted for risk)"
+        "share of the held-out campaign rows, by predicted uplift (contact and playbook action cross "
+        "fitted: every month, cross-fitted, adjusted for risk)"
     )
     axis.set_ylabel("customers kept (against the controls)")
     axis.set_title("Qini curves: any contact and per action (grey: random targeting)")
