@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         bundle, metrics = cached_bundle(root, tables, config, True, kept, name)
     trained = time.perf_counter()
     floor_state = take_up_floor_state(bundle, config, "uplift")
-    valued = "valued {} ({})".format(*playbook_effect_mode(bundle, config))
+    # the "uplift, playbook action" list's valuation, whatever `uplift.choose` is configured
+    valued = "valued {} ({})".format(*playbook_effect_mode(bundle, config.with_uplift(choose="playbook")))
     as_of = default_as_of(tables)
     lists = {}
     for name, mode, choose in (

@@ -30,26 +30,27 @@ from benchmarks.uplift import DOGS_TARGET, NET_TARGET, ratio
 
 
 def parse_variant(text: str, uplift) -> tuple[str, dict]:
-    """`NAME=key=value,key=value` as (name, settings), each value read as the type of the config's
-    `uplift.key` (None for `none`); an unknown key or a value of the wrong type is an error."""
+    """`NAME=key=value,key=value` as (name, settings), validated as the config validates `uplift:`
+    (`none` for null): an unknown key, or a value of the wrong type or outside its range, is an
+    error that names it."""
+    import yaml
+    from pydantic import ValidationError
+
     name, _, body = text.partition("=")
     if not name:
         raise ValueError(f"--variant {text!r}: NAME=key=value,... expected")
     settings: dict = {}
     for item in filter(None, body.split(",")):
         key, sep, raw = item.partition("=")
-        if not sep or not hasattr(uplift, key):
+        if not sep or key not in type(uplift).model_fields:
             raise ValueError(f"--variant {name}: {key!r} is not an uplift setting (key=value expected)")
-        current = getattr(uplift, key)
-        if raw.lower() == "none":
-            settings[key] = None
-        elif isinstance(current, bool):
-            settings[key] = raw.lower() in ("1", "true", "yes")
-        elif isinstance(current, int | float):
-            settings[key] = type(current)(float(raw)) if isinstance(current, float) else int(raw)
-        else:
-            settings[key] = raw
-    return name, settings
+        settings[key] = None if raw.lower() == "none" else yaml.safe_load(raw)  # as the YAML reads it
+    try:
+        checked = type(uplift).model_validate(uplift.model_dump() | settings)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"--variant {name}: {problems}") from None
+    return name, {key: getattr(checked, key) for key in settings}
 
 
 def list_figures(rows: pd.DataFrame, savings: pd.DataFrame, dogs: pd.Index, seeds: int) -> dict:

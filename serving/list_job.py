@@ -175,13 +175,19 @@ def _join_csv(parts_dir: Path, target: Path) -> None:
 
 
 def _ranking(bundle, config) -> dict[str, str]:
-    """How the list ranks (`mode`, `why`), what values the playbook's action in uplift mode, and
-    what the take-up floor does to it, for `run.json`."""
+    """How the list ranks (`mode`, `why`), what values the playbook's action (in probability mode,
+    only the uplift models' figure beside each row), and what the take-up floor does to it, for
+    `run.json`."""
     mode, why = ranking_mode(bundle, config)
     out = {"mode": mode, "why": why}
-    if mode == "uplift":
+    if getattr(bundle, "uplift", None) is not None:
         valued, reason = playbook_effect_mode(bundle, config)
-        out["playbook_effect"] = f"{valued} ({reason})"
+        beside = (
+            ""
+            if mode == "uplift"
+            else "; the list ranks by probability: only the uplift figure beside each row"
+        )
+        out["playbook_effect"] = f"{valued} ({reason}){beside}"
     return out | {"take_up_floor": take_up_floor_state(bundle, config, mode)}
 
 

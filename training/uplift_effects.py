@@ -174,9 +174,9 @@ class PlaybookCrossFit:
         if self.missing or contacts < self.least or controls < self.least:
             return (
                 f"uplift: {contacts} campaign contacts were the playbook's choice against {controls} controls"
-                f"{' (a fold had too few to fit the model)' if self.missing else ''}: no cross-fitted "
-                "figure for the model of that choice, so `playbook_effect: auto` values the playbook's "
-                "action by any contact's effect plus its own"
+                f"{' (in a fold too few fitting contacts, no churner or no group to compare)' if self.missing else ''}"
+                ": no cross-fitted figure for the model of that choice (`playbook_effect: auto` then "
+                "values the playbook's action by any contact's effect plus its own)"
             )
         treated, weight = fits[pair], design_weights(fits[pair], self.keyed[pair])
         churned = np.asarray(churn)[pair].astype(bool)

@@ -157,6 +157,11 @@ def test_churn_score__survives_impossible_dates_already_in_the_database(env, cap
     assert rejects["reason"].str.startswith("contacted_at: outside 1900-01-01").all()
     run = pd.read_json(env / "out" / "risk_lists" / "2026-11-01" / "run.json", typ="series")
     assert run["rejects"]["contact_history"] == 2 and run["seconds"] > 0
+    # what values the playbook's action is on record, with why: the sample's folds are too small
+    # for the playbook-choice model's cross-fitted figure, so `auto` does not trust that model
+    said = "per_action (auto: the model of the playbook's choice has no cross-fitted figure)"
+    assert run["ranking"]["playbook_effect"].startswith(said)
+    assert f"action valued by      {said}" in out
 
 
 @pytest.mark.parametrize("as_of", ["2035-01-01", "2020-01-01"])

@@ -35,8 +35,14 @@ def test_parse_variant__each_value_read_as_the_settings_type(uplift):
 def test_parse_variant__an_unknown_setting_or_a_missing_value_is_named(uplift, text, said):
     with pytest.raises(ValueError, match=said):
         parse_variant(text, uplift)
-    with pytest.raises(ValueError, match="could not convert"):
-        parse_variant("F=take_up_floor=high", uplift)
+
+
+@pytest.mark.parametrize(
+    "text", ["F=take_up_floor=high", "F=take_up_floor=7", "F=take_up_floor=none", "F=playbook_effect=pooledd"]
+)
+def test_parse_variant__a_value_the_config_would_refuse_is_refused_with_its_setting(uplift, text):
+    with pytest.raises(ValueError, match=text.split("=")[1]):
+        parse_variant(text, uplift)
 
 
 def test_list_figures__contacts_net_value_and_the_planted_dogs_among_the_contacts():
