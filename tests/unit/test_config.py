@@ -75,11 +75,11 @@ def test_stage_code__takes_its_own_settings_without_the_application_config():
     assert done.stdout.strip() == "False"
 
 
-def test_default_config__uplift_learns_from_take_up_and_leaves_the_least_likely_half_uncontacted():
+def test_default_config__uplift_learns_from_take_up_and_leaves_the_least_likely_seven_tenths_uncontacted():
     """Decided together on fresh banks (docs/uplift-benchmarks.md); the YAML and the settings' own
     defaults agree, so a config file that leaves them out runs the same product."""
     from churn.retention_config import UpliftConfig
 
     shipped, bare = load_config(environ={}).uplift, UpliftConfig()
-    assert (shipped.effect_input, shipped.take_up_floor) == ("take_up", 0.5)
+    assert (shipped.effect_input, shipped.take_up_floor) == ("take_up", 0.7)
     assert (bare.effect_input, bare.take_up_floor) == (shipped.effect_input, shipped.take_up_floor)
