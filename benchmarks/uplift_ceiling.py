@@ -113,15 +113,24 @@ def playbook_frames(
     return candidates, frames
 
 
+def expectation_savings(root: Path, day: ListDay, config, seeds: int, first: int) -> pd.DataFrame:
+    """The estimates `in_expectation` values the day's lists by (`cached_savings` of the frames of
+    today's and the configured list, `playbook_frames`), with `config`'s costs, one per customer
+    and action: any list that keeps the playbook's action is valued from them
+    (`benchmarks.uplift_settings`)."""
+    made = {"today": contacts_of(day.today), "configured": contacts_of(day.configured)}
+    _, frames = playbook_frames(day, made)
+    savings = with_costs(cached_savings(root, "playbook", frames, config, seeds, first), config)
+    return savings.drop_duplicates(["customer_id", "action"])
+
+
 def in_expectation(root: Path, day: ListDay, config, seeds: int, first: int) -> dict[str, dict]:
     """Today's list's and the configured uplift list's net value on `seeds` continuations from
     `first` (`expected_net`: each contact's estimated saving, summed, with a standard error), and
     their ratio: the net-value comparison with a tenth of the noise of a few continuations of
     `churn simulate`. Shares its estimates with `benchmarks.uplift_observables` (the same frames)."""
     lists = {"today": contacts_of(day.today), "configured": contacts_of(day.configured)}
-    _, frames = playbook_frames(day, lists)
-    savings = with_costs(cached_savings(root, "playbook", frames, config, seeds, first), config)
-    savings = savings.drop_duplicates(["customer_id", "action"])
+    savings = expectation_savings(root, day, config, seeds, first)
     out = {}
     for name, contacts in lists.items():
         net, se = expected_net(savings, contacts, seeds)

@@ -79,13 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from benchmarks.cached import benchmark_bank
-    from benchmarks.uplift_ceiling import (
-        cached_savings,
-        contacts_of,
-        list_day,
-        playbook_frames,
-        with_costs,
-    )
+    from benchmarks.uplift_ceiling import expectation_savings, list_day
     from serving.risk_list import build_risk_list
 
     root, config, tables, bundle = benchmark_bank(parser, args)
@@ -99,12 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         ranked = config.with_uplift(**settings).with_uplift(ranking="uplift")
         rows, _ = build_risk_list(tables, bundle, "bench", day.as_of, ranked)
         lists[name] = rows
-    # the frames as `benchmarks.uplift`'s expectation made them, so its cached estimates are read
-    made = {"today": contacts_of(day.today), "configured": contacts_of(day.configured)}
-    _, frames = playbook_frames(day, made)
     seeds, first = args.value_seeds, args.value_first_seed
-    savings = with_costs(cached_savings(root, "playbook", frames, config, seeds, first), config)
-    savings = savings.drop_duplicates(["customer_id", "action"])
+    # the estimates `benchmarks.uplift`'s expectation made (and cached) for the same day
+    savings = expectation_savings(root, day, config, seeds, first)
     truth = pd.read_parquet(root / "truth" / "customers.parquet").set_index("customer_id")
     dogs = truth.index[truth["uplift_type"].astype(str).eq("sleeping_dog")]
 

@@ -62,15 +62,19 @@ def ranking_mode(bundle: Any, config: AppConfig, ranking: str | None = None) -> 
     held = model.meta.get("held_out") or {}
     if "qini_low" not in held:
         return "probability", "auto: the uplift models have no held-out figures"
-    low = float(held["qini_low"])
+    above, where = _interval(held)
+    return ("uplift" if above else "probability"), f"auto: the uplift models' held-out Qini interval {where}"
+
+
+def _interval(held: dict[str, Any], judged: str = "they rank") -> tuple[bool, str]:
+    """(whether a Qini interval's lower bound is above zero, where it lies, in words with the
+    bound; `judged`: who ranks, for the words): what `auto` reads, for the ranking and for the
+    playbook's action alike."""
+    low, high = float(held["qini_low"]), float(held.get("qini_high", 0.0))
     if low > 0:
-        return (
-            "uplift",
-            f"auto: the uplift models' held-out Qini interval is above zero (lower bound {low:.4f})",
-        )
-    high = float(held.get("qini_high", 0.0))
-    where = "lies below zero: they rank worse than random" if high < 0 else "includes zero"
-    return "probability", f"auto: the uplift models' held-out Qini interval {where} (lower bound {low:.4f})"
+        return True, f"is above zero (lower bound {low:.4f})"
+    where = f"lies below zero: {judged} worse than random" if high < 0 else "includes zero"
+    return False, f"{where} (lower bound {low:.4f})"
 
 
 def playbook_effect_mode(bundle: Any, config: AppConfig) -> tuple[str, str]:
@@ -90,13 +94,8 @@ def playbook_effect_mode(bundle: Any, config: AppConfig) -> tuple[str, str]:
     held = (meta.get("held_out") or {}).get(PLAYBOOK) or {}
     if "qini_low" not in held:
         return "per_action", "auto: the model of the playbook's choice has no cross-fitted figure"
-    low = float(held["qini_low"])
-    if low > 0:
-        return "pooled", f"auto: its cross-fitted Qini interval is above zero (lower bound {low:.4f})"
-    return (
-        "per_action",
-        f"auto: its cross-fitted Qini interval includes or lies below zero (lower bound {low:.4f})",
-    )
+    above, where = _interval(held, "it ranks")
+    return ("pooled" if above else "per_action"), f"auto: its cross-fitted Qini interval {where}"
 
 
 def take_up_floor_state(bundle: Any, config: AppConfig, mode: str) -> str:
