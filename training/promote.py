@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 from churn.config import AppConfig
 from serving.model_bundle import ModelBundle
 from serving.registry import load_bundle
+from serving.uplift_model import PLAYBOOK
 from training.metrics import churn_metrics
 from training.promotion_rows import PromotionRows
 from training.tracking import configure_tracking
@@ -63,9 +64,19 @@ def score_bundle(
             mask = groups == group
             if y[mask].sum() >= promotion.min_segment_positives and (1 - y[mask]).sum() > 0:
                 scores[f"auc.{column}.{group}"] = float(roc_auc_score(y[mask], p[mask]))
+    return scores | uplift_gate_scores(bundle)
+
+
+def uplift_gate_scores(bundle: ModelBundle) -> dict[str, float]:
+    """The lower bounds of the uplift models' own cross-fitted Qini intervals that the gates read:
+    `uplift_qini_low` (the any-contact model) and `uplift_qini_playbook_action_low` (the model of
+    the playbook's choice), each where the bundle has it."""
     held_out = (bundle.uplift.meta.get("held_out") or {}) if bundle.uplift is not None else {}
-    if "qini_low" in held_out:  # the uplift models' incremental value on held-out randomised months
+    scores = {}
+    if "qini_low" in held_out:
         scores["uplift_qini_low"] = float(held_out["qini_low"])
+    if "qini_low" in (held_out.get(PLAYBOOK) or {}):
+        scores[f"uplift_qini_{PLAYBOOK}_low"] = float(held_out[PLAYBOOK]["qini_low"])
     return scores
 
 
@@ -101,6 +112,16 @@ def decide(
     ranks_by_uplift = config.uplift.ranking == "uplift" or (
         config.uplift.ranking == "auto" and challenger.get("uplift_qini_low", 0.0) > 0
     )
+    # a list that values the playbook's action by the model of that choice, forced by the config
+    # (`auto` takes that model only above zero), needs that model to show incremental value too
+    chosen_low = challenger.get(f"uplift_qini_{PLAYBOOK}_low", 1.0)
+    u = config.uplift
+    if ranks_by_uplift and u.choose == "playbook" and u.playbook_effect == "pooled" and chosen_low <= 0:
+        gate_failures.append(
+            f"the model of the playbook's choice shows no incremental value on its cross-fitted "
+            f"campaigns (Qini lower bound {chosen_low:.4f} <= 0) while playbook_effect: pooled values "
+            "the list's actions by it"
+        )
     if ranks_by_uplift and challenger.get("uplift_qini_gain_high", 0.0) < 0:
         gate_failures.append(
             f"its uplift models rank the same held-out campaigns worse than the champion's (Qini "

@@ -12,8 +12,8 @@ instead, so the two figures differ). A list that values the playbook's action by
 the playbook's choice (`uplift.playbook_effect: pooled`, or `auto` where that model's own
 cross-fitted Qini interval is above zero) ranks by that model, which this gate does not compare:
 its figures are training's `uplift_qini_playbook_action` (held-out months) and
-`uplift_qini_playbook_action_cross_fitted` (every month, `auto`'s gate), reported beside the
-promotion gate, not part of it.
+`uplift_qini_playbook_action_cross_fitted` (every month, `auto`'s gate; where the config forces
+`pooled`, promotion's sanity gate reads its lower bound too, `training.promote.decide`).
 
 The comparison leans toward the champion: with three held-out months and a champion one month
 older, the champion's side learned from two of the three months the challenger's side did not,

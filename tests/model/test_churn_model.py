@@ -382,6 +382,7 @@ def test_uplift_playbook_cross_fit__judged_on_every_month_and_read_by_auto(train
     from features.campaigns import campaign_rows
     from serving.actions import playbook_effect_mode
     from serving.uplift_model import PLAYBOOK
+    from training.promote import uplift_gate_scores
     from training.uplift import fit_uplift
 
     looser = config.with_uplift(min_arm_rows=30)
@@ -396,3 +397,6 @@ def test_uplift_playbook_cross_fit__judged_on_every_month_and_read_by_auto(train
     bundle.uplift = result.model
     valued, why = playbook_effect_mode(bundle, looser.with_uplift(choose="playbook", playbook_effect="auto"))
     assert valued == ("pooled" if held["qini_low"] > 0 else "per_action") and f"{held['qini_low']:.4f}" in why
+    # promotion's gate reads the same figure (`training.promote.decide`)
+    assert uplift_gate_scores(bundle)[f"uplift_qini_{PLAYBOOK}_low"] == held["qini_low"]
+    assert f"uplift_qini_{PLAYBOOK}_low" not in uplift_gate_scores(trained.bundle), "the sample: no figure"

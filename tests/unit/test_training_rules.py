@@ -120,6 +120,20 @@ def test_decide__uplift_worse_than_the_champions_on_the_same_campaigns_blocks_a_
     assert decide(better | worse | {"uplift_qini_low": -0.001}, champion, CONFIG)[0]
 
 
+def test_decide__a_list_valued_by_the_playbook_choice_model_needs_that_model_to_show_value():
+    better = GOOD | {"roc_auc": 0.81, "net_saving": 1100.0, "uplift_qini_low": 0.002}
+    pooled = CONFIG.with_uplift(ranking="uplift", playbook_effect="pooled")
+    weak = better | {"uplift_qini_playbook_action_low": -0.0002}
+    decision, why = decide(weak, GOOD, pooled)
+    assert not decision and "playbook's choice shows no incremental value" in why and "-0.0002" in why
+    assert decide(better | {"uplift_qini_playbook_action_low": 0.0011}, GOOD, pooled)[0]
+    # auto values the list by that model only above zero, and per_action never: no gate
+    assert decide(weak, GOOD, CONFIG.with_uplift(ranking="uplift"))[0]
+    assert decide(weak, GOOD, CONFIG.with_uplift(ranking="uplift", playbook_effect="per_action"))[0]
+    # a list ranked by probability uses no uplift model at all
+    assert decide(weak, GOOD, CONFIG.with_uplift(ranking="probability", playbook_effect="pooled"))[0]
+
+
 def test_customer_value__margins_by_kind_fees_and_discounting():
     products = {
         "current_account": {"kind": "deposit", "balance_margin": 0.02, "annual_fee_margin": 60},
