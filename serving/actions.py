@@ -308,4 +308,23 @@ def choose(
     return chosen
 
 
-__all__ = ["choose", "playbook_effect_mode", "ranking_mode", "uplift_candidates"]
+def list_valuation(bundle: Any, config: AppConfig) -> dict[str, str]:
+    """How a list scored by `bundle` under `config` ranks (`mode`, `why`), what values the playbook's
+    action (`playbook_effect`; in probability mode, only the uplift models' figure beside each row)
+    and what the take-up floor does to it (`take_up_floor`), in words: the list's `run.json` keeps
+    it, and promotion prints it for both sides (the `auto` gates read each bundle's own figures, so
+    a promotion can change them with no change of config)."""
+    mode, why = ranking_mode(bundle, config)
+    out = {"mode": mode, "why": why}
+    if getattr(bundle, "uplift", None) is not None:
+        valued, reason = playbook_effect_mode(bundle, config)
+        beside = (
+            ""
+            if mode == "uplift"
+            else "; the list ranks by probability: only the uplift figure beside each row"
+        )
+        out["playbook_effect"] = f"{valued} ({reason}){beside}"
+    return out | {"take_up_floor": take_up_floor_state(bundle, config, mode)}
+
+
+__all__ = ["choose", "list_valuation", "playbook_effect_mode", "ranking_mode", "uplift_candidates"]

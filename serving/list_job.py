@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from churn.config import AppConfig
 from features.partition_jobs import Partitions, check_reject_shares, open_partitions, validated_partition
-from serving.actions import playbook_effect_mode, ranking_mode, take_up_floor_state
+from serving.actions import list_valuation
 from serving.list_summary import ListDigest, latest_impact, summary_html, summary_lines
 from serving.model_bundle import categoricals_as_text
 from serving.policy import decide_contacts
@@ -174,23 +174,6 @@ def _join_csv(parts_dir: Path, target: Path) -> None:
     shutil.rmtree(parts_dir)
 
 
-def _ranking(bundle, config) -> dict[str, str]:
-    """How the list ranks (`mode`, `why`), what values the playbook's action (in probability mode,
-    only the uplift models' figure beside each row), and what the take-up floor does to it, for
-    `run.json`."""
-    mode, why = ranking_mode(bundle, config)
-    out = {"mode": mode, "why": why}
-    if getattr(bundle, "uplift", None) is not None:
-        valued, reason = playbook_effect_mode(bundle, config)
-        beside = (
-            ""
-            if mode == "uplift"
-            else "; the list ranks by probability: only the uplift figure beside each row"
-        )
-        out["playbook_effect"] = f"{valued} ({reason}){beside}"
-    return out | {"take_up_floor": take_up_floor_state(bundle, config, mode)}
-
-
 def _run_meta(
     parts: Partitions, finished: list[dict], digest: ListDigest, rejects: dict, **known: Any
 ) -> dict[str, Any]:
@@ -286,7 +269,7 @@ def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tupl
                 model_name=config.mlflow.model_name,
                 data_source=config.data.source,
                 rejected_contacts=rejected_contacts,
-                ranking=_ranking(bundle, config),
+                ranking=list_valuation(bundle, config),
                 triggers=trigger_counts(triggers, config),
                 created_at=created_at,
                 engine=config.engine.kind,

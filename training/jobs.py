@@ -109,4 +109,6 @@ def run_promotion(config: AppConfig, force: bool = False) -> list[str]:
         )
     elif comparison:
         lines.append(f"  uplift              {comparison['note']}")
+    for side, words in decision.valuation.items():
+        lines.append(f"  {side + ' list':<19} {words}")
     return lines

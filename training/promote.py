@@ -33,6 +33,20 @@ class Decision:
     champion_scores: dict[str, float]
     # the uplift models on the same held-out campaigns (training.uplift_compare), or why not
     uplift_comparison: dict[str, Any] = field(default_factory=dict)
+    # how each side's daily list would rank and value its actions (`serving.actions.list_valuation`)
+    valuation: dict[str, str] = field(default_factory=dict)
+
+
+def _valuation_words(bundle: ModelBundle, config: AppConfig) -> str:
+    """How a list scored by `bundle` would rank and value its actions, in one line."""
+    from serving.actions import list_valuation
+
+    state = list_valuation(bundle, config)
+    words = f"ranked by {state['mode']} ({state['why']})"
+    if state["mode"] == "uplift":
+        valued = f", action valued by {state['playbook_effect']}" if "playbook_effect" in state else ""
+        words += f"{valued}, take-up floor {state['take_up_floor']}"
+    return words
 
 
 def net_saving(
@@ -216,6 +230,9 @@ def promote(config: AppConfig, read: Callable[[list[str]], PromotionRows], force
                 champion_scores["uplift_qini_same_rows"] = comparison["champion"]
                 challenger_scores["uplift_qini_gain_low"] = comparison["low"]
                 challenger_scores["uplift_qini_gain_high"] = comparison["high"]
+    valuation = {"challenger": _valuation_words(challenger, config)}
+    if champion is not None:
+        valuation["champion"] = _valuation_words(champion, config)
     if champion_version == challenger_version:
         promote_it, reason = False, f"version {challenger_version} is already the champion"
     elif schema_note:
@@ -235,6 +252,7 @@ def promote(config: AppConfig, read: Callable[[list[str]], PromotionRows], force
         challenger_scores,
         champion_scores or {},
         comparison,
+        valuation,
     )
 
     # an explicit client run: `mlflow run` sets MLFLOW_RUN_ID for the training run, and the
@@ -251,7 +269,7 @@ def promote(config: AppConfig, read: Callable[[list[str]], PromotionRows], force
         "uplift_comparison": comparison.get(
             "note", f"{comparison.get('rows')} rows of {comparison.get('months')}"
         ),
-    }
+    } | {f"{side}_list": words[:6000] for side, words in valuation.items()}
     metrics = {f"challenger.{k}": v for k, v in challenger_scores.items() if np.isfinite(v)}
     metrics |= {f"champion.{k}": v for k, v in (champion_scores or {}).items() if np.isfinite(v)}
     client.log_batch(

@@ -95,10 +95,21 @@ def test_mlflow_run__main_entry_point_trains_logs_registers_and_promotes(project
     # a retrain on the same data is registered but is not better, so the champion stays
     assert main(["train"]) == 0
     assert main(["promote"]) == 0
-    assert "champion kept: not better than the champion" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "champion kept: not better than the champion" in out
     assert (_alias(client, "champion"), _alias(client, "challenger")) == ("1", "2")
     decision = mlflow.search_runs(experiment_names=["bank-churn-promotion"], output_format="list")[0]
     assert decision.data.tags["decision"] == "kept champion"
+    # how each side's list would rank, as the list job would resolve `auto` for that bundle
+    from churn.config import load_config
+    from serving.actions import ranking_mode
+    from serving.registry import load_bundle
+
+    config = load_config()
+    for side, version in (("challenger", "2"), ("champion", "1")):
+        mode, why = ranking_mode(load_bundle(config, version), config)
+        words = decision.data.params[f"{side}_list"]
+        assert words.startswith(f"ranked by {mode} ({why})") and f"  {side} list" in out, words
 
     assert main(["promote", "--force"]) == 0
     assert _alias(client, "champion") == "2"
