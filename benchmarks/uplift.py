@@ -92,7 +92,7 @@ def _informed_list(rows: pd.DataFrame, truth: pd.DataFrame, size: int) -> pd.Dat
     return as_list(rows, scored.sort_values("expected_saving", ascending=False).head(size).index)
 
 
-def _playbook_effects(model):
+def playbook_effects(model):
     """The uplift models with no weight on what they learned: every action's uplift is the
     playbook's P(churn) x effect (`serving.uplift_model.UpliftModel.uplift`)."""
     import copy
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     # (customers below the reporting threshold whose best action saves `candidate_saving`) with the
     # playbook's effects in place of the learned ones, and the playbook's action
     learned = bundle.uplift
-    bundle.uplift = _playbook_effects(learned)
+    bundle.uplift = playbook_effects(learned)
     ranked = config.with_uplift(ranking="uplift", choose="playbook")
     lists["pool, playbook effects"], _ = build_risk_list(tables, bundle, "bench", as_of, ranked)
     bundle.uplift = learned

@@ -14,6 +14,12 @@ ratio to today's, against the issue's targets:
     python -m benchmarks.uplift_settings --seed 20261246 --variant floor0.6=take_up_floor=0.6 \\
         --variant per_action=playbook_effect=per_action
 
+`--playbook-effects` adds each variant again with the playbook's configured effects in place of the
+learned ones (`benchmarks.uplift`'s "pool, playbook effects": the same pool, floor and action),
+and every list but today's and the configured one is also given as its difference from the
+configured list, paired (`paired_difference`: the contacts both lists make cancel, so the
+difference's standard error is far smaller than either list's).
+
 A design aid, not a product path: it reads `truth/`, which the product never does. Choose a setting
 on one bank and claim what it does only on banks it was not chosen on (`make bench-uplift`).
 """
@@ -26,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.uplift import DOGS_TARGET, NET_TARGET, ratio
+from benchmarks.uplift import DOGS_TARGET, NET_TARGET, playbook_effects, ratio
 
 
 def parse_variant(text: str, uplift) -> tuple[str, dict]:
@@ -67,6 +73,25 @@ def list_figures(rows: pd.DataFrame, savings: pd.DataFrame, dogs: pd.Index, seed
     }
 
 
+def paired_difference(
+    savings: pd.DataFrame, a: pd.DataFrame, b: pd.DataFrame, seeds: int
+) -> tuple[float, float]:
+    """List `a`'s net value in expectation less list `b`'s (contacts as `contacts_of` gives them),
+    with the standard error of the difference: the contacts both lists make cancel, so only the
+    ones in either alone add to it (customers independent)."""
+    from benchmarks.uplift_ceiling import expected_net
+
+    keys = ["customer_id", "action"]
+    both = a.merge(b, on=keys)[keys]
+    only_a = a.merge(both, on=keys, how="left", indicator=True).query("_merge == 'left_only'")[keys]
+    only_b = b.merge(both, on=keys, how="left", indicator=True).query("_merge == 'left_only'")[keys]
+    (gain, gain_se), (loss, loss_se) = (
+        expected_net(savings, only_a, seeds),
+        expected_net(savings, only_b, seeds),
+    )
+    return gain - loss, (gain_se**2 + loss_se**2) ** 0.5
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
@@ -75,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--value-seeds", type=int, default=60)
     parser.add_argument("--value-first-seed", type=int, default=2000)
     parser.add_argument("--variant", action="append", default=[], help="NAME=key=value,... (uplift settings)")
+    parser.add_argument(
+        "--playbook-effects",
+        action="store_true",
+        help="also each variant with the playbook's configured effects in place of the learned ones "
+        "(the same pool, floor and action): what the learning adds, in expectation",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -89,10 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     day = list_day(tables, bundle, config)
     lists = {"today": day.today}
+    learned = bundle.uplift
     for name, settings in variants:
         ranked = config.with_uplift(**settings).with_uplift(ranking="uplift")
-        rows, _ = build_risk_list(tables, bundle, "bench", day.as_of, ranked)
-        lists[name] = rows
+        lists[name], _ = build_risk_list(tables, bundle, "bench", day.as_of, ranked)
+        if args.playbook_effects:  # `benchmarks.uplift`'s "pool, playbook effects", in expectation
+            bundle.uplift = playbook_effects(learned)
+            lists[f"{name}, playbook effects"], _ = build_risk_list(
+                tables, bundle, "bench", day.as_of, ranked
+            )
+            bundle.uplift = learned
     seeds, first = args.value_seeds, args.value_first_seed
     # the estimates `benchmarks.uplift`'s expectation made (and cached) for the same day
     savings = expectation_savings(root, day, config, seeds, first)
@@ -100,13 +137,21 @@ def main(argv: list[str] | None = None) -> int:
     dogs = truth.index[truth["uplift_type"].astype(str).eq("sleeping_dog")]
 
     figures = {name: list_figures(rows, savings, dogs, seeds) for name, rows in lists.items()}
+    from benchmarks.uplift_ceiling import contacts_of
+
+    for name in figures.keys() - {"today", "configured"}:  # paired: the shared contacts cancel
+        difference = paired_difference(
+            savings, contacts_of(lists[name]), contacts_of(lists["configured"]), seeds
+        )
+        figures[name]["minus_configured"], figures[name]["minus_configured_se"] = difference
     today = figures["today"]
+    width = max(16, *map(len, figures))
     print(
         f"bank seed {args.seed}, {args.customers:,} customers, list of {day.as_of:%Y-%m-%d}; net value "
         f"in expectation on {seeds} continuations from #{first}; ratios x today's list"
     )
     print(
-        f"{'list':16s} {'settings':44s} {'contacted':>9s} {'net value (se)':>20s} {'x':>6s} {'dogs':>5s} {'x':>6s}"
+        f"{'list':{width}s} {'settings':44s} {'contacted':>9s} {'net value (se)':>20s} {'x':>6s} {'dogs':>5s} {'x':>6s}"
     )
     settings = dict(variants)
     for name, f in figures.items():
@@ -117,12 +162,19 @@ def main(argv: list[str] | None = None) -> int:
             for t, ok in (("net", f["net_ratio"] >= NET_TARGET), ("dogs", f["dogs_ratio"] <= DOGS_TARGET))
             if ok
         ]
-        shown = ",".join(f"{k}={v}" for k, v in settings.get(name, {}).items()) or "-"
+        own = settings.get(name.removesuffix(", playbook effects"), {})
+        shown = ",".join(f"{k}={v}" for k, v in own.items()) or "-"
         print(
-            f"{name:16s} {shown:44s} {f['contacted']:9,d} {f['net_value']:11,.0f} ({f['net_value_se']:6,.0f}) "
+            f"{name:{width}s} {shown:44s} {f['contacted']:9,d} {f['net_value']:11,.0f} ({f['net_value_se']:6,.0f}) "
             f"{f['net_ratio']:6.2f} {f['sleeping_dogs']:5d} {f['dogs_ratio']:6.2f}  "
             f"{'met: ' + ', '.join(met) if name != 'today' and met else ''}"
         )
+    for name, f in figures.items():
+        if "minus_configured" in f:
+            print(
+                f"{name} less configured, paired: {f['minus_configured']:+,.0f} "
+                f"({f['minus_configured_se']:,.0f}; the contacts both make cancel)"
+            )
     if args.json:
         out = {"seed": args.seed, "variants": {k: dict(v) for k, v in variants}, "figures": figures}
         args.json.write_text(json.dumps(out, indent=2, default=str))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from benchmarks.uplift_settings import list_figures, parse_variant
+from benchmarks.uplift_settings import list_figures, paired_difference, parse_variant
 from churn.config import load_config
 
 
@@ -67,3 +67,27 @@ def test_list_figures__contacts_net_value_and_the_planted_dogs_among_the_contact
     assert got["contacted"] == 2 and got["net_value"] == pytest.approx(140.0)
     assert got["sleeping_dogs"] == 1, "customer 3 is a dog but not contacted"
     assert got["net_value_se"] > 0
+
+
+def test_paired_difference__shared_contacts_cancel_and_add_no_error():
+    savings = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 4],
+            "action": ["call"] * 4,
+            "saved": [0.1, 0.2, 0.5, 0.3],
+            "moved": [0.1, 0.2, 0.5, 0.3],
+            "value": [1_000.0, 500.0, 9_000.0, 200.0],
+            "net": [60.0, 80.0, 4_460.0, 20.0],
+        }
+    )
+    a = pd.DataFrame({"customer_id": [1, 2, 3], "action": ["call"] * 3})
+    b = pd.DataFrame({"customer_id": [3, 4], "action": ["call"] * 2})
+    difference, se = paired_difference(savings, a, b, seeds=10)
+    assert difference == pytest.approx(60.0 + 80.0 - 20.0)
+    # customer 3, in both lists, carries most of each list's error and none of the difference's
+    alone = [
+        list_figures(rows.set_index("customer_id").assign(contact=True), savings, pd.Index([]), 10)
+        for rows in (a, b)
+    ]
+    assert se < min(f["net_value_se"] for f in alone) and se > 0
+    assert paired_difference(savings, a, a, seeds=10) == (0.0, 0.0)
