@@ -45,6 +45,8 @@ def parse_variant(text: str, uplift) -> tuple[str, dict]:
     name, _, body = text.partition("=")
     if not name:
         raise ValueError(f"--variant {text!r}: NAME=key=value,... expected")
+    if name in ("today", "configured") or name.endswith(", playbook effects"):
+        raise ValueError(f"--variant {name}: the name of a list the study always builds; choose another")
     settings: dict = {}
     for item in filter(None, body.split(",")):
         key, sep, raw = item.partition("=")
@@ -78,7 +80,8 @@ def paired_difference(
 ) -> tuple[float, float]:
     """List `a`'s net value in expectation less list `b`'s (contacts as `contacts_of` gives them),
     with the standard error of the difference: the contacts both lists make cancel, so only the
-    ones in either alone add to it (customers independent)."""
+    ones in either alone add to it (customers independent; conservative where one customer is in
+    both with different actions, whose two savings share their continuations)."""
     from benchmarks.uplift_ceiling import expected_net
 
     keys = ["customer_id", "action"]

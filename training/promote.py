@@ -82,16 +82,26 @@ def score_bundle(
 
 
 def uplift_gate_scores(bundle: ModelBundle) -> dict[str, float]:
-    """The lower bounds of the uplift models' own cross-fitted Qini intervals that the gates read:
-    `uplift_qini_low` (the any-contact model) and `uplift_qini_playbook_action_low` (the model of
-    the playbook's choice), each where the bundle has it."""
-    held_out = (bundle.uplift.meta.get("held_out") or {}) if bundle.uplift is not None else {}
-    scores = {}
+    """What the uplift gates read: whether the bundle has uplift models (`uplift_models`) and a
+    model of the playbook's choice (`uplift_playbook_model`), 1 or 0, and the lower bounds of their
+    own cross-fitted Qini intervals, `uplift_qini_low` and `uplift_qini_playbook_action_low`, each
+    where the bundle has it (a model without its figure has shown nothing)."""
+    meta = bundle.uplift.meta if bundle.uplift is not None else {}
+    held_out = meta.get("held_out") or {}
+    scores = {
+        "uplift_models": float(bundle.uplift is not None),
+        "uplift_playbook_model": float(PLAYBOOK in (meta.get("effects") or {})),
+    }
     if "qini_low" in held_out:
         scores["uplift_qini_low"] = float(held_out["qini_low"])
     if "qini_low" in (held_out.get(PLAYBOOK) or {}):
         scores[f"uplift_qini_{PLAYBOOK}_low"] = float(held_out[PLAYBOOK]["qini_low"])
     return scores
+
+
+def _bound(low: float) -> str:
+    """A Qini interval's lower bound for a gate's reason, or that there is none."""
+    return "no cross-fitted figure" if not np.isfinite(low) else f"Qini lower bound {low:.4f} <= 0"
 
 
 def decide(
@@ -116,26 +126,26 @@ def decide(
             gate_failures.append(
                 f"{key} fell {champion[key] - value:.3f} (from {champion[key]:.3f} to {value:.3f})"
             )
-    # a list ranked by learned uplift needs uplift models that show incremental value
-    if config.uplift.ranking == "uplift" and challenger.get("uplift_qini_low", 1.0) <= 0:
+    # a list ranked by learned uplift needs uplift models that show incremental value (a model
+    # without the figure has shown nothing: it is blocked too)
+    u = config.uplift
+    low = challenger.get("uplift_qini_low", float("nan"))
+    if u.ranking == "uplift" and challenger.get("uplift_models", 0.0) > 0 and not low > 0:
         gate_failures.append(
-            f"uplift models show no incremental value on held-out campaigns (Qini lower bound "
-            f"{challenger['uplift_qini_low']:.4f} <= 0) while the list ranks by uplift"
+            f"uplift models show no incremental value on held-out campaigns ({_bound(low)}) while "
+            "the list ranks by uplift"
         )
-    # ... and no worse than the champion's on the same held-out campaigns, where that is fair
-    ranks_by_uplift = config.uplift.ranking == "uplift" or (
-        config.uplift.ranking == "auto" and challenger.get("uplift_qini_low", 0.0) > 0
-    )
+    ranks_by_uplift = u.ranking == "uplift" or (u.ranking == "auto" and low > 0)
     # a list that values the playbook's action by the model of that choice, forced by the config
     # (`auto` takes that model only above zero), needs that model to show incremental value too
-    chosen_low = challenger.get(f"uplift_qini_{PLAYBOOK}_low", 1.0)
-    u = config.uplift
-    if ranks_by_uplift and u.choose == "playbook" and u.playbook_effect == "pooled" and chosen_low <= 0:
+    chosen_low = challenger.get(f"uplift_qini_{PLAYBOOK}_low", float("nan"))
+    forced = u.choose == "playbook" and u.playbook_effect == "pooled"
+    if ranks_by_uplift and forced and challenger.get("uplift_playbook_model", 0.0) > 0 and not chosen_low > 0:
         gate_failures.append(
             f"the model of the playbook's choice shows no incremental value on its cross-fitted "
-            f"campaigns (Qini lower bound {chosen_low:.4f} <= 0) while playbook_effect: pooled values "
-            "the list's actions by it"
+            f"campaigns ({_bound(chosen_low)}) while playbook_effect: pooled values the list's actions by it"
         )
+    # ... and no worse than the champion's on the same held-out campaigns, where that is fair
     if ranks_by_uplift and challenger.get("uplift_qini_gain_high", 0.0) < 0:
         gate_failures.append(
             f"its uplift models rank the same held-out campaigns worse than the champion's (Qini "

@@ -399,4 +399,6 @@ def test_uplift_playbook_cross_fit__judged_on_every_month_and_read_by_auto(train
     assert valued == ("pooled" if held["qini_low"] > 0 else "per_action") and f"{held['qini_low']:.4f}" in why
     # promotion's gate reads the same figure (`training.promote.decide`)
     assert uplift_gate_scores(bundle)[f"uplift_qini_{PLAYBOOK}_low"] == held["qini_low"]
-    assert f"uplift_qini_{PLAYBOOK}_low" not in uplift_gate_scores(trained.bundle), "the sample: no figure"
+    sample = uplift_gate_scores(trained.bundle)
+    assert f"uplift_qini_{PLAYBOOK}_low" not in sample, "the sample: no figure"
+    assert sample["uplift_playbook_model"] == 1.0 and sample["uplift_models"] == 1.0, "but the model"

@@ -97,12 +97,17 @@ def test_decide__promotion_rules(challenger, champion, force, promoted, reason):
 
 
 def test_decide__a_list_ranked_by_uplift_needs_uplift_models_with_incremental_value():
-    better = GOOD | {"roc_auc": 0.81, "net_saving": 1100.0}
+    better = GOOD | {"roc_auc": 0.81, "net_saving": 1100.0, "uplift_models": 1.0}
     by_uplift = CONFIG.with_uplift(ranking="uplift")
     decision, why = decide(better | {"uplift_qini_low": -0.001}, GOOD, by_uplift)
-    assert not decision and "no incremental value" in why
+    assert not decision and "no incremental value" in why and "-0.0010" in why
     assert decide(better | {"uplift_qini_low": 0.002}, GOOD, by_uplift)[0]
     assert decide(better | {"uplift_qini_low": -0.001}, GOOD, CONFIG)[0], "ranked by probability: not a gate"
+    # models without the figure (too few campaign rows) have shown nothing: blocked too
+    decision, why = decide(better, GOOD, by_uplift)
+    assert not decision and "no cross-fitted figure" in why
+    # no uplift models at all: the list falls back to probability, nothing to judge
+    assert decide(better | {"uplift_models": 0.0}, GOOD, by_uplift)[0]
 
 
 def test_decide__uplift_worse_than_the_champions_on_the_same_campaigns_blocks_a_list_ranked_by_it():
@@ -122,6 +127,7 @@ def test_decide__uplift_worse_than_the_champions_on_the_same_campaigns_blocks_a_
 
 def test_decide__a_list_valued_by_the_playbook_choice_model_needs_that_model_to_show_value():
     better = GOOD | {"roc_auc": 0.81, "net_saving": 1100.0, "uplift_qini_low": 0.002}
+    better |= {"uplift_models": 1.0, "uplift_playbook_model": 1.0}
     pooled = CONFIG.with_uplift(ranking="uplift", playbook_effect="pooled")
     weak = better | {"uplift_qini_playbook_action_low": -0.0002}
     decision, why = decide(weak, GOOD, pooled)
@@ -132,6 +138,11 @@ def test_decide__a_list_valued_by_the_playbook_choice_model_needs_that_model_to_
     assert decide(weak, GOOD, CONFIG.with_uplift(ranking="uplift", playbook_effect="per_action"))[0]
     # a list ranked by probability uses no uplift model at all
     assert decide(weak, GOOD, CONFIG.with_uplift(ranking="probability", playbook_effect="pooled"))[0]
+    # the model without its figure (thin folds) has shown nothing: blocked while pooled is forced
+    decision, why = decide(better, GOOD, pooled)
+    assert not decision and "playbook's choice" in why and "no cross-fitted figure" in why
+    # no model of the playbook's choice: the list values by any contact plus the offset
+    assert decide(better | {"uplift_playbook_model": 0.0}, GOOD, pooled)[0]
 
 
 def test_customer_value__margins_by_kind_fees_and_discounting():

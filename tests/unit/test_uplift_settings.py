@@ -30,6 +30,7 @@ def test_parse_variant__each_value_read_as_the_settings_type(uplift):
         ("F7=take_up_flor=0.7", "'take_up_flor' is not an uplift setting"),
         ("F7=take_up_floor", "'take_up_floor' is not an uplift setting"),
         ("=take_up_floor=0.7", "NAME=key=value"),
+        ("configured=take_up_floor=0.7", "a list the study always builds"),
     ],
 )
 def test_parse_variant__an_unknown_setting_or_a_missing_value_is_named(uplift, text, said):
