@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if "uplift_qini_recent" in metrics:
             print(
-                f"{'  the latest months alone, not adjusted':40s} {metrics['uplift_qini_recent']:8.4f}   "
+                f"{'  the latest months alone, adjusted':40s} {metrics['uplift_qini_recent']:8.4f}   "
                 f"(95% interval {metrics['uplift_qini_recent_low']:.4f} .. {metrics['uplift_qini_recent_high']:.4f})"
             )
         crossed = "uplift_qini_playbook_action_cross_fitted"

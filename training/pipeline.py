@@ -332,18 +332,18 @@ def uplift_lines(result: TrainingResult) -> list[str]:
     if "uplift_qini_recent" in m:
         lines.append(
             f"uplift Qini, latest   {m['uplift_qini_recent']:.4f} (95% interval {m['uplift_qini_recent_low']:.4f} .. "
-            f"{m['uplift_qini_recent_high']:.4f}) any contact, the held-out latest campaign months, not adjusted"
+            f"{m['uplift_qini_recent_high']:.4f}) any contact, the held-out latest campaign months, adjusted"
         )
     if "uplift_qini_actions" in m:
         lines.append(
             f"uplift Qini, actions  {m['uplift_qini_actions']:.4f} (95% interval {m['uplift_qini_actions_low']:.4f} .. "
-            f"{m['uplift_qini_actions_high']:.4f}), each action against the controls, not adjusted"
+            f"{m['uplift_qini_actions_high']:.4f}), each action against the controls, adjusted"
         )
     if "uplift_qini_playbook_action" in m:
         lines.append(
             f"uplift Qini, playbook {m['uplift_qini_playbook_action']:.4f} (95% interval "
             f"{m['uplift_qini_playbook_action_low']:.4f} .. {m['uplift_qini_playbook_action_high']:.4f}) the "
-            "latest months' contacts that were the playbook's choice against the controls, not adjusted"
+            "latest months' contacts that were the playbook's choice against the controls, adjusted"
         )
     crossed = "uplift_qini_playbook_action_cross_fitted"
     if crossed in m:

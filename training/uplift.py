@@ -95,6 +95,7 @@ from training.uplift_effects import (
 )
 from training.uplift_eval import (
     CROSS_FOLDS,
+    adjusted_qini,
     bootstrap_qini,
     cluster_interval,
     customer_folds,
@@ -241,8 +242,8 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             if treated.sum() < 20 or (~treated).sum() < 20:
                 continue
             weight = design_weights(treated, test_group[mine])
-            groups[action] = (estimate[mine], treated, test_y[mine].astype(bool), weight)
-            curves[action], metrics[f"uplift_qini_{action}"] = qini(*groups[action])
+            groups[action] = (estimate[mine], treated, test_y[mine].astype(bool), weight, risk[mine])
+            curves[action], metrics[f"uplift_qini_{action}"] = adjusted_qini(groups[action])
         if groups:
             weights = [int(g[1].sum()) for g in groups.values()]
             metrics["uplift_qini_actions"] = float(
@@ -251,8 +252,14 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             # any contact on the latest months alone (the models fitted before them): what the
             # newest campaigns say, with the least power
             treated = test_arm != CONTROL
-            groups[RECENT] = (contact, treated, test_y.astype(bool), design_weights(treated, test_group))
-            curves[RECENT], metrics["uplift_qini_recent"] = qini(*groups[RECENT])
+            groups[RECENT] = (
+                contact,
+                treated,
+                test_y.astype(bool),
+                design_weights(treated, test_group),
+                risk,
+            )
+            curves[RECENT], metrics["uplift_qini_recent"] = adjusted_qini(groups[RECENT])
             intervals = bootstrap_qini(groups, u.bootstrap, seed, pooled=[a for a in groups if a != RECENT])
             for name, (low, high) in intervals.items():
                 key = {"pooled": "uplift_qini_actions", RECENT: "uplift_qini_recent"}.get(
@@ -263,12 +270,12 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
             # the list's own figure: the contacts that were the playbook's choice against the
             # controls, ranked by the model of that choice (fitted without these months)
             estimate = -risk * apply_effect(test_basis, effects[PLAYBOOK])
-            found = playbook_held_out(test_arm, choice[test], test_group, test_y, estimate)
+            found = playbook_held_out(test_arm, choice[test], test_group, test_y, estimate, risk)
             if isinstance(found, str):
                 notes.append(found)
             else:
                 key = f"uplift_qini_{PLAYBOOK}"
-                curves[PLAYBOOK], metrics[key] = qini(*found)
+                curves[PLAYBOOK], metrics[key] = adjusted_qini(found)
                 interval = bootstrap_qini({PLAYBOOK: found}, u.bootstrap, seed, [PLAYBOOK])[PLAYBOOK]
                 metrics[f"{key}_low"], metrics[f"{key}_high"] = interval
     else:

@@ -117,11 +117,13 @@ def playbook_held_out(
     group: np.ndarray,
     churn: np.ndarray,
     estimate: np.ndarray,
+    risk: np.ndarray,
     least: int = 20,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | str:
-    """The held-out rows that judge the model of the playbook's choice, as `qini` takes them
-    (its `estimate` of each row's uplift, fitting contact or not, churned, design weight by group
-    and choice), or why there are none: fewer than `least` fitting contacts or controls."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | str:
+    """The held-out rows that judge the model of the playbook's choice, as `qini` and
+    `bootstrap_qini` take them (its `estimate` of each row's uplift, fitting contact or not,
+    churned, design weight by group and choice, and each row's `risk` by a model that never saw it,
+    the baseline), or why there are none: fewer than `least` fitting contacts or controls."""
     fits, pair, keyed = fitting_contacts(arm, choice, group)
     if fits.sum() < least or (pair & ~fits).sum() < least:
         return (
@@ -130,7 +132,7 @@ def playbook_held_out(
             "for the model of that choice"
         )
     weight = design_weights(fits[pair], keyed[pair])
-    return estimate[pair], fits[pair], np.asarray(churn)[pair].astype(bool), weight
+    return estimate[pair], fits[pair], np.asarray(churn)[pair].astype(bool), weight, np.asarray(risk)[pair]
 
 
 class PlaybookCrossFit:

@@ -99,22 +99,31 @@ def design_weights(treated: np.ndarray, group: np.ndarray) -> np.ndarray:
     return np.where(informative, np.where(treated, 1 / np.maximum(e, 0.01), 1 / np.maximum(1 - e, 0.01)), 0.0)
 
 
+def adjusted_qini(group: tuple[np.ndarray, ...]) -> tuple[pd.DataFrame, float]:
+    """`qini` of a held-out group (score, treated, churn, weight, risk), each outcome less its
+    risk by the outcome model fitted without the held-out months: the headline's adjustment."""
+    score, treated, churn, weight, risk = group
+    return qini(score, treated, churn, weight, baseline=risk)
+
+
 def bootstrap_qini(
-    groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    groups: dict[str, tuple[np.ndarray, ...]],
     reps: int,
     seed: int,
     pooled: list[str],
 ) -> dict[str, tuple[float, float]]:
     """95% percentile intervals of each group's Qini coefficient and, as `pooled`, of the average
     of the groups named in `pooled` (the actions) weighted by treated customers, from the same
-    resamples."""
+    resamples. A group is (score, treated, churn, weight), or with a fifth, its rows' `baseline`
+    risk (`qini`)."""
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {name: [] for name in [*groups, "pooled"]}
     weights = np.array([int(groups[name][1].sum()) for name in pooled], dtype=float)
     for _ in range(reps):
-        for name, (score, treated, churn, weight) in groups.items():
+        for name, (score, treated, churn, weight, *baseline) in groups.items():
             pick = rng.integers(0, len(score), len(score))
-            draws[name].append(qini(score[pick], treated[pick], churn[pick], weight[pick])[1])
+            base = baseline[0][pick] if baseline else None
+            draws[name].append(qini(score[pick], treated[pick], churn[pick], weight[pick], baseline=base)[1])
         draws["pooled"].append(float(np.average([draws[name][-1] for name in pooled], weights=weights)))
     return {name: tuple(float(v) for v in np.percentile(d, [2.5, 97.5])) for name, d in draws.items()}
 
@@ -168,6 +177,7 @@ def cluster_interval(
 
 __all__ = [
     "CROSS_FOLDS",
+    "adjusted_qini",
     "bootstrap_qini",
     "cluster_interval",
     "customer_folds",

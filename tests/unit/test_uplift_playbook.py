@@ -70,11 +70,17 @@ def test_playbook_held_out__weighs_by_group_and_choice_and_says_when_too_few():
     arm, choice, group, risk, churn = _fitting_campaigns()
     fits = arm == choice
     truth = np.where(np.array([c is not None for c in choice]), 0.5 * risk, 0.0)  # a fitting contact's saving
-    score, treated, churned, weight = playbook_held_out(arm, choice, group, churn, truth + 0.0)
+    score, treated, churned, weight, baseline = playbook_held_out(
+        arm, choice, group, churn, truth + 0.0, risk
+    )
     assert treated.sum() == fits.sum() and (~treated).sum() == ((arm == "control") & (choice != None)).sum()  # noqa: E711
     assert qini(score, treated, churned, weight)[1] > 0.005
     assert qini(-score, treated, churned, weight)[1] < -0.005
-    said = playbook_held_out(arm[:30], choice[:30], group[:30], churn[:30], truth[:30])
+    # each kept row's own risk, for the adjustment (the pair's rows, in order)
+    pair = fits | ((arm == "control") & np.array([c is not None for c in choice]))
+    np.testing.assert_array_equal(baseline, risk[pair])
+    assert qini(score, treated, churned, weight, baseline=baseline)[1] > 0.005
+    said = playbook_held_out(arm[:30], choice[:30], group[:30], churn[:30], truth[:30], risk[:30])
     assert isinstance(said, str) and "no held-out figure" in said
 
 
