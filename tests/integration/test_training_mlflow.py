@@ -110,6 +110,16 @@ def test_mlflow_run__main_entry_point_trains_logs_registers_and_promotes(project
         mode, why = ranking_mode(load_bundle(config, version), config)
         words = decision.data.params[f"{side}_list"]
         assert words.startswith(f"ranked by {mode} ({why})") and f"  {side} list" in out, words
+    # forced to value the list by the model of the playbook's choice, which has no cross-fitted
+    # figure on the sample: the sanity gate names it, through the real registry
+    from training.jobs import run_promotion
+
+    lines = run_promotion(config.with_uplift(ranking="uplift", playbook_effect="pooled"))
+    said = next(line for line in lines if line.startswith("decision"))
+    assert "champion kept: sanity gates failed" in said
+    assert "the model of the playbook's choice shows no incremental value" in said
+    assert "(no cross-fitted figure)" in said, said
+    assert (_alias(client, "champion"), _alias(client, "challenger")) == ("1", "2")
 
     assert main(["promote", "--force"]) == 0
     assert _alias(client, "champion") == "2"
