@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from benchmarks.cached import benchmark_bank
-    from benchmarks.uplift_ceiling import expectation_savings, list_day
+    from benchmarks.uplift_ceiling import contacts_of, expectation_savings, list_day
     from serving.risk_list import build_risk_list
 
     root, config, tables, bundle = benchmark_bank(parser, args)
@@ -140,8 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     dogs = truth.index[truth["uplift_type"].astype(str).eq("sleeping_dog")]
 
     figures = {name: list_figures(rows, savings, dogs, seeds) for name, rows in lists.items()}
-    from benchmarks.uplift_ceiling import contacts_of
-
     for name in figures.keys() - {"today", "configured"}:  # paired: the shared contacts cancel
         difference = paired_difference(
             savings, contacts_of(lists[name]), contacts_of(lists["configured"]), seeds
