@@ -47,20 +47,14 @@ who a contact moves than the churn it changes, and one input costs the R-loss fa
 than a hundred. Each row's score comes from a take-up model fitted on the other half of the
 customers (`take_up_basis`): a row's own outcome is partly whether the contact kept it.
 
-Evaluation (`training/uplift_eval.py`): the headline is any contact's Qini coefficient (the area
-between the Qini curve and random targeting, as a share of the treated customers) over every
-campaign row, cross-fitted over folds of customers (each fold ranked by models fitted on the
-others), with an interval from resampling whole customers. Each outcome is taken less its risk by
-the fold's outcome model (fitted without the row's customer): a regression adjustment that keeps
-the figure in expectation and takes off the noise of the contacted and the controls at a cut
-differing in risk by chance; the unadjusted figure is kept beside it (`uplift_qini_unadjusted`). The latest `test_months` campaign
-months are also held out (models fitted before them): any contact's figure there (`_recent`),
-and per action the Qini of its rows and the controls, with bootstrap intervals; promotion
-compares challenger and champion on those months (`training/uplift_compare.py`); the model of the
-playbook's choice gets the Qini of its fitting contacts and their controls there
-(`uplift_qini_playbook_action`), and a cross-fitted one over every month by the headline's method
-(`uplift_qini_playbook_action_cross_fitted`, `training.uplift_effects.PlaybookCrossFit`): the
-figure `uplift.playbook_effect: auto` reads before it lets that model value the list.
+Evaluation (`training/uplift_eval.py`, which says how the headline is cross-fitted and adjusted
+for risk; the unadjusted figure is kept as `uplift_qini_unadjusted`). The latest `test_months`
+campaign months are also held out, models fitted before them: any contact's figure there
+(`_recent`), each action's, and the fitting contacts' of the playbook-choice model
+(`uplift_qini_playbook_action`); promotion compares challenger and champion on those months
+(`training/uplift_compare.py`). That model also gets a cross-fitted figure over every month
+(`uplift_qini_playbook_action_cross_fitted`, `training.uplift_effects.PlaybookCrossFit`): the one
+`uplift.playbook_effect: auto` reads before it lets that model value the list.
 """
 
 from __future__ import annotations
