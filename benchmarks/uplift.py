@@ -19,7 +19,7 @@ the net-value ratio by as much as 1x, so today's list and the configured list ar
 and the net-value target reads that ratio, with its standard error. `--json FILE` writes the
 bank's settings, every list's figures, the verdicts and the metrics; `benchmarks.uplift_banks`
 puts several banks' files side by side (one bank's net value rests on a few dozen customers).
-`--exploration-share` generates the bank with another test-and-learn share (README, What works).
+`--exploration-share` generates the bank with another test-and-learn share (docs/uplift.md).
 """
 
 from __future__ import annotations

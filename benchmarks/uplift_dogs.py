@@ -1,7 +1,7 @@
 """How few sleeping dogs the uplift list could contact, with the best possible knowledge of who they are.
 
 The issue asks the uplift list to contact at most a third of the sleeping dogs today's list
-contacts. The learned effects barely tell the dogs on the list from the rest (README, What works),
+contacts. The learned effects barely tell the dogs on the list from the rest (docs/uplift.md),
 so this asks what any model could do: the generator draws each customer's response type from
 scores on tenure, segment, digital habit and age with noise (`features.bank.population`), and
 `uplift_type_probabilities` gives the chance of each type those traits imply, the most a model of

@@ -199,7 +199,7 @@ class UpliftConfig(Frozen):
     # in uplift mode, customers whose predicted take-up (P(offer accepted | reached), learned from
     # the campaigns' recorded outcomes) is among the lowest this share of the customers at risk
     # are not contacted ("unlikely to respond"): who declines is who a contact does not move, the
-    # sleeping dogs among them (README, What works). 0: off. At most 0.9. 0.7 since a test written
+    # sleeping dogs among them (docs/uplift.md). 0: off. At most 0.9. 0.7 since a test written
     # before its two fresh banks (docs/preregistered/2026-12-06-floor-second-test.md); 0.5 before
     take_up_floor: float = Field(0.7, ge=0.0, le=0.9)
     # in uplift mode, each contact's expected saving is weighed by (predicted take-up / the median

@@ -296,8 +296,8 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
         weight, churned = design_weights(treated, group), y.astype(bool)
         customers = rows["customer_id"].to_numpy()
         # the headline: each outcome less its risk by the outcome model fitted without its
-        # customer (a regression adjustment: the same figure in expectation, less noise; README,
-        # What works), beside the unadjusted figure
+        # customer (a regression adjustment: the same figure in expectation, less noise;
+        # docs/uplift.md), beside the unadjusted figure
         curves[CONTACT], metrics["uplift_qini"] = qini(score, treated, churned, weight, baseline=risk)
         metrics["uplift_qini_low"], metrics["uplift_qini_high"] = cluster_interval(
             score, treated, churned, weight, customers, u.bootstrap, seed, baseline=risk
