@@ -100,15 +100,19 @@ def run_promotion(config: AppConfig, force: bool = False) -> list[str]:
             f"  {metric:<19} challenger {decision.challenger_scores[metric]:.4f}"
             + (f"   champion {champion:.4f}" if champion is not None else "")
         )
-    comparison = decision.uplift_comparison
-    if "difference" in comparison:
-        lines.append(
-            f"  uplift Qini         challenger {comparison['challenger']:.4f}   champion {comparison['champion']:.4f} "
-            f"on the same {comparison['rows']:,} held-out campaign rows ({', '.join(comparison['months'])}; "
-            f"difference {comparison['difference']:+.4f}, interval {comparison['low']:+.4f} .. {comparison['high']:+.4f})"
-        )
-    elif comparison:
-        lines.append(f"  uplift              {comparison['note']}")
+    for label, comparison in (
+        ("uplift", decision.uplift_comparison),
+        ("playbook model", decision.playbook_comparison),
+    ):
+        if "difference" in comparison:
+            lines.append(
+                f"  {label + ' Qini':<19} challenger {comparison['challenger']:.4f}   champion "
+                f"{comparison['champion']:.4f} on the same {comparison['rows']:,} held-out campaign rows "
+                f"({', '.join(comparison['months'])}; difference {comparison['difference']:+.4f}, "
+                f"interval {comparison['low']:+.4f} .. {comparison['high']:+.4f})"
+            )
+        elif comparison:
+            lines.append(f"  {label:<19} {comparison['note']}")
     for side, words in decision.valuation.items():
         lines.append(f"  {side + ' list':<19} {words}")
     return lines

@@ -18,7 +18,7 @@ from serving.uplift_model import PLAYBOOK
 from training.metrics import churn_metrics
 from training.promotion_rows import PromotionRows
 from training.tracking import configure_tracking
-from training.uplift_compare import comparable_months, compare_uplift
+from training.uplift_compare import comparable_months, compare_playbook, compare_uplift
 
 PROMOTION_EXPERIMENT_SUFFIX = "-promotion"
 
@@ -35,6 +35,8 @@ class Decision:
     uplift_comparison: dict[str, Any] = field(default_factory=dict)
     # how each side's daily list would rank and value its actions (`serving.actions.list_valuation`)
     valuation: dict[str, str] = field(default_factory=dict)
+    # the models of the playbook's choice on the same held-out campaigns (`compare_playbook`), or why not
+    playbook_comparison: dict[str, Any] = field(default_factory=dict)
 
 
 def _valuation_words(bundle: ModelBundle, config: AppConfig) -> str:
@@ -145,13 +147,23 @@ def decide(
             f"the model of the playbook's choice shows no incremental value on its cross-fitted "
             f"campaigns ({_bound(chosen_low)}) while playbook_effect: pooled values the list's actions by it"
         )
-    # ... and no worse than the champion's on the same held-out campaigns, where that is fair
-    if ranks_by_uplift and challenger.get("uplift_qini_gain_high", 0.0) < 0:
-        gate_failures.append(
-            f"its uplift models rank the same held-out campaigns worse than the champion's (Qini "
-            f"{challenger['uplift_qini_same_rows']:.4f} vs {champion.get('uplift_qini_same_rows', float('nan')):.4f}, "
-            f"difference interval {challenger['uplift_qini_gain_low']:.4f} .. {challenger['uplift_qini_gain_high']:.4f})"
-        )
+    # ... and no worse than the champion's on the same held-out campaigns, where that is fair: any
+    # contact's model, and the model of the playbook's choice where it values the list's actions
+    valued_by_choice = u.choose == "playbook" and (
+        u.playbook_effect == "pooled" or (u.playbook_effect == "auto" and chosen_low > 0)
+    )
+    for key, which in (
+        ("uplift_qini", "uplift models"),
+        (f"uplift_qini_{PLAYBOOK}", "models of the playbook's choice"),
+    ):
+        if not ranks_by_uplift or (key != "uplift_qini" and not valued_by_choice):
+            continue
+        if challenger.get(f"{key}_gain_high", 0.0) < 0:
+            gate_failures.append(
+                f"its {which} rank the same held-out campaigns worse than the champion's (Qini "
+                f"{challenger[f'{key}_same_rows']:.4f} vs {champion.get(f'{key}_same_rows', float('nan')):.4f}, "
+                f"difference interval {challenger[f'{key}_gain_low']:.4f} .. {challenger[f'{key}_gain_high']:.4f})"
+            )
     # better = strictly higher on every listed metric, by at least its margin
     shortfalls = [
         f"{metric} {challenger[metric]:.4f} vs champion {champion[metric]:.4f} (needs more than +{gain:g})"
@@ -228,6 +240,7 @@ def promote(config: AppConfig, read: Callable[[list[str]], PromotionRows], force
     champion_scores = None
     schema_note = ""
     comparison: dict[str, Any] = {"note": "no champion: not compared"}
+    chosen: dict[str, Any] = {"note": "no champion: not compared"}
     if champion is not None:
         try:
             champion_scores = score_bundle(champion, features, labels, config)
@@ -235,11 +248,13 @@ def promote(config: AppConfig, read: Callable[[list[str]], PromotionRows], force
             schema_note = f"the champion cannot score these rows ({exc})"
         if champion_scores is not None and champion_version != challenger_version:
             comparison = compare_uplift(rows.campaigns, challenger, champion, config)
-            if "difference" in comparison:
-                challenger_scores["uplift_qini_same_rows"] = comparison["challenger"]
-                champion_scores["uplift_qini_same_rows"] = comparison["champion"]
-                challenger_scores["uplift_qini_gain_low"] = comparison["low"]
-                challenger_scores["uplift_qini_gain_high"] = comparison["high"]
+            chosen = compare_playbook(rows.campaigns, challenger, champion, config)
+            for key, figures in (("uplift_qini", comparison), (f"uplift_qini_{PLAYBOOK}", chosen)):
+                if "difference" in figures:
+                    challenger_scores[f"{key}_same_rows"] = figures["challenger"]
+                    champion_scores[f"{key}_same_rows"] = figures["champion"]
+                    challenger_scores[f"{key}_gain_low"] = figures["low"]
+                    challenger_scores[f"{key}_gain_high"] = figures["high"]
     valuation = {"challenger": _valuation_words(challenger, config)}
     if champion is not None:
         valuation["champion"] = _valuation_words(champion, config)
@@ -263,6 +278,7 @@ def promote(config: AppConfig, read: Callable[[list[str]], PromotionRows], force
         champion_scores or {},
         comparison,
         valuation,
+        chosen,
     )
 
     # an explicit client run: `mlflow run` sets MLFLOW_RUN_ID for the training run, and the
@@ -279,6 +295,7 @@ def promote(config: AppConfig, read: Callable[[list[str]], PromotionRows], force
         "uplift_comparison": comparison.get(
             "note", f"{comparison.get('rows')} rows of {comparison.get('months')}"
         ),
+        "playbook_comparison": chosen.get("note", f"{chosen.get('rows')} rows of {chosen.get('months')}"),
     } | {f"{side}_list": words[:6000] for side, words in valuation.items()}
     metrics = {f"challenger.{k}": v for k, v in challenger_scores.items() if np.isfinite(v)}
     metrics |= {f"champion.{k}": v for k, v in (champion_scores or {}).items() if np.isfinite(v)}

@@ -216,7 +216,8 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
     probe_take_up: lgb.Booster | None = None
     if test.any():
         effects, shares, _, outcome, probe_take_up = fitted(~test)
-        probe_effects = {"basis": effects["basis"], CONTACT: effects[CONTACT]}
+        # kept for promotion's paired comparisons (`training.uplift_compare`)
+        probe_effects = {k: effects[k] for k in ("basis", CONTACT, PLAYBOOK) if k in effects}
         probe = UpliftModel(
             {
                 "actions": playbook_actions,

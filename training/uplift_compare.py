@@ -10,10 +10,9 @@ probability times its relative effect of a contact, as the list's first decision
 contact at all) does (the held-out Qini of training took the risk from the uplift outcome model
 instead, so the two figures differ). A list that values the playbook's action by the model of
 the playbook's choice (`uplift.playbook_effect: pooled`, or `auto` where that model's own
-cross-fitted Qini interval is above zero) ranks by that model, which this gate does not compare:
-its figures are training's `uplift_qini_playbook_action` (held-out months) and
-`uplift_qini_playbook_action_cross_fitted` (every month, `auto`'s gate; where the config forces
-`pooled`, promotion's sanity gate reads its lower bound too, `training.promote.decide`).
+cross-fitted Qini interval is above zero) ranks by that model, and `compare_playbook` compares
+the two sides' models of that choice the same way, on the rows that judge them: the held-out
+months' contacts that were the playbook's choice for the customer and the controls with a choice.
 
 The comparison leans toward the champion: with three held-out months and a champion one month
 older, the champion's side learned from two of the three months the challenger's side did not,
@@ -31,20 +30,25 @@ import numpy as np
 import pandas as pd
 
 from churn.config import AppConfig
-from serving.uplift_model import CONTACT, CONTROL, apply_effect, basis_take_up, effect_basis
+from serving.uplift_model import CONTACT, CONTROL, PLAYBOOK, apply_effect, basis_take_up, effect_basis
 from training.uplift_eval import design_weights, qini, randomised_groups
 
 
 def contact_score(
-    bundle: Any, rows: pd.DataFrame, effects: Mapping[str, Any], take_up: Any | None = None
+    bundle: Any,
+    rows: pd.DataFrame,
+    effects: Mapping[str, Any],
+    take_up: Any | None = None,
+    effect: str = CONTACT,
 ) -> np.ndarray:
-    """The uplift of any contact per row: churn probability x the learned relative effect (which
-    reads the `take_up` booster's score where its input is the take-up score)."""
+    """The uplift per row of any contact (or of the `effect` named, `PLAYBOOK`: a contact that was
+    the playbook's choice): churn probability x the learned relative effect (which reads the
+    `take_up` booster's score where its input is the take-up score)."""
     prepared = bundle.prepare(rows[bundle.feature_names])
     x = bundle.matrix(prepared)
     index = {name: j for j, name in enumerate(bundle.feature_names)}
     z = effect_basis(x, effects["basis"], index, basis_take_up(effects["basis"], take_up, x))
-    return -bundle.churn_probability(prepared) * apply_effect(z, effects[CONTACT])
+    return -bundle.churn_probability(prepared) * apply_effect(z, effects[effect])
 
 
 def paired_qini(
@@ -85,36 +89,105 @@ def comparable_months(challenger: Any, champion: Any) -> tuple[list[str], str | 
     return months, None
 
 
+def _months_rows(
+    rows: pd.DataFrame, challenger: Any, champion: Any
+) -> tuple[list[str], pd.DataFrame, str | None]:
+    """The comparable months, the campaign rows of those months, or why there is nothing to compare."""
+    months, note = comparable_months(challenger, champion)
+    if note is not None:
+        return [], rows.iloc[:0], note
+    if not rows.empty:
+        rows = rows[pd.to_datetime(rows["as_of"]).dt.strftime("%Y-%m").isin(months)]
+    if rows.empty:
+        return months, rows, f"no campaign rows in {', '.join(months)}: not compared"
+    return months, rows, None
+
+
+def _paired(rows, sides, effect, treated, churn, weight, config) -> dict[str, Any]:
+    """Both sides' scores of `rows` by their `effect` model, and the paired Qini figures."""
+    from serving.model_bundle import FeatureSchemaError
+
+    scores = []
+    for side, bundle, effects, take_up in sides:
+        try:
+            scores.append(contact_score(bundle, rows, effects, take_up, effect))
+        except (FeatureSchemaError, KeyError, TypeError, ValueError, IndexError) as exc:
+            return {"note": f"the {side} cannot score these campaign rows ({exc!r}): not compared"}
+    return paired_qini(*scores, treated, churn, weight, config.uplift.bootstrap, config.training.seed)
+
+
+def _sides(challenger: Any, champion: Any) -> tuple[tuple[str, Any, Mapping[str, Any], Any], ...]:
+    """(side, bundle, effects, take-up model): the challenger's fitted without its held-out months,
+    the champion's deployed."""
+    return (
+        (
+            "challenger",
+            challenger,
+            challenger.uplift.meta["held_out"]["effects"],
+            challenger.uplift.held_out_take_up_model,
+        ),
+        ("champion", champion, champion.uplift.meta.get("effects") or {}, champion.uplift.take_up_model),
+    )
+
+
 def compare_uplift(rows: pd.DataFrame, challenger: Any, champion: Any, config: AppConfig) -> dict[str, Any]:
     """The paired comparison on the challenger's held-out months that the champion did not train
     on (`comparable_months`), among the campaign rows `rows` (`features.campaigns.campaign_rows`;
     rows of other months are left out): `{"months", "rows", "challenger", "champion",
     "difference", "low", "high"}`, or `{"note": why not}`."""
-    from serving.model_bundle import FeatureSchemaError
-
-    months, note = comparable_months(challenger, champion)
+    months, rows, note = _months_rows(rows, challenger, champion)
     if note is not None:
         return {"note": note}
-    mine = challenger.uplift.meta["held_out"]
-    if not rows.empty:
-        rows = rows[pd.to_datetime(rows["as_of"]).dt.strftime("%Y-%m").isin(months)]
-    if rows.empty:
-        return {"note": f"no campaign rows in {', '.join(months)}: not compared"}
     treated = (rows["arm"] != CONTROL).to_numpy()
     group, _ = randomised_groups(rows, config.uplift.exploration_campaigns)
-    weight = design_weights(treated, group)
-    scores = []
-    for side, bundle, effects, take_up in (
-        ("challenger", challenger, mine["effects"], challenger.uplift.held_out_take_up_model),
-        ("champion", champion, champion.uplift.meta.get("effects"), champion.uplift.take_up_model),
-    ):
-        try:
-            scores.append(contact_score(bundle, rows, effects, take_up))
-        except (FeatureSchemaError, KeyError, TypeError, ValueError, IndexError) as exc:
-            return {"note": f"the {side} cannot score these campaign rows ({exc!r}): not compared"}
     churn = rows["churn"].to_numpy().astype(bool)
-    figures = paired_qini(*scores, treated, churn, weight, config.uplift.bootstrap, config.training.seed)
-    return {"months": months, "rows": len(rows)} | figures
+    figures = _paired(
+        rows, _sides(challenger, champion), CONTACT, treated, churn, design_weights(treated, group), config
+    )
+    return figures if "note" in figures else {"months": months, "rows": len(rows)} | figures
 
 
-__all__ = ["comparable_months", "compare_uplift", "contact_score", "paired_qini"]
+def compare_playbook(
+    rows: pd.DataFrame, challenger: Any, champion: Any, config: AppConfig, least: int = 20
+) -> dict[str, Any]:
+    """The same paired comparison for the models of the playbook's choice, on the rows that judge
+    them: in the same months, the contacts whose action was the playbook's choice for the customer
+    (by the challenger's models, as its list would choose) and the controls with a choice, each
+    weighed by the design's propensity within its randomised group and choice
+    (`training.uplift_effects.fitting_contacts`). Each side ranks them by its own churn probability
+    x its effect of such a contact. `{"months", "rows", "contacts", "challenger", "champion",
+    "difference", "low", "high"}`, or `{"note": why not}`: a side without that model, or fewer
+    than `least` fitting contacts or controls."""
+    from serving.scoring import playbook_choice
+    from training.uplift_effects import fitting_contacts
+
+    months, rows, note = _months_rows(rows, challenger, champion)
+    if note is not None:
+        return {"note": note}
+    sides = _sides(challenger, champion)
+    missing = [side for side, _, effects, _ in sides if PLAYBOOK not in effects]
+    if missing:
+        return {
+            "note": f"no model of the playbook's choice on the {' and '.join(missing)} side: not compared"
+        }
+    x = challenger.matrix(challenger.prepare(rows[challenger.feature_names]))
+    segment = rows["segment"].to_numpy() if "segment" in rows else np.full(len(rows), None, dtype=object)
+    choice = playbook_choice(challenger, x, segment, config)
+    group, _ = randomised_groups(rows, config.uplift.exploration_campaigns)
+    fits, pair, keyed = fitting_contacts(rows["arm"].to_numpy(), choice, group)
+    if fits.sum() < least or (pair & ~fits).sum() < least:
+        return {
+            "note": f"{int(fits.sum())} contacts in {', '.join(months)} were the playbook's choice, against "
+            f"{int((pair & ~fits).sum())} controls (need {least} each): not compared"
+        }
+    treated = fits[pair]
+    churn = rows["churn"].to_numpy().astype(bool)[pair]
+    figures = _paired(
+        rows[pair], sides, PLAYBOOK, treated, churn, design_weights(treated, keyed[pair]), config
+    )
+    if "note" in figures:
+        return figures
+    return {"months": months, "rows": int(pair.sum()), "contacts": int(treated.sum())} | figures
+
+
+__all__ = ["comparable_months", "compare_playbook", "compare_uplift", "contact_score", "paired_qini"]

@@ -100,6 +100,12 @@ def test_mlflow_run__main_entry_point_trains_logs_registers_and_promotes(project
     assert (_alias(client, "champion"), _alias(client, "challenger")) == ("1", "2")
     decision = mlflow.search_runs(experiment_names=["bank-churn-promotion"], output_format="list")[0]
     assert decision.data.tags["decision"] == "kept champion"
+    # both comparisons on the same held-out campaigns say why there is none: the same history
+    for label, param in (("uplift", "uplift_comparison"), ("playbook model", "playbook_comparison")):
+        assert any(
+            line.startswith(f"  {label} ") and "trained the champion too" in line for line in out.splitlines()
+        ), out
+        assert "trained the champion too" in decision.data.params[param]
     # how each side's list would rank, as the list job would resolve `auto` for that bundle
     from churn.config import load_config
     from serving.actions import ranking_mode

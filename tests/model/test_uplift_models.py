@@ -110,6 +110,43 @@ def test_compare_uplift__challenger_and_an_older_champion_rank_the_same_held_out
     assert "trained the champion too" in compare_uplift(rows, trained.bundle, trained.bundle, config)["note"]
 
 
+def test_compare_playbook__the_models_of_the_playbooks_choice_on_the_same_fitting_contacts(
+    trained, sample, config
+):
+    import copy
+
+    from features.campaigns import campaign_rows
+    from serving.uplift_model import PLAYBOOK, UpliftModel
+    from training.uplift_compare import compare_playbook
+
+    rows = campaign_rows(sample.tables, config)
+    held = trained.bundle.uplift.meta["held_out_months"]
+    assert PLAYBOOK in trained.bundle.uplift.meta["held_out"]["effects"], "kept for the comparison"
+    older = copy.copy(trained.bundle)
+    meta = copy.deepcopy(trained.bundle.uplift.meta)
+    meta["campaign_months"] = [m for m in meta["campaign_months"] if m not in held]
+    meta["effects"] = meta["held_out"]["effects"]
+    uplift = trained.bundle.uplift
+    older.uplift = UpliftModel(meta, uplift.held_out_take_up_model or uplift.take_up_model)
+    # the sample's held-out months hold too few fitting contacts for a comparison, and it says so
+    thin = compare_playbook(rows, trained.bundle, older, config)
+    assert "were the playbook's choice" in thin["note"] and "(need 20 each)" in thin["note"]
+    # with a lower floor: the fitting contacts and the controls with a choice, the same model on both
+    # sides differs by exactly zero
+    figures = compare_playbook(rows, trained.bundle, older, config, least=5)
+    assert figures["months"] == held and 5 <= figures["contacts"] < figures["rows"]
+    assert figures["low"] == figures["difference"] == figures["high"] == 0.0
+    # with the deployed model (trained on those months too) the champion ranks them differently
+    meta["effects"] = copy.deepcopy(trained.bundle.uplift.meta["effects"])  # deleted from below
+    older.uplift = UpliftModel(meta, uplift.take_up_model)
+    figures = compare_playbook(rows, trained.bundle, older, config, least=5)
+    assert figures["challenger"] != figures["champion"]
+    # a side without the model of the playbook's choice (a bundle trained before it) is not compared
+    del meta["effects"][PLAYBOOK]
+    older.uplift = UpliftModel(meta, uplift.take_up_model)
+    assert "on the champion side" in compare_playbook(rows, trained.bundle, older, config)["note"]
+
+
 def test_uplift_effect_families__the_effect_models_read_only_those_families(trained, sample, config):
     from features.campaigns import campaign_rows
     from training.uplift import fit_uplift

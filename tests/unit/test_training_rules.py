@@ -145,6 +145,35 @@ def test_decide__a_list_valued_by_the_playbook_choice_model_needs_that_model_to_
     assert decide(better | {"uplift_playbook_model": 0.0}, GOOD, pooled)[0]
 
 
+def test_decide__a_playbook_choice_model_worse_than_the_champions_blocks_only_where_it_values_the_list():
+    better = GOOD | {"roc_auc": 0.81, "net_saving": 1100.0, "uplift_qini_low": 0.002}
+    better |= {"uplift_models": 1.0, "uplift_playbook_model": 1.0, "uplift_qini_playbook_action_low": 0.001}
+    worse = {
+        "uplift_qini_playbook_action_same_rows": 0.002,
+        "uplift_qini_playbook_action_gain_low": -0.011,
+        "uplift_qini_playbook_action_gain_high": -0.001,
+    }
+    champion = GOOD | {"uplift_qini_playbook_action_same_rows": 0.009}
+    # auto, and the model's own interval is above zero: it values the list, so it is compared
+    decision, why = decide(better | worse, champion, CONFIG)
+    assert not decision and "models of the playbook's choice rank the same held-out campaigns worse" in why
+    assert "0.0020 vs 0.0090" in why and "-0.0110 .. -0.0010" in why
+    # forced pooled: the same
+    assert not decide(
+        better | worse, champion, CONFIG.with_uplift(ranking="uplift", playbook_effect="pooled")
+    )[0]
+    # the difference's interval reaches zero: no evidence it is worse
+    assert decide(better | worse | {"uplift_qini_playbook_action_gain_high": 0.0004}, champion, CONFIG)[0]
+    # the model does not value the list: auto below zero, per_action, choose best, or a probability list
+    assert decide(better | worse | {"uplift_qini_playbook_action_low": -0.001}, champion, CONFIG)[0]
+    for other in (
+        CONFIG.with_uplift(playbook_effect="per_action"),
+        CONFIG.with_uplift(choose="best"),
+        CONFIG.with_uplift(ranking="probability", playbook_effect="pooled"),
+    ):
+        assert decide(better | worse, champion, other)[0], other.uplift
+
+
 def test_customer_value__margins_by_kind_fees_and_discounting():
     products = {
         "current_account": {"kind": "deposit", "balance_margin": 0.02, "annual_fee_margin": 60},
