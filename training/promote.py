@@ -246,7 +246,11 @@ def promote(config: AppConfig, read: Callable[[list[str]], PromotionRows], force
             champion_scores = score_bundle(champion, features, labels, config)
         except FeatureSchemaError as exc:
             schema_note = f"the champion cannot score these rows ({exc})"
-        if champion_scores is not None and champion_version != challenger_version:
+        if champion_version == challenger_version:
+            comparison = chosen = {"note": "the challenger is already the champion: not compared"}
+        elif champion_scores is None:
+            comparison = chosen = {"note": "the champion cannot score the evaluation rows: not compared"}
+        else:
             comparison = compare_uplift(rows.campaigns, challenger, champion, config)
             chosen = compare_playbook(rows.campaigns, challenger, champion, config)
             for key, figures in (("uplift_qini", comparison), (f"uplift_qini_{PLAYBOOK}", chosen)):

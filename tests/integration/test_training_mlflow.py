@@ -129,6 +129,10 @@ def test_mlflow_run__main_entry_point_trains_logs_registers_and_promotes(project
 
     assert main(["promote", "--force"]) == 0
     assert _alias(client, "champion") == "2"
+    # the challenger is the champion now: the comparisons say so, not "no champion"
+    lines = run_promotion(config)
+    assert "  uplift              the challenger is already the champion: not compared" in lines
+    assert "  playbook model      the challenger is already the champion: not compared" in lines
 
 
 def test_registered_pyfunc__gives_the_bundles_numbers_and_names_what_it_needs(tracking):
