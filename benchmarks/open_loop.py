@@ -5,10 +5,9 @@ Request i is sent at start + i / RATE whether or not earlier requests have retur
 server shows up as latency (queueing included) rather than as a lower request rate. A request
 waits for one of the client's connections in a semaphore, not in httpcore's pool: as far as the
 symptoms showed (not profiled), the pool scans its queue on every completion, and with thousands
-of requests waiting (a server stalled for
-a few seconds at 100 requests/s) that scan took most of a core from a 2-core machine the server
-shares, so a short stall grew until the server stopped being sent anything. The wait is timed as
-latency all the same.
+of requests waiting (a server stalled for a few seconds at 100 requests/s) that scan took most of
+a core from a 2-core machine the server shares, so a short stall grew until the server stopped
+being sent anything. The wait is timed as latency all the same.
 """
 
 from __future__ import annotations

@@ -152,13 +152,11 @@ def decide(
     valued_by_choice = u.choose == "playbook" and (
         u.playbook_effect == "pooled" or (u.playbook_effect == "auto" and chosen_low > 0)
     )
-    for key, which in (
-        ("uplift_qini", "uplift models"),
-        (f"uplift_qini_{PLAYBOOK}", "models of the playbook's choice"),
+    for key, which, applies in (
+        ("uplift_qini", "uplift models", ranks_by_uplift),
+        (f"uplift_qini_{PLAYBOOK}", "models of the playbook's choice", ranks_by_uplift and valued_by_choice),
     ):
-        if not ranks_by_uplift or (key != "uplift_qini" and not valued_by_choice):
-            continue
-        if challenger.get(f"{key}_gain_high", 0.0) < 0:
+        if applies and challenger.get(f"{key}_gain_high", 0.0) < 0:
             gate_failures.append(
                 f"its {which} rank the same held-out campaigns worse than the champion's (Qini "
                 f"{challenger[f'{key}_same_rows']:.4f} vs {champion.get(f'{key}_same_rows', float('nan')):.4f}, "

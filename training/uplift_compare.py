@@ -154,12 +154,12 @@ def compare_playbook(
     them: in the same months, the contacts whose action was the playbook's choice for the customer
     (by the challenger's models, as its list would choose) and the controls with a choice, each
     weighed by the design's propensity within its randomised group and choice
-    (`training.uplift_effects.fitting_contacts`). Each side ranks them by its own churn probability
+    (`training.uplift_effects.judged_rows`). Each side ranks them by its own churn probability
     x its effect of such a contact. `{"months", "rows", "contacts", "challenger", "champion",
     "difference", "low", "high"}`, or `{"note": why not}`: a side without that model, or fewer
     than `least` fitting contacts or controls."""
     from serving.scoring import playbook_choice
-    from training.uplift_effects import fitting_contacts
+    from training.uplift_effects import judged_rows
 
     months, rows, note = _months_rows(rows, challenger, champion)
     if note is not None:
@@ -174,17 +174,15 @@ def compare_playbook(
     segment = rows["segment"].to_numpy() if "segment" in rows else np.full(len(rows), None, dtype=object)
     choice = playbook_choice(challenger, x, segment, config)
     group, _ = randomised_groups(rows, config.uplift.exploration_campaigns)
-    fits, pair, keyed = fitting_contacts(rows["arm"].to_numpy(), choice, group)
-    if fits.sum() < least or (pair & ~fits).sum() < least:
+    pair, treated, weight = judged_rows(rows["arm"].to_numpy(), choice, group)
+    contacts, controls = int(treated.sum()), int((~treated).sum())
+    if contacts < least or controls < least:
         return {
-            "note": f"{int(fits.sum())} contacts in {', '.join(months)} were the playbook's choice, against "
-            f"{int((pair & ~fits).sum())} controls (need {least} each): not compared"
+            "note": f"{contacts} contacts in {', '.join(months)} were the playbook's choice, against "
+            f"{controls} controls (need {least} each): not compared"
         }
-    treated = fits[pair]
     churn = rows["churn"].to_numpy().astype(bool)[pair]
-    figures = _paired(
-        rows[pair], sides, PLAYBOOK, treated, churn, design_weights(treated, keyed[pair]), config
-    )
+    figures = _paired(rows[pair], sides, PLAYBOOK, treated, churn, weight, config)
     if "note" in figures:
         return figures
     return {"months": months, "rows": int(pair.sum()), "contacts": int(treated.sum())} | figures

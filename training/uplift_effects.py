@@ -88,6 +88,16 @@ def fitting_contacts(
     return fits, fits | (has & (np.asarray(arm) == CONTROL)), keyed
 
 
+def judged_rows(
+    arm: np.ndarray, choice: np.ndarray, group: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pair, treated, weight): the rows that judge a model of the playbook's choice, as a mask (the
+    fitting contacts and the controls with a choice, `fitting_contacts`), which of those rows are
+    fitting contacts, and their design weights by randomised group and choice."""
+    fits, pair, keyed = fitting_contacts(arm, choice, group)
+    return pair, fits[pair], design_weights(fits[pair], keyed[pair])
+
+
 def fit_playbook_effect(
     z: np.ndarray,
     y: np.ndarray,
@@ -124,15 +134,15 @@ def playbook_held_out(
     `bootstrap_qini` take them (its `estimate` of each row's uplift, fitting contact or not,
     churned, design weight by group and choice, and each row's `risk` by a model that never saw it,
     the baseline), or why there are none: fewer than `least` fitting contacts or controls."""
-    fits, pair, keyed = fitting_contacts(arm, choice, group)
-    if fits.sum() < least or (pair & ~fits).sum() < least:
+    pair, treated, weight = judged_rows(arm, choice, group)
+    contacts, controls = int(treated.sum()), int((~treated).sum())
+    if contacts < least or controls < least:
         return (
-            f"uplift: {int(fits.sum())} contacts in the held-out months were the playbook's choice, "
-            f"against {int((pair & ~fits).sum())} controls (need {least} each): no held-out figure "
+            f"uplift: {contacts} contacts in the held-out months were the playbook's choice, "
+            f"against {controls} controls (need {least} each): no held-out figure "
             "for the model of that choice"
         )
-    weight = design_weights(fits[pair], keyed[pair])
-    return estimate[pair], fits[pair], np.asarray(churn)[pair].astype(bool), weight, np.asarray(risk)[pair]
+    return estimate[pair], treated, np.asarray(churn)[pair].astype(bool), weight, np.asarray(risk)[pair]
 
 
 class PlaybookCrossFit:
@@ -149,7 +159,7 @@ class PlaybookCrossFit:
     )
 
     def __init__(self, arm: np.ndarray, choice: np.ndarray, group: np.ndarray, least: int = 20):
-        self.fits, self.pair, self.keyed = fitting_contacts(arm, choice, group)
+        self.pair, self.treated, self.weight = judged_rows(arm, choice, group)
         self.score = np.full(len(arm), np.nan)
         self.least = least
         self.missing = 0  # folds without a model of the choice
@@ -171,8 +181,8 @@ class PlaybookCrossFit:
     ) -> tuple[pd.DataFrame, dict[str, float]] | str:
         """(the Qini curve, {"": coefficient, "_low", "_high": its 95% interval}), or why there is
         none: a fold without a model of the choice, or too few fitting contacts or controls."""
-        pair, fits = self.pair, self.fits
-        contacts, controls = int(fits.sum()), int((pair & ~fits).sum())
+        pair, treated, weight = self.pair, self.treated, self.weight
+        contacts, controls = int(treated.sum()), int((~treated).sum())
         if self.missing or contacts < self.least or controls < self.least:
             return (
                 f"uplift: {contacts} campaign contacts were the playbook's choice against {controls} controls"
@@ -180,7 +190,6 @@ class PlaybookCrossFit:
                 ": no cross-fitted figure for the model of that choice (`playbook_effect: auto` then "
                 "values the playbook's action by any contact's effect plus its own)"
             )
-        treated, weight = fits[pair], design_weights(fits[pair], self.keyed[pair])
         churned = np.asarray(churn)[pair].astype(bool)
         curve, coefficient = qini(self.score[pair], treated, churned, weight, baseline=risk[pair])
         low, high = cluster_interval(
@@ -196,5 +205,6 @@ __all__ = [
     "fit_effect",
     "fit_playbook_effect",
     "fitting_contacts",
+    "judged_rows",
     "playbook_held_out",
 ]
