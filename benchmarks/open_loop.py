@@ -1,5 +1,7 @@
 """Open-loop load at a fixed rate: `python open_loop.py URL RATE SECONDS` with
-{"bodies": [...], "headers": {...}} on stdin; prints latency percentiles as JSON.
+{"bodies": [...], "headers": {...}} on stdin; prints latency percentiles as JSON, with each
+request's send time (seconds since the epoch) and latency, so a caller can tell the seconds after
+an event (a champion swap) from the rest.
 
 Request i is sent at start + i / RATE whether or not earlier requests have returned, so a slow
 server shows up as latency (queueing included) rather than as a lower request rate. A request
@@ -23,6 +25,7 @@ import numpy as np
 
 async def run(url: str, rate: float, seconds: float, bodies: list[str], headers: dict[str, str]) -> dict:
     latencies: list[float] = []
+    sent: list[float] = []
     errors = 0
     connections = 200
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
@@ -32,6 +35,7 @@ async def run(url: str, rate: float, seconds: float, bodies: list[str], headers:
         async def one(body: str) -> None:
             nonlocal errors
             started = time.perf_counter()
+            at = time.time()
             async with free:
                 try:
                     response = await client.post(url, content=body, headers=headers)
@@ -40,6 +44,7 @@ async def run(url: str, rate: float, seconds: float, bodies: list[str], headers:
                 except httpx.HTTPError:
                     errors += 1
             latencies.append((time.perf_counter() - started) * 1000)
+            sent.append(at)
 
         tasks = []
         start = time.perf_counter()
@@ -59,6 +64,8 @@ async def run(url: str, rate: float, seconds: float, bodies: list[str], headers:
         "p50_ms": float(np.percentile(values, 50)),
         "p95_ms": float(np.percentile(values, 95)),
         "p99_ms": float(np.percentile(values, 99)),
+        "sent_at": sent,
+        "latency_ms": latencies,
     }
 
 

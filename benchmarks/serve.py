@@ -104,7 +104,10 @@ def fixed_rate(url: str, bodies: list[str], headers: dict[str, str], rate: float
         text=True,
         check=True,
     )
-    return json.loads(out.stdout)
+    result = json.loads(out.stdout)
+    for per_request in ("sent_at", "latency_ms"):
+        del result[per_request]
+    return result
 
 
 def saturate(url: str, bodies: list[str], headers: dict[str, str], seconds: int, connections: int) -> dict:
