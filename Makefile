@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint serve desk bench-desk demo-drift bench-features bench-train bench-lr bench-tune bench-reasons bench-uplift bench-uplift-banks bench-engine bench-score bench-serve bench-soak bench-scale sample clean
+.PHONY: run test test-fast lint serve desk bench-desk demo-drift bench-features bench-train bench-lr bench-tune bench-reasons bench-uplift bench-uplift-banks bench-engine bench-score bench-serve bench-soak bench-reload bench-scale sample clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -101,6 +101,10 @@ bench-desk: $(STAMP)
 # 10 minutes at 100 requests/s with champion swaps; server memory of the first and last minute.
 bench-soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak
+
+# How long a reload of 200,000 stored customers holds up the requests beside it (about a minute)
+bench-reload: $(STAMP)
+	$(BIN)/python -m benchmarks.reload
 
 # Regenerate the committed sample with its fixed seed (the test suite checks it is reproducible).
 sample: $(STAMP)

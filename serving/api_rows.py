@@ -21,6 +21,45 @@ from serving.request_checks import ApiError, safe_name
 from serving.scoring import CUSTOMER_COLUMNS, TOP
 
 
+class Positions:
+    """Each stored customer's row, by id: a sorted copy of the ids searched per lookup, so a
+    million customers cost two arrays rather than two million Python objects, which a reload
+    would build and a swap free beside the requests, holding them up."""
+
+    def __init__(self, ids: np.ndarray):
+        self._order = np.argsort(ids, kind="stable")
+        self._sorted = ids[self._order]
+
+    def get(self, customer_id: int) -> int | None:
+        """The row of `customer_id`, None when it is not stored."""
+        row = int(self.rows_of([customer_id])[0])
+        return None if row < 0 else row
+
+    def rows_of(self, customer_ids: list[int]) -> np.ndarray:
+        """The rows of these ids in one search, -1 where an id is not stored."""
+        wanted = np.asarray(customer_ids, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._sorted, wanted), max(len(self._sorted) - 1, 0))
+        if not len(self._sorted):
+            return np.full(len(wanted), -1)
+        return np.where(self._sorted[at] == wanted, self._order[at], -1)
+
+
+class Coded:
+    """A text column of the stored customers (branch, segment, region) as integer codes into its
+    few distinct values: indexed like the column, it gives the values, one or an object array,
+    None where missing; a million customers hold no Python string each (see `Positions`)."""
+
+    def __init__(self, codes: np.ndarray, values: list[Any]):
+        self._codes = codes
+        self._values = np.array([*values, None], dtype=object)  # code -1, missing, takes the last
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._values[self._codes[index]]
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+
 @dataclass(frozen=True)
 class Customers:
     """The daily job's latest feature rows, as the champion's feature matrix, and each
@@ -30,9 +69,9 @@ class Customers:
     marker: str | None
     as_of: str | None
     ids: np.ndarray
-    position: dict[int, int]  # customer id -> row
+    position: Positions  # customer id -> row
     x: np.ndarray
-    context: dict[str, np.ndarray]  # CUSTOMER_COLUMNS
+    context: dict[str, np.ndarray | Coded]  # CUSTOMER_COLUMNS
     join_date: np.ndarray  # datetime64[ns]; NaT where unknown
 
     def rows(self, positions: list[int]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -62,14 +101,13 @@ def by_id(customers: Customers, ids: list[int]) -> tuple[Batch, list[m.ItemError
         if customer in first_seen:
             raise ApiError(400, f"customer_ids[{i}]", f"repeats customer_ids[{first_seen[customer]}]")
         first_seen[customer] = i
-    found = [(i, c, customers.position.get(c)) for i, c in enumerate(ids)]
-    positions = [p for _, _, p in found if p is not None]
-    keys, x, context = customers.rows(positions)
-    order = [(i, c) for i, c, p in found if p is not None]
+    rows = customers.position.rows_of(ids).tolist()
+    keys, x, context = customers.rows([r for r in rows if r >= 0])
+    order = [(i, c) for i, (c, r) in enumerate(zip(ids, rows, strict=True)) if r >= 0]
     errors = [
         m.ItemError(index=i, customer_id=c, error="unknown customer: not in the latest feature table")
-        for i, c, p in found
-        if p is None
+        for i, (c, r) in enumerate(zip(ids, rows, strict=True))
+        if r < 0
     ]
     return Batch(keys, x, context, order, []), errors
 
