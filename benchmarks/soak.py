@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     # the generator's answer holds every request's time (megabytes): to a file, not a pipe, which
     # would fill and block it while this process waits for it to end
     answer = CACHE / "logs" / "soak-load.json"
+    answer_file = answer.open("w")
     try:
         load = subprocess.Popen(
             [
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.seconds),
             ],
             stdin=subprocess.PIPE,
-            stdout=answer.open("w"),
+            stdout=answer_file,
             text=True,
             cwd=ROOT,
         )
@@ -134,8 +135,10 @@ def main(argv: list[str] | None = None) -> int:
                 swapped_at.append(time.time())
                 next_swap += args.swap_every
             time.sleep(10)
+        answer_file.flush()
         result = json.loads(answer.read_text())
     finally:
+        answer_file.close()
         client.set_registered_model_alias("bank-churn", "champion", champion.version)
         _stop(process)
     first = [m for t, m in samples if t <= 60]

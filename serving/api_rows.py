@@ -30,6 +30,12 @@ class Positions:
         self._order = np.argsort(ids, kind="stable")
         self._sorted = ids[self._order]
 
+    def repeated(self) -> int | None:
+        """How many rows the most repeated id has, where some id has more than one; else None."""
+        if len(self._sorted) < 2 or not (self._sorted[1:] == self._sorted[:-1]).any():
+            return None
+        return int(np.unique(self._sorted, return_counts=True)[1].max())
+
     def get(self, customer_id: int) -> int | None:
         """The row of `customer_id`, None when it is not stored."""
         row = int(self.rows_of([customer_id])[0])

@@ -1,4 +1,4 @@
-"""What the scoring API serves from: the champion model and the stored customers, loaded whole.
+"""What the scoring API serves from: the champion model and the stored customers, in memory.
 
 `serving.service.ChurnService` holds one `State` and swaps it for a new one when a champion is
 promoted or the daily job writes new feature rows, so a request never sees half of a reload.
@@ -74,7 +74,7 @@ def load_customers(store: ServingStore, bundle: ModelBundle, chunk_rows: int = C
     """Every stored customer's features as the bundle's matrix, and what the decisions read beside.
 
     Read and converted `chunk_rows` customers at a time: a reload runs beside the requests, and
-    every step here that works on all rows at once holds the interpreter until it is done (155 ms
+    every step here that works on all rows at once holds the interpreter until it is done (163 ms
     at 200,000 customers read whole, `make bench-reload`). Per chunk the holds are a few
     milliseconds at any size, and joining the chunks' arrays releases it. Nothing kept holds a
     Python object per customer (`Positions`, `Coded`), so freeing the old customers at a swap
@@ -96,11 +96,18 @@ def load_customers(store: ServingStore, bundle: ModelBundle, chunk_rows: int = C
             else np.full(len(features), np.datetime64("NaT"), dtype="datetime64[ns]")
         )
     every_id = np.concatenate([np.empty(0, dtype=np.int64), *ids])
+    position = Positions(every_id)
+    repeated = position.repeated()
+    if repeated is not None:  # a lookup would find one of its rows at random
+        raise ValueError(
+            f"customer_features/customer_context: a customer id appears in {repeated} rows; "
+            "each customer needs one feature row and at most one context row (rerun `churn score`)"
+        )
     return Customers(
         marker,
         store.features_as_of(),
         every_id,
-        Positions(every_id),
+        position,
         np.concatenate([np.empty((0, len(bundle.feature_names))), *matrices]),
         {"do_not_contact": np.concatenate([np.empty(0, dtype=bool), *do_not_contact])}
         | {

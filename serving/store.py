@@ -190,26 +190,32 @@ class ServingStore:
         In chunks so that a server loading a bank of a million customers beside its requests never
         holds the interpreter for long: converting rows to a frame holds it for the whole frame."""
         quote = self.engine.dialect.identifier_preparer.quote
-        inspector = sa.inspect(self.engine)
-        features = [c["name"] for c in inspector.get_columns(FEATURES_TABLE)]
-        context = [c["name"] for c in inspector.get_columns(CONTEXT_TABLE) if c["name"] != "customer_id"]
+        context = [
+            c["name"]
+            for c in sa.inspect(self.engine).get_columns(CONTEXT_TABLE)
+            if c["name"] != "customer_id"
+        ]
         aliased = [f"{_CONTEXT_PREFIX}{name}" for name in context]
-        query = (
-            "SELECT "
-            + ", ".join(
-                [f"f.{quote(name)}" for name in features]
-                + [f"c.{quote(name)} AS {quote(alias)}" for name, alias in zip(context, aliased, strict=True)]
-            )
-            + f" FROM {FEATURES_TABLE} f LEFT JOIN {CONTEXT_TABLE} c ON c.customer_id = f.customer_id"
+        renamed = ", ".join(
+            f"c.{quote(name)} AS {quote(alias)}" for name, alias in zip(context, aliased, strict=True)
         )
+        query = (
+            f"SELECT f.*{', ' if renamed else ''}{renamed} "
+            f"FROM {FEATURES_TABLE} f LEFT JOIN {CONTEXT_TABLE} c ON c.customer_id = f.customer_id"
+        )
+        # On PostgreSQL the streaming cursor keeps its read transaction open for the whole reload
+        # (seconds to tens of seconds for a large bank), so the daily job's replacement of these
+        # tables waits for it to finish: the reload reads one snapshot, never half a day's rows.
         with self.engine.connect().execution_options(stream_results=True) as connection:
             for chunk in pd.read_sql(sa.text(query), connection, chunksize=rows):
                 index = pd.Index(chunk["customer_id"], name="customer_id")
+                features = [name for name in chunk.columns if not name.startswith(_CONTEXT_PREFIX)]
                 rows_features = (
                     chunk[features].set_index("customer_id").drop(columns=["as_of"], errors="ignore")
                 )
                 rows_context = chunk[aliased].set_axis(context, axis=1).set_axis(index, axis=0)
-                rows_context["do_not_contact"] = rows_context["do_not_contact"].fillna(False).astype(bool)
+                # True only where set: 1 or True, by driver; missing (no context row) is False
+                rows_context["do_not_contact"] = rows_context["do_not_contact"].eq(True)
                 yield rows_features, rows_context
 
     def contacts(

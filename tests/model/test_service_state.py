@@ -18,19 +18,28 @@ NO_CONTACTS = pd.DataFrame(
 
 
 @pytest.fixture(scope="module")
-def stored(trained, sample, config, products, tmp_path_factory):
-    """The sample's features and context as the daily job stores them, but the last customer's
-    context row is missing (a context table written by an older job)."""
+def customers(sample, config, products):
     features = build_features(sample.tables, AS_OF, config.features, products)
     context = sample["customers"].set_index("customer_id").reindex(features.index)
-    context = context.assign(do_not_contact=context["do_not_contact"].fillna(False).astype(bool))
-    url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'churn.db'}"
+    return features, context.assign(do_not_contact=context["do_not_contact"].fillna(False).astype(bool))
+
+
+def _store(url: str, features: pd.DataFrame, context: pd.DataFrame) -> ServingStore:
     store = ServingStore(url)
     with store.engine.begin() as connection:
         clear_daily_tables(connection)
         append_daily_tables(
-            connection, features, context.iloc[:-1], NO_CONTACTS, AS_OF.date().isoformat(), pd.Timestamp.now()
+            connection, features, context, NO_CONTACTS, AS_OF.date().isoformat(), pd.Timestamp.now()
         )
+    return store
+
+
+@pytest.fixture(scope="module")
+def stored(customers, tmp_path_factory):
+    """The sample's features and context as the daily job stores them, but the last customer's
+    context row is missing (a context table written by an older job)."""
+    features, context = customers
+    store = _store(f"sqlite:///{tmp_path_factory.mktemp('store') / 'churn.db'}", features, context.iloc[:-1])
     yield store, features, context
     store.dispose()
 
@@ -70,3 +79,43 @@ def test_load_customers__every_stored_customer_with_its_own_features_and_context
     missing = loaded.position.get(context.index[-1])
     assert loaded.context["do_not_contact"][missing] == False  # noqa: E712 (numpy bool)
     assert pd.isna(loaded.context["segment"][missing])
+
+
+def test_load_customers__a_customer_stored_twice_is_refused_not_served_at_random(
+    customers, trained, tmp_path
+):
+    features, context = customers
+    twice = pd.concat([context, context.iloc[[3]]])  # one customer with two context rows
+    store = _store(f"sqlite:///{tmp_path / 'churn.db'}", features, twice)
+    with pytest.raises(ValueError, match="appears in 2 rows"):
+        load_customers(store, trained.bundle, chunk_rows=7)
+    store.dispose()
+
+
+def test_load_customers__no_stored_customers_gives_an_empty_table_not_an_error(customers, trained, tmp_path):
+    features, context = customers
+    store = _store(f"sqlite:///{tmp_path / 'churn.db'}", features.iloc[:0], context.iloc[:0])
+    loaded = load_customers(store, trained.bundle, chunk_rows=7)
+    assert loaded.x.shape == (0, len(trained.bundle.feature_names))
+    assert loaded.position.get(1) is None
+    assert loaded.rows([])[1].shape[0] == 0
+    store.dispose()
+
+
+@pytest.mark.postgres
+def test_load_customers__on_postgresql_the_same_as_on_sqlite(stored, customers, trained, postgres_url):
+    features, context = customers
+    store = _store(postgres_url, features, context.iloc[:-1])
+    try:
+        on_postgres = load_customers(store, trained.bundle, chunk_rows=97)
+    finally:
+        store.dispose()
+    on_sqlite = load_customers(stored[0], trained.bundle)
+    order = on_postgres.position.rows_of(on_sqlite.ids.tolist())
+    assert (order >= 0).all() and len(order) == len(on_postgres.ids)
+    assert np.array_equal(on_postgres.x[order], on_sqlite.x, equal_nan=True)
+    every = np.arange(len(order))
+    for column in CUSTOMER_COLUMNS:
+        assert on_postgres.context[column][order].tolist() == on_sqlite.context[column][every].tolist(), (
+            column
+        )
