@@ -69,8 +69,8 @@ class Coded:
 @dataclass(frozen=True)
 class Customers:
     """The daily job's latest feature rows, as the champion's feature matrix, and each
-    customer's context, in memory: about 0.5 KB per customer, so a lookup by id costs no
-    database round trip and no per-request conversion."""
+    customer's context, in memory: 8 bytes a feature and about 45 more per customer (0.7 KB with
+    84 features), so a lookup by id costs no database round trip and no per-request conversion."""
 
     marker: str | None
     as_of: str | None
