@@ -135,7 +135,6 @@ def main(argv: list[str] | None = None) -> int:
                 swapped_at.append(time.time())
                 next_swap += args.swap_every
             time.sleep(10)
-        answer_file.flush()
         result = json.loads(answer.read_text())
     finally:
         answer_file.close()

@@ -44,9 +44,9 @@ class Positions:
     def rows_of(self, customer_ids: list[int]) -> np.ndarray:
         """The rows of these ids in one search, -1 where an id is not stored."""
         wanted = np.asarray(customer_ids, dtype=np.int64)
-        at = np.minimum(np.searchsorted(self._sorted, wanted), max(len(self._sorted) - 1, 0))
         if not len(self._sorted):
             return np.full(len(wanted), -1)
+        at = np.minimum(np.searchsorted(self._sorted, wanted), len(self._sorted) - 1)
         return np.where(self._sorted[at] == wanted, self._order[at], -1)
 
 
@@ -61,9 +61,6 @@ class Coded:
 
     def __getitem__(self, index: Any) -> Any:
         return self._values[self._codes[index]]
-
-    def __len__(self) -> int:
-        return len(self._codes)
 
 
 @dataclass(frozen=True)
