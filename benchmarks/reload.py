@@ -81,7 +81,7 @@ def build_store(customers: int) -> str:
     import pandas as pd
     import sqlalchemy as sa
 
-    from serving.store import CONTEXT_TABLE, FEATURES_TABLE, RUNS_TABLE
+    from serving.tables import CONTEXT_TABLE, FEATURES_TABLE, RUNS_TABLE
 
     path = CACHE / f"{customers}.db"
     url = f"sqlite:///{path}"
@@ -113,7 +113,7 @@ def whole_read(store, bundle) -> tuple:
     import sqlalchemy as sa
 
     from serving.scoring import CUSTOMER_COLUMNS
-    from serving.store import CONTEXT_TABLE, FEATURES_TABLE
+    from serving.tables import CONTEXT_TABLE, FEATURES_TABLE
 
     with store.engine.connect() as connection:
         features = pd.read_sql(sa.text(f"SELECT * FROM {FEATURES_TABLE}"), connection)

@@ -19,7 +19,7 @@ def recorded_outcomes(url: str) -> pd.DataFrame:
     (not_reached, reached, accepted, declined)."""
     import sqlalchemy as sa
 
-    from serving.store import contact_history, make_engine
+    from serving.tables import contact_history, make_engine
 
     empty = pd.DataFrame({"customer_id": [], "month": [], "outcome": []})
     engine = make_engine(url)

@@ -32,7 +32,7 @@ from monitoring.drift import VersionCheck, check_version
 from monitoring.impact_watch import impact_check, impact_lines
 from monitoring.realised import Performance, judged_lists, realised_performance
 from monitoring.reference import PREDICTION, Alert, Reference, load_reference
-from serving.store import make_engine, prediction_log
+from serving.tables import make_engine, prediction_log
 
 log = logging.getLogger(__name__)
 NO_VERSION = "-"

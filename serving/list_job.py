@@ -207,7 +207,7 @@ def run_daily_list(config: AppConfig, as_of: pd.Timestamp | None = None) -> tupl
 
     from churn.engine import partition_runner
     from serving.registry import load_champion
-    from serving.store import LIST_TABLE
+    from serving.tables import LIST_TABLE
 
     started = time.perf_counter()
     reconcile(config.output_path / "risk_lists", config.database_url)  # finish a run killed mid-publish

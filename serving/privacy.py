@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from churn.config import AppConfig
 from serving.auth import pseudonymise
 from serving.publish import VERSIONS
-from serving.store import (
+from serving.tables import (
     CONTEXT_TABLE,
     FEATURES_TABLE,
     LIST_TABLE,

@@ -32,7 +32,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from features.bulk import write_rows
-from serving.store import (
+from serving.tables import (
     CONTEXT_COLUMNS,
     CONTEXT_TABLE,
     FEATURES_TABLE,

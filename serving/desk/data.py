@@ -1,4 +1,4 @@
-"""What the desk's pages read: the tables the daily job and the API write (`serving.store`), the
+"""What the desk's pages read: the tables the daily job and the API write (`serving.tables`), the
 monitoring alerts, the latest campaign impact, and the desk's own access audit log.
 
 Every query takes its filters as bound parameters on reflected tables; sort columns come from a
@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from serving.store import LIST_TABLE, contact_history, metadata
+from serving.tables import LIST_TABLE, contact_history, metadata
 
 # what a user may filter the list by: query parameter -> column
 FILTERS = {

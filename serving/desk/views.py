@@ -15,7 +15,8 @@ from serving.desk import charts
 from serving.desk.data import FILTERS, SORTS, DeskData, ListQuery
 from serving.desk.users import DeskUser
 from serving.policy import contact_history_arrays
-from serving.store import CONTEXT_TABLE, ServingStore
+from serving.store import ServingStore
+from serving.tables import CONTEXT_TABLE
 
 DECISIONS = {"contact": "contact", "no-contact": "no contact"}
 REASON_COUNT = 3

@@ -9,7 +9,8 @@ from features.build import build_features
 from serving.publish import append_daily_tables, clear_daily_tables
 from serving.scoring import CUSTOMER_COLUMNS
 from serving.service_state import load_customers
-from serving.store import CONTEXT_COLUMNS, ServingStore
+from serving.store import ServingStore
+from serving.tables import CONTEXT_COLUMNS
 
 AS_OF = pd.Timestamp("2026-10-01")
 NO_CONTACTS = pd.DataFrame(

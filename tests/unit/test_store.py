@@ -2,7 +2,7 @@
 
 import sqlalchemy as sa
 
-from serving.store import make_engine
+from serving.tables import make_engine
 
 
 def test_make_engine__sqlite_file_runs_in_wal_mode_and_reads_past_an_open_write(tmp_path):
