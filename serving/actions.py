@@ -32,11 +32,13 @@ list ranked by probability also says what the uplift models expect of the playbo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from churn.config import AppConfig
+from churn.retention_config import UpliftConfig
 from serving.policy import action_attributes
 from serving.uplift_model import PLAYBOOK
 
@@ -49,24 +51,31 @@ def _why_playbook(action: Any, effect: float, saving: float) -> str | None:
     )
 
 
-def ranking_mode(bundle: Any, config: AppConfig, ranking: str | None = None) -> tuple[str, str]:
-    """(the ranking the list uses, why): `ranking` or the config's, `auto` resolved for `bundle`."""
-    mode = ranking or config.uplift.ranking
-    model = getattr(bundle, "uplift", None)
+def resolve_ranking(mode: str, has_models: bool, held: Mapping[str, Any]) -> tuple[str, str]:
+    """(the ranking a list uses, why) from the figures alone: the asked-for `mode`, whether the
+    model has uplift models, and their held-out figures (`qini_low`, `qini_high`). `ranking_mode`
+    reads them off a bundle and promotion (`training.promote.decide`) off a challenger's scores,
+    so the gate judges the ranking the list would use."""
     if mode == "probability":
         return mode, "configured"
-    if model is None:
+    if not has_models:
         return "probability", f"{mode}: the model has no uplift models (too little randomised history)"
     if mode == "uplift":
         return mode, "configured"
-    held = model.meta.get("held_out") or {}
     if "qini_low" not in held:
         return "probability", "auto: the uplift models have no held-out figures"
     above, where = _interval(held)
     return ("uplift" if above else "probability"), f"auto: the uplift models' held-out Qini interval {where}"
 
 
-def _interval(held: dict[str, Any], judged: str = "they rank") -> tuple[bool, str]:
+def ranking_mode(bundle: Any, config: AppConfig, ranking: str | None = None) -> tuple[str, str]:
+    """(the ranking the list uses, why): `ranking` or the config's, `auto` resolved for `bundle`."""
+    model = getattr(bundle, "uplift", None)
+    held = (getattr(model, "meta", None) or {}).get("held_out") or {}
+    return resolve_ranking(ranking or config.uplift.ranking, model is not None, held)
+
+
+def _interval(held: Mapping[str, Any], judged: str = "they rank") -> tuple[bool, str]:
     """(whether a Qini interval's lower bound is above zero, where it lies, in words with the
     bound; `judged`: who ranks, for the words): what `auto` reads, for the ranking and for the
     playbook's action alike."""
@@ -77,25 +86,33 @@ def _interval(held: dict[str, Any], judged: str = "they rank") -> tuple[bool, st
     return False, f"{where} (lower bound {low:.4f})"
 
 
+def resolve_playbook_effect(
+    uplift: UpliftConfig, has_choice_model: bool, held: Mapping[str, Any]
+) -> tuple[str, str]:
+    """(what values the playbook's action, why) from the figures alone: the settings, whether the
+    model has a model of the playbook's choice, and that model's cross-fitted figures. Shared by
+    `playbook_effect_mode` (a bundle) and promotion (a challenger's scores)."""
+    if uplift.choose != "playbook":
+        return "per_action", "choose: best values every action by any contact's effect plus its own"
+    if uplift.playbook_effect != "auto":
+        return uplift.playbook_effect, "configured"
+    if not has_choice_model:
+        return "per_action", "auto: the uplift models have no model of the playbook's choice"
+    if "qini_low" not in held:
+        return "per_action", "auto: the model of the playbook's choice has no cross-fitted figure"
+    above, where = _interval(held, "it ranks")
+    return ("pooled" if above else "per_action"), f"auto: its cross-fitted Qini interval {where}"
+
+
 def playbook_effect_mode(bundle: Any, config: AppConfig) -> tuple[str, str]:
     """(what values the playbook's action, why): `pooled` (the model of the playbook's own choice)
     or `per_action` (any contact's effect plus the action's). `uplift.playbook_effect: auto`
     takes the pooled model only where its own cross-fitted Qini interval is above zero
     (`held_out.playbook_action`, `training.uplift_effects.PlaybookCrossFit`): the model that values
     the list must itself have shown it ranks randomised rows it was not fitted on."""
-    u = config.uplift
-    if u.choose != "playbook":
-        return "per_action", "choose: best values every action by any contact's effect plus its own"
-    if u.playbook_effect != "auto":
-        return u.playbook_effect, "configured"
     meta = getattr(getattr(bundle, "uplift", None), "meta", None) or {}
-    if PLAYBOOK not in (meta.get("effects") or {}):
-        return "per_action", "auto: the uplift models have no model of the playbook's choice"
     held = (meta.get("held_out") or {}).get(PLAYBOOK) or {}
-    if "qini_low" not in held:
-        return "per_action", "auto: the model of the playbook's choice has no cross-fitted figure"
-    above, where = _interval(held, "it ranks")
-    return ("pooled" if above else "per_action"), f"auto: its cross-fitted Qini interval {where}"
+    return resolve_playbook_effect(config.uplift, PLAYBOOK in (meta.get("effects") or {}), held)
 
 
 def take_up_floor_state(bundle: Any, config: AppConfig, mode: str) -> str:
@@ -327,4 +344,12 @@ def list_valuation(bundle: Any, config: AppConfig) -> dict[str, str]:
     return out | {"take_up_floor": take_up_floor_state(bundle, config, mode)}
 
 
-__all__ = ["choose", "list_valuation", "playbook_effect_mode", "ranking_mode", "uplift_candidates"]
+__all__ = [
+    "choose",
+    "list_valuation",
+    "playbook_effect_mode",
+    "ranking_mode",
+    "resolve_playbook_effect",
+    "resolve_ranking",
+    "uplift_candidates",
+]

@@ -25,7 +25,9 @@ def champion_version(config: AppConfig) -> str:
         return str(mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException:
         raise ValueError(
-            f"no version of model {name!r} has the alias {CHAMPION!r}: run `churn train` and `churn promote`"
+            f"no version of model {name!r} has the alias {CHAMPION!r}: run `churn train` and `churn promote` "
+            "(a first model that fails its sanity gates is not promoted: `churn promote` says why, and "
+            "`churn promote --force` accepts it)"
         ) from None
 
 

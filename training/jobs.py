@@ -79,6 +79,12 @@ def run_training(config: AppConfig, metrics_json: Path | None = None, cv_folds: 
     return TrainSummary(run_id, version, lines)
 
 
+def _verdict(decision) -> str:
+    if decision.promote:
+        return "PROMOTED to champion"
+    return "champion kept" if decision.champion_version else "NOT promoted, no champion"
+
+
 def run_promotion(config: AppConfig, force: bool = False) -> list[str]:
     """Compare challenger and champion and move the `champion` alias if the challenger is better."""
     from churn.engine import partition_runner
@@ -92,7 +98,7 @@ def run_promotion(config: AppConfig, force: bool = False) -> list[str]:
     lines = [
         f"challenger            version {decision.challenger_version}",
         f"champion before       {'version ' + decision.champion_version if decision.champion_version else 'none'}",
-        f"decision              {'PROMOTED to champion' if decision.promote else 'champion kept'}: {decision.reason}",
+        f"decision              {_verdict(decision)}: {decision.reason}",
     ]
     for metric in ("roc_auc", "pr_auc", "ece", "net_saving"):
         champion = decision.champion_scores.get(metric)
@@ -110,6 +116,11 @@ def run_promotion(config: AppConfig, force: bool = False) -> list[str]:
                 f"{comparison['champion']:.4f} on the same {comparison['rows']:,} held-out campaign rows "
                 f"({', '.join(comparison['months'])}; difference {comparison['difference']:+.4f}, "
                 f"interval {comparison['low']:+.4f} .. {comparison['high']:+.4f})"
+                + (
+                    f"; {comparison['disagreed']:,} rows where the two chose differently left out"
+                    if "disagreed" in comparison
+                    else ""
+                )
             )
         elif comparison:
             lines.append(f"  {label:<19} {comparison['note']}")

@@ -147,17 +147,42 @@ def compare_uplift(rows: pd.DataFrame, challenger: Any, champion: Any, config: A
     return figures if "note" in figures else {"months": months, "rows": len(rows)} | figures
 
 
+def agreed_choice(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """Each row's playbook choice where both sides' models choose the same action, None where
+    they differ or either has none: the rows that judge both models of the playbook's choice,
+    chosen by neither side alone."""
+    mine, theirs = np.asarray(mine, dtype=object), np.asarray(theirs, dtype=object)
+    same = np.array([a is not None and a == b for a, b in zip(mine, theirs, strict=True)], dtype=bool)
+    return np.where(same, mine, None)
+
+
+def left_out(arm: np.ndarray, mine: np.ndarray, theirs: np.ndarray) -> int:
+    """How many rows one side's choice alone would have judged (a fitting contact or a control
+    with a choice, `training.uplift_effects.fitting_contacts`) that the agreed choice does not."""
+    from training.uplift_effects import fitting_contacts
+
+    group = np.zeros(len(arm), dtype=int)  # the pair does not depend on the group
+    judged = [
+        fitting_contacts(arm, choice, group)[1] for choice in (mine, theirs, agreed_choice(mine, theirs))
+    ]
+    return int(((judged[0] | judged[1]) & ~judged[2]).sum())
+
+
 def compare_playbook(
     rows: pd.DataFrame, challenger: Any, champion: Any, config: AppConfig, least: int = 20
 ) -> dict[str, Any]:
     """The same paired comparison for the models of the playbook's choice, on the rows that judge
     them: in the same months, the contacts whose action was the playbook's choice for the customer
-    (by the challenger's models, as its list would choose) and the controls with a choice, each
-    weighed by the design's propensity within its randomised group and choice
-    (`training.uplift_effects.judged_rows`). Each side ranks them by its own churn probability
-    x its effect of such a contact. `{"months", "rows", "contacts", "challenger", "champion",
-    "difference", "low", "high"}`, or `{"note": why not}`: a side without that model, or fewer
-    than `least` fitting contacts or controls."""
+    and the controls with a choice, each weighed by the design's propensity within its randomised
+    group and choice (`training.uplift_effects.judged_rows`). The choice is the one both sides'
+    models make (`agreed_choice`: each side's churn model and reasons decide it as its list would),
+    so neither side picks the rows it is judged on. Each side ranks them by its own churn
+    probability x its effect of such a contact. `{"months", "rows", "contacts", "disagreed",
+    "challenger", "champion", "difference", "low", "high"}` (`disagreed`: the rows one side's
+    choice alone would have judged, left out because the other chose differently, `left_out`),
+    or `{"note": why not}`: a side without that model or unable to score the rows, or fewer than
+    `least` fitting contacts or controls."""
+    from serving.model_bundle import FeatureSchemaError
     from serving.scoring import playbook_choice
     from training.uplift_effects import judged_rows
 
@@ -170,22 +195,37 @@ def compare_playbook(
         return {
             "note": f"no model of the playbook's choice on the {' and '.join(missing)} side: not compared"
         }
-    x = challenger.matrix(challenger.prepare(rows[challenger.feature_names]))
     segment = rows["segment"].to_numpy() if "segment" in rows else np.full(len(rows), None, dtype=object)
-    choice = playbook_choice(challenger, x, segment, config)
+    choices = []
+    for side, bundle, _, _ in sides:
+        try:
+            x = bundle.matrix(bundle.prepare(rows[bundle.feature_names]))
+            choices.append(playbook_choice(bundle, x, segment, config))
+        except (FeatureSchemaError, KeyError, TypeError, ValueError, IndexError) as exc:
+            return {"note": f"the {side} cannot score these campaign rows ({exc!r}): not compared"}
+    arm = rows["arm"].to_numpy()
+    disagreed = left_out(arm, *choices)
     group, _ = randomised_groups(rows, config.uplift.exploration_campaigns)
-    pair, treated, weight = judged_rows(rows["arm"].to_numpy(), choice, group)
+    pair, treated, weight = judged_rows(arm, agreed_choice(*choices), group)
     contacts, controls = int(treated.sum()), int((~treated).sum())
     if contacts < least or controls < least:
         return {
-            "note": f"{contacts} contacts in {', '.join(months)} were the playbook's choice, against "
-            f"{controls} controls (need {least} each): not compared"
+            "note": f"{contacts} contacts in {', '.join(months)} were the playbook's choice by both "
+            f"models, against {controls} controls (need {least} each; {disagreed} rows where the "
+            "models chose differently left out): not compared"
         }
     churn = rows["churn"].to_numpy().astype(bool)[pair]
     figures = _paired(rows[pair], sides, PLAYBOOK, treated, churn, weight, config)
     if "note" in figures:
         return figures
-    return {"months": months, "rows": int(pair.sum()), "contacts": int(treated.sum())} | figures
+    return {"months": months, "rows": int(pair.sum()), "contacts": contacts, "disagreed": disagreed} | figures
 
 
-__all__ = ["comparable_months", "compare_playbook", "compare_uplift", "contact_score", "paired_qini"]
+__all__ = [
+    "agreed_choice",
+    "comparable_months",
+    "compare_playbook",
+    "compare_uplift",
+    "contact_score",
+    "paired_qini",
+]

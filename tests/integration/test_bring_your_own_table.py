@@ -110,7 +110,7 @@ def test_churn_train__own_table_trains_registers_and_reports_coercions(byo, caps
     assert scores.iloc[0] > scores.iloc[1], "an old, inactive, single-product German customer is riskier"
 
     assert main(["promote", "--config", config]) == 0
-    assert "first model becomes champion" in capsys.readouterr().out
+    assert "the first model passes the sanity gates and becomes champion" in capsys.readouterr().out
 
 
 def test_churn_train__own_table_with_snapshots_is_split_out_of_time(byo, capsys):

@@ -135,6 +135,42 @@ def test_mlflow_run__main_entry_point_trains_logs_registers_and_promotes(project
     assert "  playbook model      the challenger is already the champion: not compared" in lines
 
 
+def test_promote__a_first_model_that_fails_its_own_gates_leaves_the_registry_without_a_champion(
+    tracking, capsys
+):
+    from mlflow.exceptions import MlflowException
+
+    from churn.config import load_config
+    from training.jobs import run_promotion
+
+    client = mlflow.MlflowClient()
+    champion = _alias(client, "champion")
+    client.delete_registered_model_alias("bank-churn", "champion")
+    try:
+        config = load_config()
+        strict = config.model_copy(
+            update={"promotion": config.promotion.model_copy(update={"max_ece": 1e-9})}
+        )
+        said = next(line for line in run_promotion(strict) if line.startswith("decision"))
+        assert (
+            "NOT promoted, no champion: no champion yet, and the first model fails the sanity gates" in said
+        )
+        assert "calibration error" in said and "> 1e-09" in said and "--force" in said, said
+        with pytest.raises(MlflowException):
+            client.get_model_version_by_alias("bank-churn", "champion")
+        # the daily list refuses to run without a champion, with a message, not a traceback
+        capsys.readouterr()
+        assert main(["score"]) == 2
+        err = capsys.readouterr().err
+        assert "has the alias 'champion'" in err and "--force" in err and "Traceback" not in err
+        # with the configured gates the same model passes them and becomes champion
+        said = next(line for line in run_promotion(config) if line.startswith("decision"))
+        assert "PROMOTED to champion: no champion yet: the first model passes the sanity gates" in said
+        assert _alias(client, "champion") == _alias(client, "challenger")
+    finally:
+        client.set_registered_model_alias("bank-churn", "champion", champion)
+
+
 def test_registered_pyfunc__gives_the_bundles_numbers_and_names_what_it_needs(tracking):
     from importlib.metadata import version
 

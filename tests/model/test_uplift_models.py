@@ -110,6 +110,33 @@ def test_compare_uplift__challenger_and_an_older_champion_rank_the_same_held_out
     assert "trained the champion too" in compare_uplift(rows, trained.bundle, trained.bundle, config)["note"]
 
 
+@pytest.mark.parametrize("ranking", ["auto", "uplift", "probability"])
+def test_promotion_gates__read_the_ranking_and_valuation_the_list_would_use(trained, config, ranking):
+    """Promotion judges a challenger from its scores; the list reads its bundle: the same answer."""
+    import copy
+
+    from serving.actions import playbook_effect_mode, ranking_mode
+    from serving.uplift_model import PLAYBOOK, UpliftModel
+    from training.promote import _ranks_by_uplift, _valued_by_choice, uplift_gate_scores
+
+    bundle = trained.bundle
+    without_figure = copy.copy(bundle)
+    meta = copy.deepcopy(bundle.uplift.meta)
+    meta["held_out"].pop("qini_low", None)
+    (meta["held_out"].get(PLAYBOOK) or {}).pop("qini_low", None)
+    without_figure.uplift = UpliftModel(meta, bundle.uplift.take_up_model)
+    no_models = copy.copy(bundle)
+    no_models.uplift = None
+    for side in (bundle, without_figure, no_models):
+        scores = uplift_gate_scores(side)
+        for effect in ("auto", "pooled", "per_action"):
+            for choose in ("playbook", "best"):
+                settings = config.with_uplift(ranking=ranking, playbook_effect=effect, choose=choose)
+                assert _ranks_by_uplift(scores, settings) == (ranking_mode(side, settings)[0] == "uplift")
+                valued = playbook_effect_mode(side, settings)[0] == "pooled"
+                assert _valued_by_choice(scores, settings) == valued
+
+
 def test_compare_playbook__the_models_of_the_playbooks_choice_on_the_same_fitting_contacts(
     trained, sample, config
 ):
@@ -130,17 +157,31 @@ def test_compare_playbook__the_models_of_the_playbooks_choice_on_the_same_fittin
     older.uplift = UpliftModel(meta, uplift.held_out_take_up_model or uplift.take_up_model)
     # the sample's held-out months hold too few fitting contacts for a comparison, and it says so
     thin = compare_playbook(rows, trained.bundle, older, config)
-    assert "were the playbook's choice" in thin["note"] and "(need 20 each)" in thin["note"]
+    assert "were the playbook's choice by both models" in thin["note"] and "(need 20 each;" in thin["note"]
     # with a lower floor: the fitting contacts and the controls with a choice, the same model on both
     # sides differs by exactly zero
     figures = compare_playbook(rows, trained.bundle, older, config, least=5)
     assert figures["months"] == held and 5 <= figures["contacts"] < figures["rows"]
+    assert figures["disagreed"] == 0, "one churn model on both sides: the same choices"
     assert figures["low"] == figures["difference"] == figures["high"] == 0.0
     # with the deployed model (trained on those months too) the champion ranks them differently
     meta["effects"] = copy.deepcopy(trained.bundle.uplift.meta["effects"])  # deleted from below
     older.uplift = UpliftModel(meta, uplift.take_up_model)
     figures = compare_playbook(rows, trained.bundle, older, config, least=5)
     assert figures["challenger"] != figures["champion"]
+    # a champion whose churn model puts these customers at another risk chooses other actions for
+    # some: the rows either side alone would judge that the other does not are left out, and counted
+    shifted = copy.copy(older)
+    shifted.churn_probability = lambda data: np.clip(older.churn_probability(data) * 4.0, 0.0, 1.0)
+    other = compare_playbook(rows, trained.bundle, shifted, config, least=5)
+    assert other["disagreed"] > 0 and other["rows"] < figures["rows"], other
+    # a champion that cannot score the campaign rows is not compared, and says why
+    broken = copy.copy(older)
+    broken.feature_names = [*older.feature_names, "a_feature_the_rows_lack"]
+    assert (
+        "the champion cannot score these campaign rows"
+        in compare_playbook(rows, trained.bundle, broken, config)["note"]
+    )
     # a side without the model of the playbook's choice (a bundle trained before it) is not compared
     del meta["effects"][PLAYBOOK]
     older.uplift = UpliftModel(meta, uplift.take_up_model)

@@ -96,6 +96,29 @@ def test_decide__promotion_rules(challenger, champion, force, promoted, reason):
     assert reason in why
 
 
+def test_decide__the_first_model_passes_the_gates_on_its_own_figures_or_the_registry_has_no_champion():
+    # badly calibrated: with no champion to compare with, its own gates still hold
+    decision, why = decide(GOOD | {"ece": 0.2}, None, CONFIG)
+    assert not decision and "first model fails" in why and "calibration error 0.2000" in why
+    assert "--force" in why, "says how to accept it anyway"
+    decision, why = decide(GOOD | {"ece": 0.2}, None, CONFIG, force=True)
+    assert decision and "forced" in why and "calibration error" in why
+    # a list forced to rank by uplift needs uplift models that show value, champion or not
+    by_uplift = CONFIG.with_uplift(ranking="uplift")
+    unproven = GOOD | {"uplift_models": 1.0, "uplift_qini_low": -0.001}
+    decision, why = decide(unproven, None, by_uplift)
+    assert not decision and "no incremental value" in why
+    assert decide(unproven, None, CONFIG)[0], "auto: that list ranks by probability, nothing to judge"
+    # a list forced to value the playbook's action by the model of that choice needs it to show value
+    pooled = CONFIG.with_uplift(ranking="uplift", playbook_effect="pooled")
+    weak_choice = unproven | {"uplift_qini_low": 0.002, "uplift_playbook_model": 1.0}
+    decision, why = decide(weak_choice | {"uplift_qini_playbook_action_low": -0.0004}, None, pooled)
+    assert not decision and "first model fails" in why and "playbook's choice" in why and "-0.0004" in why
+    assert decide(weak_choice | {"uplift_qini_playbook_action_low": 0.0004}, None, pooled)[0]
+    # per-segment AUC is judged against a champion only
+    assert decide(GOOD | {"auc.region.North": 0.40}, None, CONFIG)[0]
+
+
 def test_decide__a_list_ranked_by_uplift_needs_uplift_models_with_incremental_value():
     better = GOOD | {"roc_auc": 0.81, "net_saving": 1100.0, "uplift_models": 1.0}
     by_uplift = CONFIG.with_uplift(ranking="uplift")
@@ -111,7 +134,7 @@ def test_decide__a_list_ranked_by_uplift_needs_uplift_models_with_incremental_va
 
 
 def test_decide__uplift_worse_than_the_champions_on_the_same_campaigns_blocks_a_list_ranked_by_it():
-    better = GOOD | {"roc_auc": 0.81, "net_saving": 1100.0}
+    better = GOOD | {"roc_auc": 0.81, "net_saving": 1100.0, "uplift_models": 1.0}
     worse = {"uplift_qini_same_rows": 0.001, "uplift_qini_gain_low": -0.009, "uplift_qini_gain_high": -0.002}
     champion = GOOD | {"uplift_qini_same_rows": 0.006}
     # auto: the challenger's own held-out interval is above zero, so its list would rank by uplift

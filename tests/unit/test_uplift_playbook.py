@@ -232,3 +232,28 @@ def test_playbook_cross_fit__no_figure_where_a_fold_had_no_model_or_too_few_rows
     few = PlaybookCrossFit(arm[:30], choice[:30], group[:30])
     few.rank(np.ones(30, dtype=bool), {"b": 0.0, "w": [-1.0]}, risk[:30], z[:30])
     assert "no cross-fitted figure" in few.figures(churn[:30], risk[:30], ids[:30], reps=10, seed=0)
+
+
+def test_agreed_choice__only_the_rows_both_sides_choose_alike_judge_the_models_of_the_choice():
+    from training.uplift_compare import agreed_choice, left_out
+    from training.uplift_effects import judged_rows
+
+    mine = np.array(["rate_offer", "rate_offer", None, "retention_call", "rate_offer", None], dtype=object)
+    theirs = np.array(
+        ["rate_offer", "retention_call", "rate_offer", "retention_call", None, None], dtype=object
+    )
+    agreed = agreed_choice(mine, theirs)
+    assert list(agreed) == ["rate_offer", None, None, "retention_call", None, None]
+    # row 1 fits the challenger's choice only, row 4 is a control only the challenger gives a
+    # choice: the challenger's choice alone would judge both; the agreed choice judges neither
+    arm = np.array(
+        ["rate_offer", "rate_offer", "retention_call", "control", "control", "control"], dtype=object
+    )
+    group = np.zeros(6, dtype=int)
+    alone, _, _ = judged_rows(arm, mine, group)
+    pair, treated, _ = judged_rows(arm, agreed, group)
+    assert list(alone) == [True, True, False, True, True, False]
+    assert list(pair) == [True, False, False, True, False, False] and list(treated) == [True, False]
+    # what was left out: rows 1 and 4 by the challenger's choice; row 2's contact fits neither side
+    assert left_out(arm, mine, theirs) == 2
+    assert left_out(arm, theirs, theirs) == 0
