@@ -54,7 +54,7 @@ def _why_playbook(action: Any, effect: float, saving: float) -> str | None:
 def resolve_ranking(mode: str, has_models: bool, held: Mapping[str, Any]) -> tuple[str, str]:
     """(the ranking a list uses, why) from the figures alone: the asked-for `mode`, whether the
     model has uplift models, and their held-out figures (`qini_low`, `qini_high`). `ranking_mode`
-    reads them off a bundle and promotion (`training.promote.decide`) off a challenger's scores,
+    reads them off a bundle and promotion (`training.promotion_rules.decide`) off a challenger's scores,
     so the gate judges the ranking the list would use."""
     if mode == "probability":
         return mode, "configured"

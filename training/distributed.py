@@ -6,9 +6,10 @@ The procedure is the local one (`training.pipeline.train_models`), moved to wher
   kept in the workers' memory;
 - both boosters are fitted with `lightgbm.dask.DaskLGBMClassifier` (data-parallel: every worker
   trains on its partitions);
-- early stopping is the local rule applied after the fact: the validation loss of every
-  iteration is summed over the validation partitions on the workers, and the model is cut at
-  the iteration where `lgb.early_stopping` would have stopped (lightgbm.dask has no early stopping);
+- early stopping is the local rule applied after the fact: the validation AUC of every iteration
+  (the churn model) or its log-loss (the next-product model) is added up over the validation
+  partitions on the workers (`training.iteration_curves`), and the model is cut at the iteration
+  where `lgb.early_stopping` would have stopped (lightgbm.dask has no early stopping);
 - the calibrator is chosen on the validation margins gathered to the client (two numbers a row);
 - test metrics use every test row (scores computed on the workers, gathered with the labels);
 - the logistic baseline, the next-product ranking metrics, the SHAP summaries, the plots and the
@@ -34,6 +35,12 @@ from features.distributed import (
 )
 from features.snapshots import build_training_set
 from serving.model_bundle import ModelBundle
+from training.iteration_curves import (
+    auc_from_counts,
+    early_stopping_iteration,
+    iteration_losses,
+    iteration_margin_counts,
+)
 from training.metrics import churn_metrics
 from training.models import (
     NO_PRODUCT,
@@ -75,62 +82,6 @@ def _training_meta(config: AppConfig) -> pd.DataFrame:
     )
 
 
-def _leaf_values(booster: lgb.Booster) -> np.ndarray:
-    """(trees, max leaves) leaf outputs: summed over a row's leaves they give its raw score."""
-    trees = booster.dump_model()["tree_info"]
-    values = np.zeros((len(trees), max(t["num_leaves"] for t in trees)))
-
-    def walk(node: dict, row: int) -> None:
-        if "leaf_index" in node:
-            values[row, node["leaf_index"]] = node["leaf_value"]
-        elif "left_child" in node:
-            walk(node["left_child"], row)
-            walk(node["right_child"], row)
-        else:  # a tree that is a single leaf
-            values[row, 0] = node.get("leaf_value", 0.0)
-
-    for row, tree in enumerate(trees):
-        walk(tree["tree_structure"], row)
-    return values
-
-
-def iteration_losses(booster: lgb.Booster, X: pd.DataFrame, y: np.ndarray, classes: int) -> np.ndarray:
-    """The summed log-loss of these rows after each boosting iteration (binary when classes == 1,
-    else multiclass with `classes` trees per iteration)."""
-    values = _leaf_values(booster)
-    iterations = values.shape[0] // classes
-    losses = np.zeros(iterations)
-    y = np.asarray(y, dtype=np.int64)
-    for start in range(0, len(X), 20_000):  # bounded memory: rows x trees leaf indices per chunk
-        leaves = booster.predict(X.iloc[start : start + 20_000], pred_leaf=True)
-        leaves = np.asarray(leaves, dtype=np.int64).reshape(len(leaves), -1)
-        outputs = values[np.arange(values.shape[0])[None, :], leaves]  # (rows, trees)
-        target = y[start : start + 20_000]
-        if classes == 1:
-            margin = np.cumsum(outputs, axis=1)
-            sign = np.where(target == 1, -1.0, 1.0)[:, None]
-            losses += np.logaddexp(0.0, sign * margin).sum(axis=0)
-        else:
-            margin = np.cumsum(outputs.reshape(len(target), iterations, classes), axis=1)
-            log_norm = np.logaddexp.reduce(margin, axis=2)
-            chosen = np.take_along_axis(margin, target[:, None, None].repeat(iterations, axis=1), axis=2)[
-                ..., 0
-            ]
-            losses += (log_norm - chosen).sum(axis=0)
-    return losses
-
-
-def early_stopping_iteration(losses: np.ndarray, rounds: int) -> int:
-    """The best iteration (1-based) `lgb.early_stopping(rounds)` picks from this loss curve."""
-    best, best_at = np.inf, 0
-    for i, loss in enumerate(losses):
-        if loss < best:
-            best, best_at = loss, i
-        elif i - best_at >= rounds:
-            break
-    return best_at + 1
-
-
 def _fit_dask(client, X, y, params: BoosterParams, seed: int, classes: int = 2, **extra: Any) -> lgb.Booster:
     """Fit on the workers' partitions and return the booster.
 
@@ -153,14 +104,16 @@ def _fit_dask(client, X, y, params: BoosterParams, seed: int, classes: int = 2, 
     return model.to_local().booster_
 
 
-def _summed_losses(frame, booster: lgb.Booster, columns: list[str], target, classes: int) -> np.ndarray:
-    """`iteration_losses` summed over the partitions of a Dask frame, on the workers."""
+def _summed(frame, per_partition) -> np.ndarray:
+    """`per_partition(rows)` of every partition of a Dask frame, computed on the workers and added
+    up there, pairwise (a partition's AUC counts are 20 MB: only the sum comes to the client)."""
     import dask
 
-    def partition(part: pd.DataFrame) -> np.ndarray:
-        return iteration_losses(booster, part[columns], target(part), classes)
-
-    return np.sum(dask.compute(*[dask.delayed(partition)(p) for p in frame.to_delayed()]), axis=0)
+    parts = [dask.delayed(per_partition)(p) for p in frame.to_delayed()]
+    while len(parts) > 1:
+        paired = [dask.delayed(np.add)(a, b) for a, b in zip(parts[::2], parts[1::2], strict=False)]
+        parts = paired + ([parts[-1]] if len(parts) % 2 else [])
+    return dask.compute(parts[0])[0]
 
 
 def _cut(booster: lgb.Booster, iteration: int) -> lgb.Booster:
@@ -223,8 +176,11 @@ def train_models_dask(config: AppConfig, client) -> tuple[TrainingResult, pd.Dat
         monotone_constraints=constraints,
         monotone_constraints_method="advanced",
     )
-    losses = _summed_losses(frames["validation"], booster, columns, lambda p: p["churn"].to_numpy(), 1)
-    best = early_stopping_iteration(losses, training.churn.early_stopping_rounds)
+    margin_counts = _summed(
+        frames["validation"],
+        lambda p: iteration_margin_counts(booster, p[columns], p["churn"].to_numpy()),
+    )
+    best = early_stopping_iteration(-auc_from_counts(margin_counts), training.churn.early_stopping_rounds)
     booster = _cut(booster, best)
     validation = (
         frames["validation"]
@@ -252,12 +208,11 @@ def train_models_dask(config: AppConfig, client) -> tuple[TrainingResult, pd.Dat
         classes=len(all_classes),
         objective="multiclass",
     )
-    np_losses = _summed_losses(
+    np_losses = _summed(
         frames["validation"],
-        np_booster,
-        columns,
-        lambda p: p["next_product"].map(index).to_numpy(),
-        len(all_classes),
+        lambda p: iteration_losses(
+            np_booster, p[columns], p["next_product"].map(index).to_numpy(), len(all_classes)
+        ),
     )
     np_booster = _cut(
         np_booster,

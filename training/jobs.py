@@ -126,4 +126,7 @@ def run_promotion(config: AppConfig, force: bool = False) -> list[str]:
             lines.append(f"  {label:<19} {comparison['note']}")
     for side, words in decision.valuation.items():
         lines.append(f"  {side + ' list':<19} {words}")
+    if decision.list_change:
+        changes = "the list changes" if decision.promote else "would have changed the list"
+        lines.append(f"  {'list change':<19} {decision.list_change} ({changes})")
     return lines

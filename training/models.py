@@ -62,7 +62,8 @@ def churn_settings(
     params: BoosterParams, seed: int, columns: list[str], monotone_increasing: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """LightGBM settings of the churn booster, shared by training and the hyperparameter search:
-    binary log-loss first (early stopping watches it), then AUC, and the monotone constraints."""
+    AUC first (early stopping watches it, `fit_churn_model`), then binary log-loss, and the
+    monotone constraints."""
     unknown = [name for name in monotone_increasing if name not in columns]
     if unknown:
         raise ValueError(f"training.monotone_increasing: unknown feature {unknown[0]!r}")
@@ -70,7 +71,7 @@ def churn_settings(
         params,
         seed,
         objective="binary",
-        metric=["binary_logloss", "auc"],
+        metric=["auc", "binary_logloss"],
         scale_pos_weight=params.scale_pos_weight,
         monotone_constraints=[1 if name in monotone_increasing else 0 for name in columns],
         monotone_constraints_method="advanced",

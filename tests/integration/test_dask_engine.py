@@ -4,9 +4,7 @@ The sample is cut into 4 customer partitions (700 customers each), so every job 
 several tasks on two workers.
 """
 
-import lightgbm as lgb
 import mlflow
-import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -18,7 +16,6 @@ from features.io import read_tables
 from features.partitioned import bounds, partition_tables, read_all, read_partition
 from features.schema import GLOBAL_TABLES
 from tests.conftest import ROOT, SAMPLE
-from training.distributed import early_stopping_iteration, iteration_losses
 
 pytestmark = pytest.mark.slow
 
@@ -256,37 +253,3 @@ def test_cli__engine_option_is_checked(capsys):
     assert "--engine: 'spark' is not one of local, dask" in capsys.readouterr().err
     assert main(["features", "--engine", "local", "--scheduler", "tcp://127.0.0.1:1"]) == 2
     assert "--scheduler: a Dask scheduler needs --engine dask" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("objective", ["binary", "multiclass"])
-def test_iteration_losses__match_lightgbm_own_validation_curve_and_early_stop(objective):
-    rng = np.random.default_rng(3)
-    X = pd.DataFrame(rng.normal(size=(3000, 5)), columns=list("abcde"))
-    classes = 2 if objective == "binary" else 4
-    logits = X.to_numpy() @ rng.normal(size=(5, classes))
-    y = (logits + rng.gumbel(size=logits.shape)).argmax(axis=1)
-    train, valid = slice(0, 2000), slice(2000, 3000)
-    params = {"objective": objective, "learning_rate": 0.3, "num_leaves": 7, "verbose": -1, "seed": 1}
-    if objective == "multiclass":
-        params["num_class"] = classes
-    history: dict = {}
-    booster = lgb.train(
-        params,
-        lgb.Dataset(X[train], y[train]),
-        num_boost_round=80,
-        valid_sets=[lgb.Dataset(X[valid], y[valid])],
-        callbacks=[lgb.record_evaluation(history)],
-    )
-    metric = "binary_logloss" if objective == "binary" else "multi_logloss"
-    expected = np.array(history["valid_0"][metric])
-    losses = iteration_losses(booster, X[valid], y[valid], 1 if objective == "binary" else classes)
-    np.testing.assert_allclose(losses / 1000, expected, rtol=1e-6)
-
-    stopped = lgb.train(
-        params,
-        lgb.Dataset(X[train], y[train]),
-        num_boost_round=80,
-        valid_sets=[lgb.Dataset(X[valid], y[valid])],
-        callbacks=[lgb.early_stopping(5, verbose=False)],
-    )
-    assert early_stopping_iteration(losses, 5) == stopped.best_iteration

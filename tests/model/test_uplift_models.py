@@ -117,7 +117,7 @@ def test_promotion_gates__read_the_ranking_and_valuation_the_list_would_use(trai
 
     from serving.actions import playbook_effect_mode, ranking_mode
     from serving.uplift_model import PLAYBOOK, UpliftModel
-    from training.promote import _ranks_by_uplift, _valued_by_choice, uplift_gate_scores
+    from training.promotion_rules import ranks_by_uplift, uplift_gate_scores, valued_by_choice
 
     bundle = trained.bundle
     without_figure = copy.copy(bundle)
@@ -132,9 +132,44 @@ def test_promotion_gates__read_the_ranking_and_valuation_the_list_would_use(trai
         for effect in ("auto", "pooled", "per_action"):
             for choose in ("playbook", "best"):
                 settings = config.with_uplift(ranking=ranking, playbook_effect=effect, choose=choose)
-                assert _ranks_by_uplift(scores, settings) == (ranking_mode(side, settings)[0] == "uplift")
+                assert ranks_by_uplift(scores, settings) == (ranking_mode(side, settings)[0] == "uplift")
                 valued = playbook_effect_mode(side, settings)[0] == "pooled"
-                assert _valued_by_choice(scores, settings) == valued
+                assert valued_by_choice(scores, settings) == valued
+
+
+def test_list_change__says_when_a_promotion_switches_how_the_list_ranks_or_values(trained, config):
+    import copy
+
+    from serving.uplift_model import PLAYBOOK, UpliftModel
+    from training.promote import list_change
+
+    def with_bounds(low: float, chosen_low: float):
+        bundle = copy.copy(trained.bundle)
+        meta = copy.deepcopy(bundle.uplift.meta)
+        meta["held_out"] |= {"qini_low": low, "qini_high": low + 0.01}
+        meta["held_out"][PLAYBOOK] = (meta["held_out"].get(PLAYBOOK) or {}) | {
+            "qini_low": chosen_low,
+            "qini_high": chosen_low + 0.01,
+        }
+        bundle.uplift = UpliftModel(meta, bundle.uplift.take_up_model)
+        return bundle
+
+    proven, unproven = with_bounds(0.002, 0.003), with_bounds(-0.001, 0.003)
+    assert (
+        list_change(proven, unproven, config)
+        == "ranked by probability -> ranked by uplift, action valued by pooled"
+    )
+    assert (
+        list_change(unproven, proven, config)
+        == "ranked by uplift, action valued by pooled -> ranked by probability"
+    )
+    weaker_choice = with_bounds(0.002, -0.001)
+    assert list_change(weaker_choice, proven, config).endswith(
+        "-> ranked by uplift, action valued by per_action"
+    )
+    assert list_change(proven, with_bounds(0.004, 0.001), config) == "", "the same list: nothing to say"
+    assert list_change(proven, None, config) == "", "a first model changes no list"
+    assert list_change(proven, unproven, config.with_uplift(ranking="probability")) == ""
 
 
 def test_compare_playbook__the_models_of_the_playbooks_choice_on_the_same_fitting_contacts(
@@ -273,7 +308,7 @@ def test_uplift_playbook_cross_fit__judged_on_every_month_and_read_by_auto(train
     from features.campaigns import campaign_rows
     from serving.actions import playbook_effect_mode
     from serving.uplift_model import PLAYBOOK
-    from training.promote import uplift_gate_scores
+    from training.promotion_rules import uplift_gate_scores
     from training.uplift import fit_uplift
 
     looser = config.with_uplift(min_arm_rows=30)

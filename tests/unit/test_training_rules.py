@@ -7,7 +7,8 @@ import pytest
 from churn.config import load_config
 from features.value import customer_value
 from training.metrics import churn_metrics, expected_calibration_error, ranking_metrics, top_share_metrics
-from training.promote import decide, net_saving
+from training.promote import net_saving
+from training.promotion_rules import decide
 from training.split import out_of_time_split
 
 MONTHS = list(pd.date_range("2025-01-01", periods=14, freq="MS"))
