@@ -123,6 +123,7 @@ def postgres_copy(sqlite_url: str) -> tuple[str, Callable[[], None]]:
     import pandas as pd
     import sqlalchemy as sa
 
+    from features.bulk import write_rows
     from serving.tables import CONTEXT_TABLE, FEATURES_TABLE, RUNS_TABLE
 
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -141,9 +142,7 @@ def postgres_copy(sqlite_url: str) -> tuple[str, Callable[[], None]]:
         with source.connect() as reading, target.begin() as writing:
             for table in (FEATURES_TABLE, CONTEXT_TABLE, RUNS_TABLE):
                 for chunk in pd.read_sql(sa.text(f"SELECT * FROM {table}"), reading, chunksize=20_000):
-                    chunk.to_sql(
-                        table, writing, index=False, if_exists="append", method="multi", chunksize=1_000
-                    )
+                    write_rows(chunk, table, writing)  # COPY, as the daily job writes them
     except BaseException:
         drop()
         raise
