@@ -56,13 +56,12 @@ def _valuation_words(bundle: ModelBundle, config: AppConfig) -> str:
 
 def _list_form(bundle: ModelBundle, config: AppConfig) -> str:
     """How `bundle`'s list ranks, and what values its actions when it ranks by uplift, in words."""
-    from serving.actions import list_valuation
+    from serving.actions import playbook_effect_mode, ranking_mode
 
-    state = list_valuation(bundle, config)
-    if state["mode"] != "uplift":
-        return f"ranked by {state['mode']}"
-    valued = state.get("playbook_effect", "").split(" ")[0]
-    return "ranked by uplift" + (f", action valued by {valued}" if valued else "")
+    mode, _ = ranking_mode(bundle, config)
+    if mode != "uplift":  # an uplift ranking implies uplift models, so the valuation below applies
+        return f"ranked by {mode}"
+    return f"ranked by uplift, action valued by {playbook_effect_mode(bundle, config)[0]}"
 
 
 def list_change(challenger: ModelBundle, champion: ModelBundle | None, config: AppConfig) -> str:
@@ -243,7 +242,8 @@ def promote(config: AppConfig, read: Callable[[list[str]], PromotionRows], force
         metrics=[Metric(k, float(v), int(time.time() * 1000), 0) for k, v in metrics.items()],
         tags=[
             RunTag(
-                "decision", "promoted" if promote_it else ("kept champion" if champion else "no champion")
+                "decision",
+                "promoted" if promote_it else ("kept champion" if champion_version else "no champion"),
             ),
             RunTag("reason", reason[:5000]),
         ],
