@@ -84,13 +84,13 @@ def diagnose(
     drivers = [k for k, s in enumerate(specs) if s.role == "driver"]
     symptoms = [k for k, s in enumerate(specs) if s.role == "symptom"]
     chosen = {k: _choices(specs[k], columns, n) for k in drivers + symptoms}  # option per row
+    code_of = {k: _codes(specs[k]) for k in drivers + symptoms}  # per option, built once
     kinds = ("service_failure", "competitive", "natural")
     per_kind = np.zeros((n, len(kinds)))
     for k in drivers:
-        codes = _codes(specs[k])[chosen[k]]
-        for j, kind in enumerate(kinds):
-            in_kind = np.array([CAUSES.get(c, (None,))[0] == kind for c in codes])
-            per_kind[:, j] += np.where(in_kind, by_family[:, k], 0.0)
+        kind = np.array([CAUSES.get(c, (None,))[0] for c in code_of[k]], dtype=object)[chosen[k]]
+        for j, name in enumerate(kinds):
+            per_kind[:, j] += np.where(kind == name, by_family[:, k], 0.0)
     total = by_family[:, drivers].sum(axis=1) if drivers else np.zeros(n)
     best = per_kind.argmax(axis=1)
     share = np.divide(per_kind.max(axis=1), total, out=np.zeros(n), where=total > 0)
@@ -110,14 +110,14 @@ def diagnose(
         for j in order[row]:
             k = drivers[j]
             if by_family[row, k] > 0:
-                code, text = _worded(specs[k], chosen[k][row], values)
+                code, text = _worded(specs[k], code_of[k], chosen[k][row], values)
                 reasons.append(Reason(code, text, float(by_family[row, k])))
         evidence = []
         if evidence_order is not None:
             for j in evidence_order[row]:
                 k = symptoms[j]
                 if by_family[row, k] > 0:
-                    evidence.append(_worded(specs[k], chosen[k][row], values)[1])
+                    evidence.append(_worded(specs[k], code_of[k], chosen[k][row], values)[1])
         churn_type = kinds[best[row]] if clear[row] else UNCLEAR
         out.append(Diagnosis(reasons, evidence, churn_type, round(float(share[row]), 4)))
     return out
@@ -157,8 +157,9 @@ def _codes(spec: FamilySpec) -> np.ndarray:
     return np.array([*codes, codes[-1] if codes else spec.name.upper()], dtype=object)
 
 
-def _worded(spec: FamilySpec, choice: int, values: RowView) -> tuple[str, str]:
-    code = _codes(spec)[choice]
+def _worded(spec: FamilySpec, codes: np.ndarray, choice: int, values: RowView) -> tuple[str, str]:
+    """(code, text) of option `choice` (`codes`: the family's `_codes`)."""
+    code = codes[choice]
     if choice < len(spec.texts):
         try:
             return code, str(spec.texts[choice]["text"]).format_map(values)
