@@ -18,6 +18,7 @@ import training.pipeline as pipeline
 from benchmarks.features import bank_path
 from churn.config import load_config
 from features.io import read_tables
+from training.rows import rows_from_tables
 
 PAIRS = [(0.05, 0.05), (0.075, 0.15), (0.1, 0.15), (0.15, 0.25)]  # (churn, next product)
 
@@ -28,17 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
-    tables = read_tables(bank_path(args.customers, 24, 7))
-    snapshots: dict[str, object] = {}
-    build = pipeline.build_training_set
-
-    def build_once(*a, **k):  # every setting trains on the same stacked snapshots
-        if "set" not in snapshots:
-            snapshots["set"] = build(*a, **k)
-        return snapshots["set"]
-
-    pipeline.build_training_set = build_once
     base = load_config(environ={})
+    # every setting trains on the same snapshots and campaign rows, built once
+    rows = rows_from_tables(read_tables(bank_path(args.customers, 24, 7)), base)
     results = []
     for churn_lr, next_lr in PAIRS:
         training = base.training.model_copy(
@@ -48,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         started = time.perf_counter()
-        result = pipeline.train_models(tables, base.model_copy(update={"training": training}))
+        result = pipeline.train_on_rows(rows, base.model_copy(update={"training": training}))
         m = result.metrics
         results.append(
             {

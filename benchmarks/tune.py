@@ -32,6 +32,7 @@ from benchmarks.train import model_shape
 from churn.config import AppConfig, SourceTableConfig, load_config
 from features.io import read_tables
 from training.byo import train_from_table
+from training.rows import rows_from_tables
 from training.tuning_report import explanation_rate
 
 TABLES = CACHE / "tune"
@@ -202,18 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, dict[str, float]]] = {}
     runs = []
     if "bank" in args.only:
-        tables = read_tables(bank_path(args.customers, 24, 7))
-        snapshots: dict[str, object] = {}
-        build = pipeline.build_training_set
-
-        def build_once(*a, **k):  # both runs train on the same stacked snapshots
-            if "set" not in snapshots:
-                snapshots["set"] = build(*a, **k)
-            return snapshots["set"]
-
-        pipeline.build_training_set = build_once
+        # both runs train on the same snapshots and campaign rows, built once
+        rows = rows_from_tables(read_tables(bank_path(args.customers, 24, 7)), base)
         label = f"bank {args.customers // 1000}k (out of time)"
-        runs.append((label, lambda c: pipeline.train_models(tables, c), base, args.bank_minutes))
+        runs.append((label, lambda c: pipeline.train_on_rows(rows, c), base, args.bank_minutes))
     for name in SHAPES:
         if name in args.only:
             config = table_config(base, name)

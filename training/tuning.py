@@ -11,9 +11,12 @@ by quality:
 
 Each trial is LightGBM's own cross-validation (`lightgbm.cv`) over the folds it is given: the
 bank's out-of-time validation snapshots, a table's out-of-time validation period, or stratified
-folds of a table without snapshots. Early stopping watches the validation log-loss, as in the
+folds of a table without snapshots. Early stopping watches the validation ROC-AUC, as in the
 final fit, so the chosen parameters retrain to the same model; Optuna's median pruner stops
-unpromising trials on the same curve. The defaults are always the first trial, so the search
+unpromising trials on the curve of the objective's metric (for `log_loss`, the raw log-loss: each
+trial is compared with the others at the same round). A finished trial is judged on its held-out
+rows by ROC-AUC and, for `log_loss`, by the log-loss after the calibrator the final fit would fit
+there (`shipped_log_loss`), not on the raw scale the calibrator resets. The defaults are always the first trial, so the search
 can only choose something that validates at least as well (within the AUC tolerance).
 """
 
@@ -30,10 +33,10 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from training.models import churn_settings
+from training.models import choose_calibrator, churn_settings
 from training.settings import BoosterParams, TrainingConfig, TuningConfig
 from training.tuning_space import clipped, describe_space, rounds_within_budget, search_space, suggest
 
@@ -180,8 +183,7 @@ class _Objective:
         shift = math.log(params.scale_pos_weight)
         for booster, (_, valid) in zip(cv_booster.boosters, self.folds, strict=True):
             margin = booster.predict(self.X.iloc[valid], raw_score=True, num_iteration=best) - shift
-            p = 1.0 / (1.0 + np.exp(-margin))
-            losses.append(log_loss(self.y[valid], np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]))
+            losses.append(shipped_log_loss(self.y[valid], margin, self.seed))
             aucs.append(roc_auc_score(self.y[valid], margin))
             leaves.append(tree_leaves(booster, best))
         scores = {"log_loss": float(np.mean(losses)), "roc_auc": float(np.mean(aucs))}
@@ -393,5 +395,15 @@ def split_score(
     margin = margin - math.log(params.scale_pos_weight)
     if objective == "roc_auc":
         return float(roc_auc_score(y_valid, margin))
-    p = np.clip(1.0 / (1.0 + np.exp(-margin)), 1e-7, 1 - 1e-7)
-    return float(log_loss(y_valid, p, labels=[0, 1]))
+    return shipped_log_loss(np.asarray(y_valid), margin, seed)
+
+
+def shipped_log_loss(y: np.ndarray, margin: np.ndarray, seed: int) -> float:
+    """The log-loss of the probabilities a model with these margins would ship: after the
+    calibrator that `fit_churn_model` fits on the same rows (isotonic or sigmoid), each
+    cross-validated on these rows (`choose_calibrator`). The raw log-loss would judge a scale the
+    calibrator resets: where the validation months drift (competitor campaigns make outflows mean
+    less churn there), it grows from the second tree on and prefers the smallest model, though a
+    larger one ranks and, once calibrated, predicts better."""
+    _, losses = choose_calibrator(y, margin, seed)
+    return float(min(losses.values()))

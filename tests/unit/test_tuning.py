@@ -121,3 +121,26 @@ def test_load_config__bad_tuning_value_names_the_key(tmp_path, line, replacement
     # when it is loaded, then the error names the key and the problem
     with pytest.raises(ConfigError, match=message):
         load_config(path, environ={})
+
+
+def test_shipped_log_loss__judges_the_probabilities_after_calibration_not_the_raw_scale():
+    # given churn labels drawn from known risks, a model that ranks them well on a shifted scale
+    # (as a booster does on validation months that drift) and one that ranks worse but is calibrated
+    from sklearn.metrics import log_loss
+
+    from training.tuning import shipped_log_loss
+
+    rng = np.random.default_rng(3)
+    logit = rng.normal(-2.5, 1.5, 20_000)
+    y = (rng.random(logit.size) < 1 / (1 + np.exp(-logit))).astype(int)
+    ranks_well = logit + 2.0
+    calibrated_but_noisy = 0.5 * logit - 1.3 + rng.normal(0, 1.0, logit.size)
+
+    def raw(margin):
+        return log_loss(y, 1 / (1 + np.exp(-margin)))
+
+    # the raw log-loss prefers the worse ranking...
+    assert raw(calibrated_but_noisy) < raw(ranks_well)
+    # ...the shipped log-loss the better one, close to what the true risks score
+    assert shipped_log_loss(y, ranks_well, seed=1) < shipped_log_loss(y, calibrated_but_noisy, seed=1)
+    assert shipped_log_loss(y, ranks_well, seed=1) == pytest.approx(raw(logit), abs=0.005)
