@@ -16,8 +16,9 @@ final fit, so the chosen parameters retrain to the same model; Optuna's median p
 unpromising trials on the curve of the objective's metric (for `log_loss`, the raw log-loss: each
 trial is compared with the others at the same round). A finished trial is judged on its held-out
 rows by ROC-AUC and, for `log_loss`, by the log-loss after the calibrator the final fit would fit
-there (`shipped_log_loss`), not on the raw scale the calibrator resets. The defaults are always the first trial, so the search
-can only choose something that validates at least as well (within the AUC tolerance).
+there (`training.models.shipped_log_loss`), not on the raw scale the calibrator resets. The
+defaults are always the first trial, so the search can only choose something that validates at
+least as well (within the AUC tolerance).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from training.models import choose_calibrator, churn_settings
+from training.models import churn_settings, shipped_log_loss
 from training.settings import BoosterParams, TrainingConfig, TuningConfig
 from training.tuning_space import clipped, describe_space, rounds_within_budget, search_space, suggest
 
@@ -396,14 +397,3 @@ def split_score(
     if objective == "roc_auc":
         return float(roc_auc_score(y_valid, margin))
     return shipped_log_loss(np.asarray(y_valid), margin, seed)
-
-
-def shipped_log_loss(y: np.ndarray, margin: np.ndarray, seed: int) -> float:
-    """The log-loss of the probabilities a model with these margins would ship: after the
-    calibrator that `fit_churn_model` fits on the same rows (isotonic or sigmoid), each
-    cross-validated on these rows (`choose_calibrator`). The raw log-loss would judge a scale the
-    calibrator resets: where the validation months drift (competitor campaigns make outflows mean
-    less churn there), it grows from the second tree on and prefers the smallest model, though a
-    larger one ranks and, once calibrated, predicts better."""
-    _, losses = choose_calibrator(y, margin, seed)
-    return float(min(losses.values()))

@@ -128,7 +128,7 @@ def test_shipped_log_loss__judges_the_probabilities_after_calibration_not_the_ra
     # (as a booster does on validation months that drift) and one that ranks worse but is calibrated
     from sklearn.metrics import log_loss
 
-    from training.tuning import shipped_log_loss
+    from training.models import shipped_log_loss
 
     rng = np.random.default_rng(3)
     logit = rng.normal(-2.5, 1.5, 20_000)
