@@ -50,14 +50,14 @@ def cached_bundle(
 ) -> tuple[Any, dict[str, float]]:
     """The bundle trained on `tables` as `churn train` does (once, or again with `retrain`), and
     the training metrics whose names start with one of `metrics`; cached as `root/name` (another
-    name for a bundle trained with other settings on the same bank), and trained again where the
-    cached uplift models predate the model of the playbook's choice or its cross-fitted figure."""
+    name for a bundle trained with other settings on the same bank), and trained again where it is
+    `stale` for `config`."""
     from serving.model_bundle import ModelBundle
     from training.pipeline import train_models
 
     model_dir = root / name
     kept_metrics = root / ("metrics.json" if name == "bundle" else f"metrics_{name}.json")
-    retrain = retrain or stale(model_dir)
+    retrain = retrain or stale(model_dir, config)
     if retrain or not (model_dir / "bundle.json").exists():
         result = train_models(tables, config)
         result.bundle.save(model_dir)
@@ -71,15 +71,26 @@ def cached_bundle(
     return ModelBundle.load(model_dir), json.loads(kept_metrics.read_text())
 
 
-def stale(model_dir: Path) -> bool:
-    """Whether the bundle cached in `model_dir` has uplift models from before the model of the
-    playbook's choice or its cross-fitted figure (`playbook_effect: auto`'s gate): they would value
-    the list the old way without a word, so they are trained again."""
+def stale(model_dir: Path, config: Any = None) -> bool:
+    """Whether the bundle cached in `model_dir` must be trained again: its churn or reasons' model
+    was trained with other booster settings than `config`'s `training.churn` and
+    `training.driver_params` (a benchmark would measure the old model without a word), or its
+    uplift models predate the model of the playbook's choice or its cross-fitted figure
+    (`playbook_effect: auto`'s gate: they would value the list the old way)."""
     from serving.model_bundle import ModelBundle
 
     if not (model_dir / "bundle.json").exists():
         return False
-    uplift = ModelBundle.load(model_dir).uplift
+    bundle = ModelBundle.load(model_dir)
+    if config is not None:
+        trained = (bundle.meta.get("training") or {}).get("churn_params")
+        drivers = (bundle.meta.get("drivers") or {}).get("params")
+        if (
+            trained != config.training.churn.model_dump()
+            or drivers != config.training.driver_params.model_dump()
+        ):
+            return True
+    uplift = bundle.uplift
     return uplift is not None and "cross_fitted" not in (uplift.meta.get("playbook_choice") or {})
 
 

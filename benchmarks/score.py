@@ -33,8 +33,10 @@ from serving.scoring import ScoringContext, score_customers
 
 
 def cached_bundle(config, tables) -> ModelBundle:
+    from benchmarks.cached import stale
+
     path = CACHE / "bundle_100k"
-    if not (path / "bundle.json").exists():
+    if stale(path, config) or not (path / "bundle.json").exists():
         from training.pipeline import train_models
 
         print("training the churn model on the 100k bank (cached for later runs) ...", flush=True)

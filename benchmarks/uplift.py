@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     config = config.with_uplift(**overrides)
     tables = cached_bank(root, args.customers, args.seed, config)
     generated = time.perf_counter()
-    kept = ("uplift", "roc_auc")
+    kept = ("uplift", "roc_auc", "pr_auc", "brier", "ece")
     name = bundle_name(config)
     bundle, metrics = cached_bundle(root, tables, config, args.retrain, kept, name)
     if "uplift_qini" in metrics and "uplift_qini_unadjusted" not in metrics:

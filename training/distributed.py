@@ -229,12 +229,12 @@ def train_models_dask(config: AppConfig, client) -> tuple[TrainingResult, pd.Dat
         train_sample["churn"].to_numpy(),
         valid_sample[reasoning],
         valid_sample["churn"].to_numpy(),
-        training.churn,
+        training.driver_params,
         seed,
         training.monotone_increasing,
     )
     meta = _bundle_meta(config, train_sample[columns], split, calibrator, all_classes)
-    meta["drivers"] = {"features": reasoning}
+    meta["drivers"] = {"features": reasoning, "params": training.driver_params.model_dump()}
     bundle = ModelBundle(meta, booster, np_booster, drivers)
 
     # every test row: scores on the workers, gathered with the labels

@@ -192,12 +192,12 @@ def train_on_rows(rows: TrainingRows, config: AppConfig) -> TrainingResult:
         y["train"],
         X["validation"][reasoning],
         y["validation"],
-        config.training.churn,
+        config.training.driver_params,
         seed,
         config.training.monotone_increasing,
     )
     meta = _bundle_meta(config, X["train"], split, churn.calibrator, next_product.classes, churn_params)
-    meta["drivers"] = {"features": reasoning}
+    meta["drivers"] = {"features": reasoning, "params": config.training.driver_params.model_dump()}
     bundle = ModelBundle(meta, churn.booster, next_product.booster, drivers)
 
     evaluation = config.evaluation

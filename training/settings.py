@@ -65,9 +65,17 @@ class TrainingConfig(Frozen):
         return tuple(value) if isinstance(value, list) else value
 
     churn: BoosterParams = BoosterParams()
+    # The reasons' model (drivers and context, no symptoms): None trains it with `churn`'s settings.
+    # Its own, so that the churn model can be kept compact for SHAP without moving the reasons.
+    drivers: BoosterParams | None = None
     next_product: BoosterParams = BoosterParams()
     seed: int = 42
     tuning: TuningConfig = TuningConfig()
+
+    @property
+    def driver_params(self) -> BoosterParams:
+        """The reasons' model's booster settings: `drivers`, or the churn model's when unset."""
+        return self.drivers if self.drivers is not None else self.churn
 
 
 class EvaluationConfig(Frozen):

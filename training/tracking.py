@@ -140,6 +140,10 @@ def log_training_run(
     client = mlflow.MlflowClient()
     # the parameters the churn booster was trained with: the search's choice after `--tune`
     churn_params = result.bundle.meta["training"].get("churn_params") or config.training.churn.model_dump()
+    # the reasons' model's (`training.drivers`, or the churn model's settings where it has none)
+    driver_params = (result.bundle.meta.get("drivers") or {}).get(
+        "params"
+    ) or config.training.driver_params.model_dump()
     model_name = config.mlflow.model_name
     with mlflow.start_run(run_name=f"train-{test_label(result)}") as run:
         mlflow.set_tags(
@@ -153,6 +157,7 @@ def log_training_run(
         mlflow.log_params(
             {f"churn.{k}": v for k, v in churn_params.items()}
             | {f"next_product.{k}": v for k, v in config.training.next_product.model_dump().items()}
+            | {f"drivers.{k}": v for k, v in driver_params.items()}
             | {f"split.{k}": v for k, v in result.split.describe().items()}
             | {
                 "horizon_days": config.labels.horizon_days,

@@ -81,6 +81,10 @@ def test_mlflow_run__main_entry_point_trains_logs_registers_and_promotes(project
         run.data.metrics
     )
     assert run.data.tags["git_commit"]
+    params = run.data.params
+    assert (params["churn.num_leaves"], params["drivers.num_leaves"]) == ("7", "15"), (
+        "both boosters' settings are logged: the reasons' model has its own"
+    )
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {
         "plots/roc.png",

@@ -39,6 +39,21 @@ def test_benchmark_refit_uplift__keeps_the_take_up_floor_only_for_the_same_take_
         refit_uplift(other, rows, on_features)
 
 
+def test_benchmark_cache__a_bundle_trained_with_other_booster_settings_is_stale(trained, config, tmp_path):
+    from benchmarks.cached import stale
+
+    saved = trained.bundle.save(tmp_path / "bundle")
+    assert not stale(saved, config), "trained with the settings asked for: kept"
+    training = config.training
+    for changed in (
+        training.model_copy(update={"churn": training.churn.model_copy(update={"num_leaves": 31})}),
+        training.model_copy(update={"drivers": training.driver_params.model_copy(update={"max_depth": 8})}),
+    ):
+        assert stale(saved, config.model_copy(update={"training": changed})), (
+            "a benchmark must not time the old model"
+        )
+
+
 def test_benchmark_cache__uplift_models_from_before_the_playbook_choice_model_or_its_gate_are_stale(
     trained, tmp_path
 ):

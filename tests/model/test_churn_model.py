@@ -50,6 +50,37 @@ def test_churn_model__is_calibrated(trained):
     assert m["mean_score"] == pytest.approx(m["base_rate"], abs=0.015)
 
 
+def test_reasons_model__trains_with_its_own_settings_not_the_compact_churn_models(trained, config):
+    from training.settings import TrainingConfig
+
+    training = config.training
+    assert training.drivers is not None and training.drivers != training.churn, (
+        "the shipped config keeps them apart"
+    )
+    bundle = trained.bundle
+    assert bundle.meta["drivers"]["params"] == training.driver_params.model_dump()
+
+    def shape(booster):  # (most leaves, deepest split) over the trees
+        trees = booster.dump_model()["tree_info"]
+
+        def depth(node):
+            return (
+                0 if "leaf_index" in node else 1 + max(depth(node["left_child"]), depth(node["right_child"]))
+            )
+
+        return max(t["num_leaves"] for t in trees), max(depth(t["tree_structure"]) for t in trees)
+
+    churn_leaves, churn_depth = shape(bundle.churn_booster)
+    assert churn_leaves <= training.churn.num_leaves and churn_depth <= training.churn.max_depth
+    driver_leaves, driver_depth = shape(bundle.driver_booster)
+    assert driver_leaves <= training.drivers.num_leaves and driver_depth <= training.drivers.max_depth
+    assert (driver_leaves, driver_depth) > (churn_leaves, churn_depth), (
+        "the reasons' model is not held to the churn model's size"
+    )
+    # a config without its own section trains the reasons' model as the churn model
+    assert TrainingConfig(churn=training.churn).driver_params == training.churn
+
+
 def test_contributions__lightgbm_pred_contrib_equals_shap_tree_explainer(trained):
     bundle = trained.bundle
     prepared = bundle.prepare(trained.extra["X_test"].head(200))

@@ -204,10 +204,12 @@ def test_compare_playbook__the_models_of_the_playbooks_choice_on_the_same_fittin
     older.uplift = UpliftModel(meta, uplift.take_up_model)
     figures = compare_playbook(rows, trained.bundle, older, config, least=5)
     assert figures["challenger"] != figures["champion"]
-    # a champion whose churn model puts these customers at another risk chooses other actions for
-    # some: the rows either side alone would judge that the other does not are left out, and counted
+    # a champion whose churn model puts these customers at another risk (here the reverse of the
+    # challenger's, so that the risk tiers, and with them the playbook's rules, change) chooses other
+    # actions for some: the rows either side alone would judge that the other does not are left out,
+    # and counted
     shifted = copy.copy(older)
-    shifted.churn_probability = lambda data: np.clip(older.churn_probability(data) * 4.0, 0.0, 1.0)
+    shifted.churn_probability = lambda data: 1.0 - older.churn_probability(data)
     other = compare_playbook(rows, trained.bundle, shifted, config, least=5)
     assert other["disagreed"] > 0 and other["rows"] < figures["rows"], other
     # a champion that cannot score the campaign rows is not compared, and says why
