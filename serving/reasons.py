@@ -103,9 +103,10 @@ def diagnose(
     evidence_order = (
         np.argsort(-by_family[:, symptoms], axis=1, kind="stable")[:, :EVIDENCE] if symptoms else None
     )
+    lists = _Lists(columns)  # the rows' values as Python objects, one conversion per column
     out = []
     for row in range(n):
-        values = RowView(columns, row)
+        values = RowView(lists, row)
         reasons = []
         for j in order[row]:
             k = drivers[j]
@@ -206,6 +207,23 @@ def reason_text(options: list[dict[str, Any]], values: dict[str, Any], family: s
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float | np.floating) and np.isnan(value))
+
+
+class _Lists(dict):
+    """The columns as Python lists, each converted (`tolist`: numbers as floats, labels as they are)
+    the first time a text asks for it, so a row's value needs no conversion of its own."""
+
+    def __init__(self, columns: Any):
+        super().__init__()
+        self._columns = columns
+
+    def __missing__(self, key: str) -> list:
+        values = np.asarray(self._columns[key]).tolist()  # KeyError for an unknown placeholder
+        self[key] = values
+        return values
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._columns
 
 
 class RowView(dict):
