@@ -77,21 +77,22 @@ def stale(model_dir: Path, config: Any = None) -> bool:
     `training.driver_params` (a benchmark would measure the old model without a word), or its
     uplift models predate the model of the playbook's choice or its cross-fitted figure
     (`playbook_effect: auto`'s gate: they would value the list the old way)."""
-    from serving.model_bundle import ModelBundle
-
     if not (model_dir / "bundle.json").exists():
         return False
-    bundle = ModelBundle.load(model_dir)
+    # the bundle's and its uplift models' own records (`ModelBundle.save`); no booster is loaded
+    meta = json.loads((model_dir / "bundle.json").read_text())
     if config is not None:
-        trained = (bundle.meta.get("training") or {}).get("churn_params")
-        drivers = (bundle.meta.get("drivers") or {}).get("params")
+        trained = (meta.get("training") or {}).get("churn_params")
+        drivers = (meta.get("drivers") or {}).get("params")
         if (
             trained != config.training.churn.model_dump()
             or drivers != config.training.driver_params.model_dump()
         ):
             return True
-    uplift = bundle.uplift
-    return uplift is not None and "cross_fitted" not in (uplift.meta.get("playbook_choice") or {})
+    uplift = model_dir / "uplift" / "uplift.json"
+    if not uplift.exists():
+        return False
+    return "cross_fitted" not in (json.loads(uplift.read_text()).get("playbook_choice") or {})
 
 
 def _cross_fit_path(root: Path, name: str) -> Path:

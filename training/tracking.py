@@ -140,10 +140,8 @@ def log_training_run(
     client = mlflow.MlflowClient()
     # the parameters the churn booster was trained with: the search's choice after `--tune`
     churn_params = result.bundle.meta["training"].get("churn_params") or config.training.churn.model_dump()
-    # the reasons' model's (`training.drivers`, or the churn model's settings where it has none)
-    driver_params = (result.bundle.meta.get("drivers") or {}).get(
-        "params"
-    ) or config.training.driver_params.model_dump()
+    # the reasons' model's, as trained (none for a bank's own table: its reasons come from the churn model)
+    driver_params = (result.bundle.meta.get("drivers") or {}).get("params") or {}
     model_name = config.mlflow.model_name
     with mlflow.start_run(run_name=f"train-{test_label(result)}") as run:
         mlflow.set_tags(

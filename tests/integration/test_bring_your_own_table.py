@@ -95,6 +95,10 @@ def test_churn_train__own_table_trains_registers_and_reports_coercions(byo, caps
     assert "leaks the label" in out
     client = mlflow.MlflowClient()
     assert str(client.get_model_version_by_alias("byo-churn", "challenger").version) == "1"
+    params = client.get_run(client.get_model_version_by_alias("byo-churn", "challenger").run_id).data.params
+    assert "churn.num_leaves" in params and not any(k.startswith("drivers.") for k in params), (
+        "a table's reasons come from the churn model: no reasons' model is claimed"
+    )
 
     # the registered pyfunc scores rows as a CRM would send them, mixed case included
     model = mlflow.pyfunc.load_model("models:/byo-churn@challenger")

@@ -51,6 +51,7 @@ def test_churn_model__is_calibrated(trained):
 
 
 def test_reasons_model__trains_with_its_own_settings_not_the_compact_churn_models(trained, config):
+    from benchmarks.train import model_shape
     from training.settings import TrainingConfig
 
     training = config.training
@@ -60,15 +61,9 @@ def test_reasons_model__trains_with_its_own_settings_not_the_compact_churn_model
     bundle = trained.bundle
     assert bundle.meta["drivers"]["params"] == training.driver_params.model_dump()
 
-    def shape(booster):  # (most leaves, deepest split) over the trees
-        trees = booster.dump_model()["tree_info"]
-
-        def depth(node):
-            return (
-                0 if "leaf_index" in node else 1 + max(depth(node["left_child"]), depth(node["right_child"]))
-            )
-
-        return max(t["num_leaves"] for t in trees), max(depth(t["tree_structure"]) for t in trees)
+    def shape(booster):  # (most leaves in a tree, deepest split)
+        most = max(t["num_leaves"] for t in booster.dump_model()["tree_info"])
+        return most, model_shape(booster)[2]
 
     churn_leaves, churn_depth = shape(bundle.churn_booster)
     assert churn_leaves <= training.churn.num_leaves and churn_depth <= training.churn.max_depth
