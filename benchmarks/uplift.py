@@ -364,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             "effect_input": config.uplift.effect_input,
             "playbook_effect": config.uplift.playbook_effect,
             "playbook_effect_applied": valued,
+            "playbook_offsets": config.uplift.playbook_offsets,
             "capacity_scale": args.capacity_scale,
             "continuations": args.seeds,
             "configured": configured,

@@ -173,7 +173,11 @@ def _action_values(
     actions, u = config.playbook.actions, config.uplift
     pooled = playbook_effect_mode(bundle, config)[0] == "pooled"
     estimates = bundle.uplift.uplift(
-        x, probability, {name: a.effect for name, a in actions.items()}, pooled=pooled
+        x,
+        probability,
+        {name: a.effect for name, a in actions.items()},
+        pooled=pooled,
+        offsets=u.playbook_offsets,
     )
     lift = np.column_stack([estimates[name] for name in actions])
     weight = u.take_up_weight
@@ -340,6 +344,13 @@ def list_valuation(bundle: Any, config: AppConfig) -> dict[str, str]:
             if mode == "uplift"
             else "; the list ranks by probability: only the uplift figure beside each row"
         )
+        if valued == "pooled":
+            offsets = bundle.uplift.meta["effects"][PLAYBOOK].get("offsets") or {}
+            valued += (
+                f", with {len(offsets)} actions' own offsets"
+                if config.uplift.playbook_offsets and offsets
+                else ", one shared effect for every action"
+            )
         out["playbook_effect"] = f"{valued} ({reason}){beside}"
     return out | {"take_up_floor": take_up_floor_state(bundle, config, mode)}
 

@@ -173,12 +173,15 @@ class UpliftModel:
         ratio = np.clip(self.take_up(x) / median, 0.0, None)
         return np.minimum(ratio**weight, TAKE_UP_FACTOR_CAP)
 
-    def learned(self, x: np.ndarray, probability: np.ndarray, pooled: bool = False) -> dict[str, np.ndarray]:
+    def learned(
+        self, x: np.ndarray, probability: np.ndarray, pooled: bool = False, offsets: bool = True
+    ) -> dict[str, np.ndarray]:
         """P(churn | control) - P(churn | action) per action that has a model of its own: the
         learned relative effect times the customer's churn probability (a contact can take away
         only the risk there is, and a sleeping dog's added risk is at most the rest). With
         `pooled` (and a model of the playbook's choice), every such action's relative effect is
-        that model's: what the action does for a customer the playbook chooses it for."""
+        that model's: what the action does for a customer the playbook chooses it for, plus, with
+        `offsets`, the action's own offset on it (shrunk by its evidence; `uplift.playbook_offsets`)."""
         effects = self.meta.get("effects") or {}
         if CONTACT not in effects:
             return {}
@@ -187,19 +190,27 @@ class UpliftModel:
         p = np.clip(np.asarray(probability, dtype=float), 0.0, 1.0)
         if pooled and PLAYBOOK in effects:
             chosen = apply_effect(z, effects[PLAYBOOK])
-            relative = dict.fromkeys((a for a in self.actions if a in effects), chosen)
+            shift = effects[PLAYBOOK].get("offsets", {}) if offsets else {}
+            relative = {
+                a: chosen + (shift[a]["b"] if a in shift else 0.0) for a in self.actions if a in effects
+            }
         else:
             any_contact = apply_effect(z, effects[CONTACT])
             relative = {a: any_contact + apply_effect(z, effects[a]) for a in self.actions if a in effects}
         return {a: np.clip(-p * r, -(1.0 - p), p) for a, r in relative.items()}
 
     def uplift(
-        self, x: np.ndarray, probability: np.ndarray, effects: dict[str, float], pooled: bool = False
+        self,
+        x: np.ndarray,
+        probability: np.ndarray,
+        effects: dict[str, float],
+        pooled: bool = False,
+        offsets: bool = True,
     ) -> dict[str, np.ndarray]:
-        """Per action: the learned uplift (`learned`, `pooled` or not) shrunk toward the playbook's
-        `probability x effect`. Actions without a model (or without evidence) get the playbook's
-        figure alone."""
-        learned = self.learned(x, probability, pooled)
+        """Per action: the learned uplift (`learned`, `pooled` or not, with `offsets` or not)
+        shrunk toward the playbook's `probability x effect`. Actions without a model (or without
+        evidence) get the playbook's figure alone."""
+        learned = self.learned(x, probability, pooled, offsets)
         out = {}
         for action, effect in effects.items():
             prior = probability * float(effect)

@@ -316,6 +316,16 @@ def uplift_lines(result: TrainingResult) -> list[str]:
                 f"that were it ({chosen['churners']} churned; it values the playbook's action with "
                 "uplift.playbook_effect pooled, or auto where its cross-fitted Qini interval is above zero)",
             )
+            offsets = meta["effects"][PLAYBOOK].get("offsets") or {}
+            if offsets:
+                lines.insert(
+                    2,
+                    "uplift                each chosen action's offset on it (relative effect, shrunk; raw +- se): "
+                    + ", ".join(
+                        f"{a} {o['b']:+.2f} ({o['raw']:+.2f} +- {o['se']:.2f})"
+                        for a, o in sorted(offsets.items())
+                    ),
+                )
     m = result.metrics
     if "uplift_qini" in m:
         lines.append(

@@ -121,6 +121,65 @@ def fit_playbook_effect(
     return fit_effect(z[pair], y[pair], treated, e, m[pair], penalty=penalty), contacts, churners
 
 
+def fit_playbook_offsets(
+    z: np.ndarray,
+    y: np.ndarray,
+    arm: np.ndarray,
+    group: np.ndarray,
+    choice: np.ndarray,
+    m: np.ndarray,
+    effect: dict[str, Any],
+) -> dict[str, dict[str, float]]:
+    """Per action the playbook chose: what a fitting contact of that action adds to the model of
+    the playbook's choice (`effect`), a constant on its relative effect, by the same R-loss on the
+    rows whose choice it was (its fitting contacts and the controls with that choice), with its
+    standard error, then shrunk toward no offset as far as the actions' offsets differ by more
+    than their noise (empirical Bayes: the spread between actions by DerSimonian and Laird's
+    moments, each offset kept in the share spread / (spread + its own variance)). {action: {"b":
+    the shrunk offset, "raw", "se", "share", "events" (the fewer of the churners among those
+    contacts and among those controls)}}; an action with no churner on either side, or no group
+    holding both, has none. One shared effect values a weak action like a strong one: the offset
+    is how the list tells them apart where the campaigns show it (docs/uplift-benchmarks.md)."""
+    fits, pair, keyed = fitting_contacts(arm, choice, group)
+    chosen = np.asarray(choice, dtype=object)[pair]
+    treated = fits[pair]
+    e = propensity(treated, keyed[pair])
+    risk = np.clip(m[pair], MIN_RISK, 1 - MIN_RISK)
+    resid = (treated.astype(float) - e) * risk
+    informative = (e > 0.01) & (e < 0.99)
+    label = np.zeros(len(resid))
+    base = apply_effect(z[pair][informative], effect)
+    label[informative] = (y[pair][informative] - m[pair][informative]) / resid[informative] - base
+    weight = np.where(informative, resid**2 / (risk * (1 - risk)), 0.0)
+    churned = y[pair].astype(bool)
+    found: dict[str, dict[str, float]] = {}
+    for action in sorted({c for c in chosen if c is not None}):
+        mine = chosen == action
+        events = min(int((churned & mine & treated).sum()), int((churned & mine & ~treated).sum()))
+        w, total = weight[mine], weight[mine].sum()
+        if events == 0 or total <= 0:
+            continue
+        raw = float((w * label[mine]).sum() / total)  # the intercept-only weighted least squares
+        se = float(np.sqrt((w**2 * (label[mine] - raw) ** 2).sum()) / total)  # robust (sandwich)
+        found[str(action)] = {"raw": raw, "se": max(se, 1e-9), "events": events}
+    spread = _between_spread([f["raw"] for f in found.values()], [f["se"] for f in found.values()])
+    for f in found.values():
+        f["share"] = spread / (spread + f["se"] ** 2)
+        f["b"] = f["share"] * f["raw"]
+    return found
+
+
+def _between_spread(estimates: list[float], errors: list[float]) -> float:
+    """The variance of the true offsets between actions beyond their noise, by DerSimonian and
+    Laird's method of moments (0 where they differ no more than their standard errors explain)."""
+    if len(estimates) < 2:
+        return 0.0
+    x, v = np.asarray(estimates), 1.0 / np.asarray(errors) ** 2
+    centre = (v * x).sum() / v.sum()
+    q = (v * (x - centre) ** 2).sum()
+    return float(max(0.0, (q - (len(x) - 1)) / (v.sum() - (v**2).sum() / v.sum())))
+
+
 def playbook_held_out(
     arm: np.ndarray,
     choice: np.ndarray,
@@ -204,6 +263,7 @@ __all__ = [
     "basis_spec",
     "fit_effect",
     "fit_playbook_effect",
+    "fit_playbook_offsets",
     "fitting_contacts",
     "judged_rows",
     "playbook_held_out",

@@ -60,7 +60,7 @@ class _FixedUplift:
     def __init__(self, table: dict[str, np.ndarray]):
         self.table, self.learned_share = table, dict.fromkeys(table, 1.0)
 
-    def uplift(self, x, probability, effects, pooled=False):
+    def uplift(self, x, probability, effects, pooled=False, offsets=True):
         return {a: self.table.get(a, np.full(len(x), -1.0)) for a in effects}
 
     def take_up_floor(self, share):
@@ -140,7 +140,7 @@ class _RowUplift(_FixedUplift):
         super().__init__(dict.fromkeys(scale))
         self.scale = scale
 
-    def uplift(self, x, probability, effects, pooled=False):
+    def uplift(self, x, probability, effects, pooled=False, offsets=True):
         return {a: x[:, 0] * self.scale.get(a, 0.5) for a in effects}
 
 
@@ -227,7 +227,7 @@ def test_uplift_candidates__below_the_threshold_only_where_the_best_action_saves
     uplift = config.with_uplift(ranking="uplift")
 
     class _ByRow(_FixedUplift):  # the rows asked for: x's first column is the row number
-        def uplift(self, x, probability, effects, pooled=False):
+        def uplift(self, x, probability, effects, pooled=False, offsets=True):
             rows = x[:, 0].astype(int)
             return {a: self.table[a][rows] for a in effects}
 

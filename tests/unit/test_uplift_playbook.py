@@ -116,8 +116,8 @@ class _PooledUplift(_FixedUplift):
         )
         self.meta = {"effects": {PLAYBOOK: {"b": -0.3, "w": [0.0]}}, "held_out": held}
 
-    def uplift(self, x, probability, effects, pooled=False):
-        return {a: np.full(len(x), 0.2 if pooled else 0.05) for a in effects}
+    def uplift(self, x, probability, effects, pooled=False, offsets=True):
+        return {a: np.full(len(x), (0.2 if offsets else 0.12) if pooled else 0.05) for a in effects}
 
 
 @pytest.mark.parametrize(
@@ -151,6 +151,105 @@ def test_choose__the_playbook_action_valued_by_the_pooled_model_only_when_it_kee
     np.testing.assert_allclose(out["uplift"], lift)
     cost = config.playbook.actions[out["action"][0]].cost
     np.testing.assert_allclose(out["expected_saving"], lift * 4_000.0 - cost)
+
+
+def test_choose__the_pooled_model_adds_each_actions_offset_unless_configured_off(config):
+    n = 2
+    lifts = []
+    for offsets in (True, False):
+        out = choose(
+            _Bundle(_PooledUplift(dict.fromkeys(config.playbook.actions), 0.001)),
+            np.zeros((n, 1)),
+            np.full(n, 0.3),
+            np.full(n, 4_000.0),
+            np.full(n, "retention_call", dtype=object),
+            np.full(n, "unclear", dtype=object),
+            np.ones(n, dtype=bool),
+            config.with_uplift(choose="playbook", playbook_effect="pooled", playbook_offsets=offsets),
+            ranking="uplift",
+        )
+        lifts.append(out["uplift"].tolist())
+    assert lifts == [[0.2, 0.2], [0.12, 0.12]]
+
+
+def test_list_valuation__says_whether_the_pooled_model_adds_the_actions_offsets(config):
+    from serving.actions import list_valuation
+    from serving.uplift_model import PLAYBOOK
+
+    uplift = _PooledUplift({}, 0.01)
+    pooled = config.with_uplift(ranking="uplift", choose="playbook", playbook_effect="pooled")
+    assert list_valuation(_Bundle(uplift), pooled)["playbook_effect"].startswith(
+        "pooled, one shared effect for every action ("
+    ), "a model fitted before the offsets has none"
+    uplift.meta["effects"][PLAYBOOK]["offsets"] = {"rate_offer": {"b": 0.1}, "retention_call": {"b": 0.2}}
+    assert list_valuation(_Bundle(uplift), pooled)["playbook_effect"].startswith(
+        "pooled, with 2 actions' own offsets ("
+    )
+    off = pooled.with_uplift(playbook_offsets=False)
+    assert "one shared effect" in list_valuation(_Bundle(uplift), off)["playbook_effect"]
+
+
+def test_uplift_model__the_pooled_model_plus_each_chosen_actions_offset():
+    from serving.uplift_model import PLAYBOOK
+
+    model = _model({"rate_offer": 1.0, "retention_call": 1.0}, contact=-0.1, action=-0.1)
+    offsets = {"retention_call": {"b": 0.4, "raw": 0.5, "events": 400, "share": 0.8}}
+    model.meta["effects"][PLAYBOOK] = {"b": -0.5, "w": [0.0, 0.0], "offsets": offsets}
+    x, p = np.zeros((2, 2)), np.array([0.2, 0.4])
+    pooled = model.learned(x, p, pooled=True)
+    np.testing.assert_allclose(pooled["rate_offer"], p * 0.5)  # no offset of its own: the shared effect
+    np.testing.assert_allclose(pooled["retention_call"], p * 0.1)  # -0.5 + 0.4
+    shared = model.learned(x, p, pooled=True, offsets=False)
+    np.testing.assert_allclose(shared["retention_call"], p * 0.5)
+    blended = model.uplift(x, p, {"retention_call": 0.15}, pooled=True)
+    np.testing.assert_allclose(blended["retention_call"], p * 0.1)
+
+
+def _two_choices(a_saves: float, b_saves: float, n: int = 120_000, seed: int = 3):
+    """The playbook chooses A or B at random; half the customers are contacted, with A or B at
+    random; a fitting contact of A takes `a_saves` of the risk away, one of B `b_saves`."""
+    rng = np.random.default_rng(seed)
+    choice = np.where(rng.random(n) < 0.5, "A", "B").astype(object)
+    contacted = rng.random(n) < 0.5
+    arm = np.where(contacted, np.where(rng.random(n) < 0.5, "A", "B"), "control").astype(object)
+    risk = np.full(n, 0.2)
+    saves = np.where(arm == choice, np.where(choice == "A", a_saves, b_saves), 0.0)
+    churn = (rng.random(n) < risk * (1 - saves)).astype(float)
+    return np.zeros((n, 1)), churn, arm, np.full(n, "campaign", dtype=object), choice, risk
+
+
+def test_fit_playbook_offsets__tells_a_weak_chosen_action_from_a_strong_one():
+    """A fitting contact of A halves the risk, one of B does nothing: the pooled model averages
+    them; the offsets put A below it and B above, kept almost whole (they differ far beyond their
+    noise)."""
+    from training.uplift_effects import fit_playbook_effect, fit_playbook_offsets
+
+    z, churn, arm, group, choice, risk = _two_choices(0.5, 0.0)
+    effect, _, _ = fit_playbook_effect(z, churn, arm, group, choice, risk)
+    assert effect["b"] == pytest.approx(-0.25, abs=0.05), effect
+    offsets = fit_playbook_offsets(z, churn, arm, group, choice, risk, effect)
+    assert offsets["A"]["raw"] == pytest.approx(-0.25, abs=0.06), offsets
+    assert offsets["B"]["raw"] == pytest.approx(0.25, abs=0.06), offsets
+    assert 0.0 < offsets["B"]["se"] < 0.1 and offsets["B"]["share"] > 0.8, offsets
+    assert effect["b"] + offsets["B"]["b"] == pytest.approx(0.0, abs=0.07), "B's fitting contacts do nothing"
+    fits = arm == choice
+    assert offsets["A"]["events"] == min(
+        int(churn[fits & (choice == "A")].sum()), int(churn[(arm == "control") & (choice == "A")].sum())
+    )
+    none_chose_b = choice.copy()
+    none_chose_b[choice == "B"] = None
+    alone = fit_playbook_offsets(z, churn, arm, group, none_chose_b, risk, effect)
+    assert set(alone) == {"A"} and alone["A"]["b"] == 0.0, "one action: no spread to learn from"
+
+
+def test_fit_playbook_offsets__actions_that_differ_no_more_than_their_noise_keep_the_shared_effect():
+    from training.uplift_effects import fit_playbook_effect, fit_playbook_offsets
+
+    z, churn, arm, group, choice, risk = _two_choices(0.3, 0.3, n=20_000, seed=8)
+    effect, _, _ = fit_playbook_effect(z, churn, arm, group, choice, risk)
+    offsets = fit_playbook_offsets(z, churn, arm, group, choice, risk, effect)
+    assert all(o["share"] < 0.5 for o in offsets.values()), offsets
+    assert all(abs(o["b"]) <= abs(o["raw"]) / 2 for o in offsets.values()), offsets
 
 
 def test_playbook_effect_mode__says_what_values_the_action_and_why(config):
