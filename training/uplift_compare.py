@@ -156,15 +156,15 @@ def agreed_choice(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     return np.where(same, mine, None)
 
 
-def left_out(arm: np.ndarray, mine: np.ndarray, theirs: np.ndarray) -> int:
+def left_out(arm: np.ndarray, mine: np.ndarray, theirs: np.ndarray, agreed: np.ndarray | None = None) -> int:
     """How many rows one side's choice alone would have judged (a fitting contact or a control
-    with a choice, `training.uplift_effects.fitting_contacts`) that the agreed choice does not."""
+    with a choice, `training.uplift_effects.fitting_contacts`) that the `agreed` choice
+    (`agreed_choice(mine, theirs)` where not given) does not."""
     from training.uplift_effects import fitting_contacts
 
+    agreed = agreed_choice(mine, theirs) if agreed is None else agreed
     group = np.zeros(len(arm), dtype=int)  # the pair does not depend on the group
-    judged = [
-        fitting_contacts(arm, choice, group)[1] for choice in (mine, theirs, agreed_choice(mine, theirs))
-    ]
+    judged = [fitting_contacts(arm, choice, group)[1] for choice in (mine, theirs, agreed)]
     return int(((judged[0] | judged[1]) & ~judged[2]).sum())
 
 
@@ -204,9 +204,10 @@ def compare_playbook(
         except (FeatureSchemaError, KeyError, TypeError, ValueError, IndexError) as exc:
             return {"note": f"the {side} cannot score these campaign rows ({exc!r}): not compared"}
     arm = rows["arm"].to_numpy()
-    disagreed = left_out(arm, *choices)
+    agreed = agreed_choice(*choices)
+    disagreed = left_out(arm, *choices, agreed)
     group, _ = randomised_groups(rows, config.uplift.exploration_campaigns)
-    pair, treated, weight = judged_rows(arm, agreed_choice(*choices), group)
+    pair, treated, weight = judged_rows(arm, agreed, group)
     contacts, controls = int(treated.sum()), int((~treated).sum())
     if contacts < least or controls < least:
         return {

@@ -57,6 +57,13 @@ def test_uplift_models__learned_from_the_randomised_campaigns_and_shipped_in_the
     np.testing.assert_allclose(
         reloaded.uplift.learned(x, p, pooled=True)[next(iter(pooled))], pooled[next(iter(pooled))]
     )
+    # each chosen action's offset on it, kept with what it rests on and shrunk, never enlarged
+    offsets = uplift.meta["effects"][PLAYBOOK]["offsets"]
+    assert offsets and set(offsets) <= set(config.playbook.actions), offsets
+    for action, o in offsets.items():
+        assert o["se"] > 0 and 0 <= o["share"] <= 1 and o["events"] > 0, (action, o)
+        assert o["b"] == pytest.approx(o["share"] * o["raw"]), (action, o)
+    assert reloaded.uplift.meta["effects"][PLAYBOOK]["offsets"] == offsets
     # the sample's held-out months hold too few fitting contacts for a figure, and it says so
     assert "uplift_qini_playbook_action" not in m
     assert any("no held-out figure for the model of that choice" in n for n in trained.extra["uplift"].notes)

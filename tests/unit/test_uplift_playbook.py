@@ -354,5 +354,5 @@ def test_agreed_choice__only_the_rows_both_sides_choose_alike_judge_the_models_o
     assert list(alone) == [True, True, False, True, True, False]
     assert list(pair) == [True, False, False, True, False, False] and list(treated) == [True, False]
     # what was left out: rows 1 and 4 by the challenger's choice; row 2's contact fits neither side
-    assert left_out(arm, mine, theirs) == 2
+    assert left_out(arm, mine, theirs) == 2 == left_out(arm, mine, theirs, agreed)
     assert left_out(arm, theirs, theirs) == 0
