@@ -36,9 +36,9 @@ def test_churn_features__summarises_the_sample_and_writes_outputs(env, capsys):
 
 def test_churn_features__bad_rows_in_csv_go_to_rejects(env, capsys):
     data = env / "csv"
-    data.mkdir()
-    for path in SAMPLE.glob("*.parquet"):
-        pd.read_parquet(path).to_csv(data / f"{path.stem}.csv", index=False)
+    shutil.copytree(SAMPLE, data)  # every table as Parquet but the transactions, read from CSV
+    (data / "transactions.parquet").unlink()
+    pd.read_parquet(SAMPLE / "transactions.parquet").to_csv(data / "transactions.csv", index=False)
     tx = pd.read_csv(data / "transactions.csv", dtype=str)
     tx.loc[0, "amount"] = "-12"
     tx.loc[1, "customer_id"] = "999999999"
