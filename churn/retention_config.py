@@ -170,9 +170,9 @@ class UpliftConfig(Frozen):
     # bank whose campaigns chose actions by rule should use per_action
     playbook_effect: Literal["auto", "pooled", "per_action"] = "auto"
     # where the model of the playbook's choice values the list: each chosen action's own offset
-    # on it, a constant learned from that action's fitting contacts and shrunk by its evidence
-    # (`prior_events`), so that a weak action is not valued like a strong one; false: the one
-    # shared effect for every action (docs/uplift-benchmarks.md)
+    # on it, a constant learned from that action's fitting contacts and shrunk by empirical Bayes
+    # (as far as the actions differ beyond their noise), so that a weak action is not valued like
+    # a strong one; false: the one shared effect for every action (docs/uplift-benchmarks.md)
     playbook_offsets: bool = True
     # the share of the customers a month's exploration could have drawn and did not, taken as
     # controls beside the campaigns' own control groups (0: the campaigns' controls alone)

@@ -181,7 +181,7 @@ class UpliftModel:
         only the risk there is, and a sleeping dog's added risk is at most the rest). With
         `pooled` (and a model of the playbook's choice), every such action's relative effect is
         that model's: what the action does for a customer the playbook chooses it for, plus, with
-        `offsets`, the action's own offset on it (shrunk by its evidence; `uplift.playbook_offsets`)."""
+        `offsets`, the action's own offset on it (shrunk by empirical Bayes; `uplift.playbook_offsets`)."""
         effects = self.meta.get("effects") or {}
         if CONTACT not in effects:
             return {}

@@ -84,7 +84,6 @@ from training.uplift_effects import (
     basis_spec,
     fit_effect,
     fit_playbook_effect,
-    fit_playbook_offsets,
     fitting_contacts,
     playbook_held_out,
 )
@@ -183,9 +182,6 @@ def fit_uplift(rows: pd.DataFrame, bundle: Any, config: AppConfig) -> UpliftResu
                 z, ys, arms, groups, choice[idx], m, penalty, least=u.min_arm_rows
             )
             if fitted_choice is not None:
-                fitted_choice["offsets"] = fit_playbook_offsets(
-                    z, ys, arms, groups, choice[idx], m, fitted_choice
-                )
                 effects[PLAYBOOK] = fitted_choice
         for action in [] if contact_only else playbook_actions:
             mine = train_mask & (arm == action)

@@ -41,6 +41,23 @@ def basis_spec(
     }
 
 
+def r_loss_rows(
+    y: np.ndarray, treated: np.ndarray, e: np.ndarray, m: np.ndarray, init: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(informative, label, weight): the rows whose group holds both treated and control rows (the
+    rest carry no information), and on those rows the R-loss's label, each outcome's residual over
+    the treatment's (less `init`, what is already explained), and its weight, the treatment
+    residual squared over the churn variance, risk (1 - risk): a low-risk row's outcome is less
+    noisy, and without this the safe customers (most of the exploration) would count for almost
+    nothing."""
+    risk = np.clip(m, MIN_RISK, 1 - MIN_RISK)
+    resid = (treated.astype(float) - e) * risk
+    informative = (e > 0.01) & (e < 0.99)
+    resid, risk = resid[informative], risk[informative]
+    label = (y[informative] - m[informative]) / resid - (0.0 if init is None else init[informative])
+    return informative, label, resid**2 / (risk * (1 - risk))
+
+
 def fit_effect(
     z: np.ndarray,
     y: np.ndarray,
@@ -56,19 +73,12 @@ def fit_effect(
     information and are left out."""
     from sklearn.linear_model import LassoCV, RidgeCV
 
-    risk = np.clip(m, MIN_RISK, 1 - MIN_RISK)
-    resid = (treated.astype(float) - e) * risk
-    informative = (e > 0.01) & (e < 0.99)
-    z, resid, y, risk = z[informative], resid[informative], y[informative], risk[informative]
-    label = (y - m[informative]) / resid - (0.0 if init is None else init[informative])
-    # each row's squared residual weighed by the inverse of its churn variance, risk (1 - risk): a
-    # low-risk row's outcome is less noisy, and without this the safe customers (most of the
-    # exploration) would count for almost nothing; scaled to a mean of one
-    weight = resid**2 / (risk * (1 - risk))
+    informative, label, weight = r_loss_rows(y, treated, e, m, init)
+    z = z[informative]
     if penalty == "lasso":
         fit = LassoCV(alphas=30, cv=5, random_state=0, max_iter=20_000, tol=1e-3)
     else:
-        fit = RidgeCV(alphas=np.logspace(0, 6, 13) * len(y) / 1000)
+        fit = RidgeCV(alphas=np.logspace(0, 6, 13) * len(label) / 1000)
     fit.fit(z, label, sample_weight=weight / weight.mean())
     return {"b": float(fit.intercept_), "w": fit.coef_.tolist(), "alpha": float(fit.alpha_)}
 
@@ -109,58 +119,48 @@ def fit_playbook_effect(
     least: int = 1,
 ) -> tuple[dict[str, Any] | None, int, int]:
     """(the relative effect of a contact whose action was the playbook's `choice` for the row,
-    against the controls with a choice, the fitting contacts, their churners). The effect is None
-    with fewer than `least` fitting contacts, no churner among them, or no row whose group and
-    choice hold both fitting contacts and controls (`fitting_contacts`)."""
+    against the controls with a choice, with each chosen action's offset on it under "offsets"
+    (`playbook_offsets`); the fitting contacts; their churners). The effect is None with fewer
+    than `least` fitting contacts, no churner among them, or no row whose group and choice hold
+    both fitting contacts and controls (`fitting_contacts`)."""
     fits, pair, keyed = fitting_contacts(arm, choice, group)
     treated = fits[pair]
     contacts, churners = int(treated.sum()), int(y[pair][treated].sum())
     e = propensity(treated, keyed[pair])
     if contacts < max(least, 1) or churners == 0 or not ((e > 0.01) & (e < 0.99)).any():
         return None, contacts, churners
-    return fit_effect(z[pair], y[pair], treated, e, m[pair], penalty=penalty), contacts, churners
-
-
-def fit_playbook_offsets(
-    z: np.ndarray,
-    y: np.ndarray,
-    arm: np.ndarray,
-    group: np.ndarray,
-    choice: np.ndarray,
-    m: np.ndarray,
-    effect: dict[str, Any],
-) -> dict[str, dict[str, float]]:
-    """Per action the playbook chose: what a fitting contact of that action adds to the model of
-    the playbook's choice (`effect`), a constant on its relative effect, by the same R-loss on the
-    rows whose choice it was (its fitting contacts and the controls with that choice), with its
-    standard error, then shrunk toward no offset as far as the actions' offsets differ by more
-    than their noise (empirical Bayes: the spread between actions by DerSimonian and Laird's
-    moments, each offset kept in the share spread / (spread + its own variance)). {action: {"b":
-    the shrunk offset, "raw", "se", "share", "events" (the fewer of the churners among those
-    contacts and among those controls)}}; an action with no churner on either side, or no group
-    holding both, has none. One shared effect values a weak action like a strong one: the offset
-    is how the list tells them apart where the campaigns show it (docs/uplift-benchmarks.md)."""
-    fits, pair, keyed = fitting_contacts(arm, choice, group)
+    z, y, m = z[pair], y[pair], m[pair]
+    effect = fit_effect(z, y, treated, e, m, penalty=penalty)
     chosen = np.asarray(choice, dtype=object)[pair]
-    treated = fits[pair]
-    e = propensity(treated, keyed[pair])
-    risk = np.clip(m[pair], MIN_RISK, 1 - MIN_RISK)
-    resid = (treated.astype(float) - e) * risk
-    informative = (e > 0.01) & (e < 0.99)
-    label = np.zeros(len(resid))
-    base = apply_effect(z[pair][informative], effect)
-    label[informative] = (y[pair][informative] - m[pair][informative]) / resid[informative] - base
-    weight = np.where(informative, resid**2 / (risk * (1 - risk)), 0.0)
-    churned = y[pair].astype(bool)
+    effect["offsets"] = playbook_offsets(y, treated, e, m, chosen, apply_effect(z, effect))
+    return effect, contacts, churners
+
+
+def playbook_offsets(
+    y: np.ndarray, treated: np.ndarray, e: np.ndarray, m: np.ndarray, chosen: np.ndarray, base: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Per action the playbook chose, on the rows that judge the model of its choice (the fitting
+    contacts, `treated`, and the controls with a choice, `chosen`): what a fitting contact of that
+    action adds to that model's relative effect (`base`, per row), a constant, by the same R-loss
+    on the rows whose choice it was, with its standard error, then shrunk toward no offset as far
+    as the actions' offsets differ by more than their noise (empirical Bayes: the spread between
+    actions by DerSimonian and Laird's moments, each offset kept in the share spread / (spread +
+    its own variance)). {action: {"b": the shrunk offset, "raw", "se", "share", "events" (the
+    fewer of the churners among those contacts and among those controls)}}; an action with no
+    churner on either side, or no group holding both, has none. One shared effect values a weak
+    action like a strong one: the offset is how the list tells them apart where the campaigns
+    show it (docs/uplift-benchmarks.md)."""
+    informative, label, weight = r_loss_rows(y, treated, e, m, base)
+    churned, judged = y.astype(bool), chosen[informative]
     found: dict[str, dict[str, float]] = {}
     for action in sorted({c for c in chosen if c is not None}):
         mine = chosen == action
         events = min(int((churned & mine & treated).sum()), int((churned & mine & ~treated).sum()))
-        w, total = weight[mine], weight[mine].sum()
-        if events == 0 or total <= 0:
+        w, its = weight[judged == action], label[judged == action]
+        if events == 0 or w.sum() <= 0:
             continue
-        raw = float((w * label[mine]).sum() / total)  # the intercept-only weighted least squares
-        se = float(np.sqrt((w**2 * (label[mine] - raw) ** 2).sum()) / total)  # robust (sandwich)
+        raw = float((w * its).sum() / w.sum())  # the intercept-only weighted least squares
+        se = float(np.sqrt((w**2 * (its - raw) ** 2).sum()) / w.sum())  # robust (sandwich)
         found[str(action)] = {"raw": raw, "se": max(se, 1e-9), "events": events}
     spread = _between_spread([f["raw"] for f in found.values()], [f["se"] for f in found.values()])
     for f in found.values():
@@ -263,8 +263,9 @@ __all__ = [
     "basis_spec",
     "fit_effect",
     "fit_playbook_effect",
-    "fit_playbook_offsets",
     "fitting_contacts",
     "judged_rows",
     "playbook_held_out",
+    "playbook_offsets",
+    "r_loss_rows",
 ]

@@ -120,6 +120,22 @@ class _PooledUplift(_FixedUplift):
         return {a: np.full(len(x), (0.2 if offsets else 0.12) if pooled else 0.05) for a in effects}
 
 
+def _choose_retention_calls(config, low: float | None, settings, n: int = 2) -> dict:
+    """`choose` in uplift mode for `n` customers at risk 0.3 and value 4,000 whose playbook action
+    is a retention call, on `_PooledUplift` (its cross-fitted lower bound `low`), under `settings`."""
+    return choose(
+        _Bundle(_PooledUplift(dict.fromkeys(config.playbook.actions), low)),
+        np.zeros((n, 1)),
+        np.full(n, 0.3),
+        np.full(n, 4_000.0),
+        np.full(n, "retention_call", dtype=object),
+        np.full(n, "unclear", dtype=object),
+        np.ones(n, dtype=bool),
+        settings,
+        ranking="uplift",
+    )
+
+
 @pytest.mark.parametrize(
     ("choose_mode", "playbook_effect", "low", "lift"),
     [
@@ -136,17 +152,8 @@ def test_choose__the_playbook_action_valued_by_the_pooled_model_only_when_it_kee
 ):
     """`auto` takes the pooled model only where its own cross-fitted Qini interval is above zero;
     `pooled` and `per_action` are taken as configured, whatever the figures."""
-    n = 2
-    out = choose(
-        _Bundle(_PooledUplift(dict.fromkeys(config.playbook.actions), low)),
-        np.zeros((n, 1)),
-        np.full(n, 0.3),
-        np.full(n, 4_000.0),
-        np.full(n, "retention_call", dtype=object),
-        np.full(n, "unclear", dtype=object),
-        np.ones(n, dtype=bool),
-        config.with_uplift(choose=choose_mode, playbook_effect=playbook_effect),
-        ranking="uplift",
+    out = _choose_retention_calls(
+        config, low, config.with_uplift(choose=choose_mode, playbook_effect=playbook_effect)
     )
     np.testing.assert_allclose(out["uplift"], lift)
     cost = config.playbook.actions[out["action"][0]].cost
@@ -154,21 +161,10 @@ def test_choose__the_playbook_action_valued_by_the_pooled_model_only_when_it_kee
 
 
 def test_choose__the_pooled_model_adds_each_actions_offset_unless_configured_off(config):
-    n = 2
     lifts = []
     for offsets in (True, False):
-        out = choose(
-            _Bundle(_PooledUplift(dict.fromkeys(config.playbook.actions), 0.001)),
-            np.zeros((n, 1)),
-            np.full(n, 0.3),
-            np.full(n, 4_000.0),
-            np.full(n, "retention_call", dtype=object),
-            np.full(n, "unclear", dtype=object),
-            np.ones(n, dtype=bool),
-            config.with_uplift(choose="playbook", playbook_effect="pooled", playbook_offsets=offsets),
-            ranking="uplift",
-        )
-        lifts.append(out["uplift"].tolist())
+        settings = config.with_uplift(choose="playbook", playbook_effect="pooled", playbook_offsets=offsets)
+        lifts.append(_choose_retention_calls(config, 0.001, settings)["uplift"].tolist())
     assert lifts == [[0.2, 0.2], [0.12, 0.12]]
 
 
@@ -218,16 +214,16 @@ def _two_choices(a_saves: float, b_saves: float, n: int = 120_000, seed: int = 3
     return np.zeros((n, 1)), churn, arm, np.full(n, "campaign", dtype=object), choice, risk
 
 
-def test_fit_playbook_offsets__tells_a_weak_chosen_action_from_a_strong_one():
+def test_playbook_offsets__tell_a_weak_chosen_action_from_a_strong_one():
     """A fitting contact of A halves the risk, one of B does nothing: the pooled model averages
     them; the offsets put A below it and B above, kept almost whole (they differ far beyond their
     noise)."""
-    from training.uplift_effects import fit_playbook_effect, fit_playbook_offsets
+    from training.uplift_effects import fit_playbook_effect
 
     z, churn, arm, group, choice, risk = _two_choices(0.5, 0.0)
     effect, _, _ = fit_playbook_effect(z, churn, arm, group, choice, risk)
     assert effect["b"] == pytest.approx(-0.25, abs=0.05), effect
-    offsets = fit_playbook_offsets(z, churn, arm, group, choice, risk, effect)
+    offsets = effect["offsets"]
     assert offsets["A"]["raw"] == pytest.approx(-0.25, abs=0.06), offsets
     assert offsets["B"]["raw"] == pytest.approx(0.25, abs=0.06), offsets
     assert 0.0 < offsets["B"]["se"] < 0.1 and offsets["B"]["share"] > 0.8, offsets
@@ -238,16 +234,15 @@ def test_fit_playbook_offsets__tells_a_weak_chosen_action_from_a_strong_one():
     )
     none_chose_b = choice.copy()
     none_chose_b[choice == "B"] = None
-    alone = fit_playbook_offsets(z, churn, arm, group, none_chose_b, risk, effect)
+    alone = fit_playbook_effect(z, churn, arm, group, none_chose_b, risk)[0]["offsets"]
     assert set(alone) == {"A"} and alone["A"]["b"] == 0.0, "one action: no spread to learn from"
 
 
-def test_fit_playbook_offsets__actions_that_differ_no_more_than_their_noise_keep_the_shared_effect():
-    from training.uplift_effects import fit_playbook_effect, fit_playbook_offsets
+def test_playbook_offsets__actions_that_differ_no_more_than_their_noise_keep_the_shared_effect():
+    from training.uplift_effects import fit_playbook_effect
 
     z, churn, arm, group, choice, risk = _two_choices(0.3, 0.3, n=20_000, seed=8)
-    effect, _, _ = fit_playbook_effect(z, churn, arm, group, choice, risk)
-    offsets = fit_playbook_offsets(z, churn, arm, group, choice, risk, effect)
+    offsets = fit_playbook_effect(z, churn, arm, group, choice, risk)[0]["offsets"]
     assert all(o["share"] < 0.5 for o in offsets.values()), offsets
     assert all(abs(o["b"]) <= abs(o["raw"]) / 2 for o in offsets.values()), offsets
 
