@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -54,8 +58,43 @@ def api_workspace(tmp_path_factory):
             patch.setenv(name, value)
         patch.chdir(ROOT)
         assert main(["train"]) == 0 and main(["promote"]) == 0
+        _copy_store(tmp, tmp / "pristine")  # for `promoted_store`, before any test moves it
         assert main(["score", "--as-of", "2026-11-01"]) == 0
     mlflow.set_tracking_uri(None)
+    return tmp
+
+
+def _copy_store(source: Path, target: Path) -> None:
+    """The MLflow store under `source` (mlflow.db and the mlartifacts beside it) as a store of its
+    own under `target`: the database keeps absolute artifact locations, which are moved along."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source / "mlartifacts", target / "mlartifacts")
+    with (
+        closing(sqlite3.connect(source / "mlflow.db")) as read,
+        closing(sqlite3.connect(target / "mlflow.db")) as db,
+    ):
+        read.backup(db)
+        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for column in [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')]:
+                db.execute(
+                    f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                    f'WHERE typeof("{column}") = \'text\' AND instr("{column}", ?) > 0',
+                    (str(source), str(target), str(source)),
+                )
+        db.commit()
+        moved = db.execute(
+            "SELECT count(*) FROM experiments WHERE instr(artifact_location, ?) > 0", (str(target),)
+        )
+        assert moved.fetchone()[0] >= 1, "no artifact location was moved: has MLflow's schema changed?"
+
+
+@pytest.fixture(scope="module")
+def promoted_store(api_workspace, tmp_path_factory) -> Path:
+    """A store of the module's own holding the champion the API tests trained and promoted
+    (version 1, as it was before any test moved it): for tests that register, promote or log."""
+    tmp = tmp_path_factory.mktemp("store")
+    _copy_store(api_workspace / "pristine", tmp)
     return tmp
 
 

@@ -12,8 +12,9 @@ from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("monitoring")
+def workspace(promoted_store):
+    """The champion the API tests trained, in a store of the module's own, and its own outputs."""
+    tmp = promoted_store
     environment = {
         "CHURN_OUTPUT_DIR": str(tmp / "out"),
         "CHURN_DATABASE_URL": f"sqlite:///{tmp / 'out' / 'churn.db'}",
@@ -24,7 +25,6 @@ def workspace(tmp_path_factory):
             patch.setenv(name, value)
         patch.delenv("CHURN_DATA_SOURCE", raising=False)
         patch.chdir(ROOT)
-        assert main(["train"]) == 0 and main(["promote"]) == 0
         yield tmp
     mlflow.set_tracking_uri(None)
 

@@ -55,3 +55,68 @@ def test_bench_tune__compares_the_configured_model_with_a_search(on_the_sample, 
     (results,) = json.loads(out.read_text()).values()
     assert {"default", "tuned", "chosen_params"} <= set(results)
     assert results["tuned"]["trials"] >= 1, results["tuned"]
+
+
+def test_bench_uplift__the_issues_comparison_and_the_studies_that_read_its_cache(
+    monkeypatch, tmp_path, capsys
+):
+    """`make bench-uplift` on a copy of the sample as its cached bank; `make bench-uplift-banks`
+    summarises the JSON it wrote, and `benchmarks.uplift_settings` reads the bank, bundle and
+    estimates it cached: its configured list is the benchmark's, to the unit, and a variant that
+    restates a default is the same list."""
+    import shutil
+
+    import benchmarks.uplift as bench
+    from benchmarks import uplift_banks, uplift_settings
+
+    manifest = json.loads((SAMPLE / "manifest.json").read_text())
+    bank = [
+        "--customers",
+        str(manifest["customers"]),
+        "--seed",
+        str(manifest["seed"]),
+        "--capacity-scale",
+        "1",
+    ]
+    shutil.copytree(SAMPLE, tmp_path / f"uplift_{manifest['customers']}_seed{manifest['seed']}")
+    monkeypatch.setattr(bench, "CACHE", tmp_path)
+    valued = ["--value-seeds", "2", "--value-first-seed", "1000"]
+    out = tmp_path / "uplift.json"
+    assert bench.main([*bank, "--seeds", "1", *valued, "--json", str(out)]) == 0
+    run = json.loads(out.read_text())
+    assert set(run["targets"]) == {
+        "net value, uplift / probability",
+        "net value, uplift / random",
+        "sleeping dogs, uplift / probability",
+        "Qini interval's lower bound",
+    }
+    lists = run["lists"]
+    assert set(lists) == {
+        "uplift",
+        "uplift, playbook action",
+        "probability",
+        "pool, playbook effects",
+        "random",
+        "persuadables known",
+    }
+    assert lists["random"]["contacted"] == lists["probability"]["contacted"] > 0
+    assert lists["persuadables known"]["sleeping_dogs_contacted"] == 0
+    expected = run["expected"]
+    assert run["targets"]["net value, uplift / probability"]["value"] == pytest.approx(expected["ratio"])
+    assert expected["configured"]["contacted"] == lists["uplift, playbook action"]["contacted"]
+
+    assert uplift_banks.main([str(out)]) == 0
+    summary = capsys.readouterr().out
+    names = zip(
+        ("net >= 1.5x", "random >= 3x", "dogs <= 1/3", "Qini above 0"), run["targets"].values(), strict=True
+    )
+    for name, target in names:  # the summary reads the verdicts the run wrote
+        assert f"  {name:14s} {int(target['met'])} of 1" in summary
+
+    studied = tmp_path / "settings.json"
+    variant = ["--variant", "restated=playbook_offsets=true"]
+    assert uplift_settings.main([*bank, *valued, *variant, "--json", str(studied)]) == 0
+    figures = json.loads(studied.read_text())["figures"]
+    assert figures["configured"]["net_value"] == pytest.approx(expected["configured"]["net_value"])
+    assert figures["today"]["net_value"] == pytest.approx(expected["today"]["net_value"])
+    assert figures["restated"]["minus_configured"] == 0
