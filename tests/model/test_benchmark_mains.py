@@ -24,8 +24,11 @@ def on_the_sample(monkeypatch):
 
 def test_bench_lr__trains_each_learning_rate_pair_and_reports_it(on_the_sample, monkeypatch, tmp_path):
     import benchmarks.learning_rate as lr
+    from churn.config import load_config
 
-    configured = lr.PAIRS[1]
+    training = load_config(environ={}).training
+    configured = (training.churn.learning_rate, training.next_product.learning_rate)
+    assert configured in lr.PAIRS, "the benchmark compares the configured pair with the others"
     monkeypatch.setattr(lr, "PAIRS", [configured])  # one pair: the loop is the same for every pair
     assert lr.main(["--json", str(tmp_path / "lr.json")]) == 0
     rows = json.loads((tmp_path / "lr.json").read_text())
