@@ -29,6 +29,7 @@ def _trial_metrics(trial: TrialSummary) -> dict[str, float]:
         "log_loss": trial.log_loss,
         "trees": trial.trees,
         "tree_leaves": trial.tree_leaves,
+        "shap_cost": trial.shap_cost,
         "max_rounds": float(trial.rounds),
         "seconds": (trial.finished - trial.started).total_seconds(),
     }

@@ -72,7 +72,7 @@ def test_churn_train_tune__own_table_logs_trials_and_a_retrain_without_search_re
     for trial in trials:
         assert {"learning_rate", "num_leaves", "cat_smooth", "min_data_per_group"} <= set(trial.data.params)
         if trial.data.tags["optuna_state"] == "complete":
-            assert {"objective", "roc_auc", "log_loss", "tree_leaves"} <= set(trial.data.metrics)
+            assert {"objective", "roc_auc", "log_loss", "tree_leaves", "shap_cost"} <= set(trial.data.metrics)
     client = mlflow.MlflowClient()
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "tuning")}
     assert artifacts >= TRIAL_ARTIFACTS - {"tuning/param_importances.png"}, artifacts

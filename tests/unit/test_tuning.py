@@ -2,18 +2,28 @@
 
 import datetime as dt
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 
 from churn.config import DEFAULT_CONFIG, ConfigError, TuningConfig, load_config
-from training.tuning import COMPLETE, PRUNED, TrialSummary, choose_trial, out_of_time_fold, stratified_folds
+from training.tuning import (
+    COMPLETE,
+    PRUNED,
+    TrialSummary,
+    choose_trial,
+    out_of_time_fold,
+    shap_cost,
+    stratified_folds,
+    tree_leaves,
+)
 from training.tuning_space import rounds_within_budget, search_space
 
 T0 = dt.datetime(2026, 1, 1)
 
 
-def _trial(number, roc_auc, log_loss, tree_leaves, state=COMPLETE):
+def _trial(number, roc_auc, log_loss, tree_leaves, state=COMPLETE, shap_cost=None):
     return TrialSummary(
         number=number,
         state=state,
@@ -24,6 +34,7 @@ def _trial(number, roc_auc, log_loss, tree_leaves, state=COMPLETE):
         roc_auc=roc_auc,
         log_loss=log_loss,
         tree_leaves=tree_leaves,
+        shap_cost=shap_cost,
     )
 
 
@@ -62,6 +73,36 @@ def test_choose_trial__log_loss_tolerance_keeps_flat_small_models_out():
     loose = choose_trial(trials, best=0, auc_tolerance=0.002, log_loss_tolerance=None)
     # then only the AUC-only rule takes the small one
     assert (strict, loose) == (0, 1)
+
+
+def test_choose_trial__a_deep_model_costs_more_to_explain_than_a_shallow_one_with_as_many_leaves():
+    # given two trials that rank and fit alike, the first at depth 7 with fewer leaves in all, the
+    # second at depth 3 with a few more (as bench-tune's bank search found, 2026-12-07)
+    trials = [
+        _trial(0, 0.8205, 0.1024, 1624, shap_cost=1624 * 49),
+        _trial(1, 0.8206, 0.1026, 1700, shap_cost=1700 * 9),
+    ]
+    # when choosing for the log-loss objective
+    chosen = choose_trial(trials, best=0, auc_tolerance=0.002, log_loss_tolerance=0.005)
+    # then the shallow one, which exact TreeSHAP explains about five times faster
+    assert chosen == 1
+
+
+def test_shap_cost__each_trees_leaves_times_its_depth_squared():
+    # given boosters of stumps, of depth-3 trees and of deep trees on the same rows
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 6))
+    y = (x[:, 0] + x[:, 1] * x[:, 2] + rng.normal(size=2000) > 0).astype(int)
+
+    def fit(leaves, depth):
+        params = {"objective": "binary", "num_leaves": leaves, "max_depth": depth, "verbose": -1}
+        return lgb.train(params | {"min_data_in_leaf": 5}, lgb.Dataset(x, y), num_boost_round=5)
+
+    stumps, shallow, deep = fit(2, 1), fit(8, 3), fit(8, 7)
+    # then a stump costs its 2 leaves, and a deep tree more than a shallow one of as many leaves
+    assert shap_cost(stumps) == 5 * 2 * 1
+    assert shap_cost(shallow) == 9 * tree_leaves(shallow)
+    assert tree_leaves(deep) == tree_leaves(shallow) and shap_cost(deep) > shap_cost(shallow)
 
 
 def test_choose_trial__zero_tolerance_is_the_best_trial():
