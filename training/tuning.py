@@ -39,7 +39,14 @@ from sklearn.model_selection import StratifiedKFold
 
 from training.models import churn_settings, shipped_log_loss
 from training.settings import BoosterParams, TrainingConfig, TuningConfig
-from training.tuning_space import clipped, describe_space, rounds_within_budget, search_space, suggest
+from training.tuning_space import (
+    clipped,
+    describe_space,
+    model_size,
+    rounds_within_budget,
+    search_space,
+    suggest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +71,7 @@ class TrialSummary:
     log_loss: float | None = None
     trees: float | None = None  # mean over folds, at the early-stopped round
     tree_leaves: float | None = None  # trees x leaves: all leaves of the model, mean over folds
-    shap_cost: float | None = (
-        None  # exact TreeSHAP's cost: each tree's leaves x depth^2, summed (`shap_cost`)
-    )
+    shap_cost: float | None = None  # each tree's leaves x depth^2, summed (`shap_cost`), mean over folds
     rounds: int = 0  # the cap from the explanation budget
     last_round: int | None = None  # where a pruned trial stopped
 
@@ -116,25 +121,6 @@ class TuningResult:
             "budget": self.settings,
             "split_check": self.split_check,
         }
-
-
-def tree_leaves(booster: lgb.Booster, num_iteration: int | None = None) -> int:
-    """All leaves of the model's trees (trees x leaves), up to `num_iteration`."""
-    return sum(t["num_leaves"] for t in booster.dump_model(num_iteration=num_iteration)["tree_info"])
-
-
-def shap_cost(booster: lgb.Booster, num_iteration: int | None = None) -> int:
-    """Exact TreeSHAP's work per explained row, up to a constant: each tree's leaves x its depth
-    squared, summed over the trees up to `num_iteration` (the algorithm is O(leaves x depth^2) per
-    tree). Trees x leaves alone would rate a deep model with as many leaves as a shallow one."""
-
-    def depth(node: dict) -> int:
-        if "leaf_index" in node or "left_child" not in node:
-            return 0
-        return 1 + max(depth(node["left_child"]), depth(node["right_child"]))
-
-    trees = booster.dump_model(num_iteration=num_iteration)["tree_info"]
-    return sum(t["num_leaves"] * max(depth(t["tree_structure"]), 1) ** 2 for t in trees)
 
 
 def stratified_folds(y: np.ndarray, folds: int, seed: int) -> list[Fold]:
@@ -203,8 +189,9 @@ class _Objective:
             margin = booster.predict(self.X.iloc[valid], raw_score=True, num_iteration=best) - shift
             losses.append(shipped_log_loss(self.y[valid], margin, self.seed))
             aucs.append(roc_auc_score(self.y[valid], margin))
-            leaves.append(tree_leaves(booster, best))
-            costs.append(shap_cost(booster, best))
+            size = model_size(booster, best)
+            leaves.append(size[0])
+            costs.append(size[1])
         scores = {"log_loss": float(np.mean(losses)), "roc_auc": float(np.mean(aucs))}
         trial.set_user_attr("log_loss", scores["log_loss"])
         trial.set_user_attr("roc_auc", scores["roc_auc"])
@@ -256,8 +243,7 @@ def choose_trial(
 ) -> int:
     """Among finished trials whose ROC-AUC is within `auc_tolerance` of the best trial's (and,
     when given, whose log-loss is within `log_loss_tolerance`, relative, of its log-loss), the
-    one that is cheapest to explain (`shap_cost`; trees x leaves for a trial recorded without it;
-    ties: the better ROC-AUC).
+    one that is cheapest to explain (`shap_cost`; ties: the better ROC-AUC).
 
     The log-loss condition is there for the log-loss objective: a tiny model can rank about as
     well as the best one while its probabilities are much flatter."""
@@ -269,11 +255,7 @@ def choose_trial(
         and t.roc_auc >= reference.roc_auc - auc_tolerance
         and (log_loss_tolerance is None or t.log_loss <= reference.log_loss * (1 + log_loss_tolerance))
     ]
-
-    def cost(t: TrialSummary) -> float:
-        return t.shap_cost if t.shap_cost is not None else t.tree_leaves
-
-    return min(candidates, key=lambda t: (cost(t), -t.roc_auc, t.number)).number
+    return min(candidates, key=lambda t: (t.shap_cost, -t.roc_auc, t.number)).number
 
 
 def tune_churn_params(

@@ -8,7 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from training.tuning import PRUNED, TuningResult, tree_leaves
+from training.tuning import PRUNED, TuningResult
+from training.tuning_space import tree_leaves
 
 
 def record_search(search: TuningResult, bundle: Any, prepared_test: pd.DataFrame) -> dict[str, float]:

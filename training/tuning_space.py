@@ -1,14 +1,18 @@
-"""The hyperparameter search's space: what is searched, in which ranges, given the data."""
+"""The hyperparameter search's space (what is searched, in which ranges, given the data) and its
+explanation budget (rounds under the ceiling, and what a model costs to explain)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from training.settings import TuningConfig
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 
 def search_space(X: pd.DataFrame, y: np.ndarray, tuning: TuningConfig) -> dict[str, Any]:
@@ -72,3 +76,28 @@ def clipped(value: Any, distribution: Any) -> Any:
     if hasattr(distribution, "choices"):
         return value
     return type(value)(min(max(value, distribution.low), distribution.high))
+
+
+def tree_leaves(booster: lgb.Booster, num_iteration: int | None = None) -> int:
+    """All leaves of the model's trees (trees x leaves), up to `num_iteration`."""
+    return model_size(booster, num_iteration)[0]
+
+
+def shap_cost(booster: lgb.Booster, num_iteration: int | None = None) -> int:
+    """Exact TreeSHAP's work per explained row, up to a constant: each tree's leaves x its depth
+    squared, summed over the trees up to `num_iteration` (the algorithm is O(leaves x depth^2) per
+    tree). Trees x leaves alone would rate a deep model with as many leaves as a shallow one."""
+    return model_size(booster, num_iteration)[1]
+
+
+def model_size(booster: lgb.Booster, num_iteration: int | None = None) -> tuple[int, int]:
+    """(`tree_leaves`, `shap_cost`) from one dump of the model."""
+
+    def depth(node: dict) -> int:
+        if "leaf_index" in node or "left_child" not in node:
+            return 0
+        return 1 + max(depth(node["left_child"]), depth(node["right_child"]))
+
+    trees = booster.dump_model(num_iteration=num_iteration)["tree_info"]
+    leaves = sum(t["num_leaves"] for t in trees)
+    return leaves, sum(t["num_leaves"] * max(depth(t["tree_structure"]), 1) ** 2 for t in trees)

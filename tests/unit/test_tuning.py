@@ -14,16 +14,15 @@ from training.tuning import (
     TrialSummary,
     choose_trial,
     out_of_time_fold,
-    shap_cost,
     stratified_folds,
-    tree_leaves,
 )
-from training.tuning_space import rounds_within_budget, search_space
+from training.tuning_space import rounds_within_budget, search_space, shap_cost, tree_leaves
 
 T0 = dt.datetime(2026, 1, 1)
 
 
 def _trial(number, roc_auc, log_loss, tree_leaves, state=COMPLETE, shap_cost=None):
+    """A trial summary; its explanation cost that of stumps (depth 1) unless given."""
     return TrialSummary(
         number=number,
         state=state,
@@ -34,7 +33,7 @@ def _trial(number, roc_auc, log_loss, tree_leaves, state=COMPLETE, shap_cost=Non
         roc_auc=roc_auc,
         log_loss=log_loss,
         tree_leaves=tree_leaves,
-        shap_cost=shap_cost,
+        shap_cost=tree_leaves if shap_cost is None else shap_cost,
     )
 
 
