@@ -43,12 +43,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Tests run in TEST_WORKERS processes (pytest-xdist), a test file to a process, so a module's
+# fixtures are built once; TEST_WORKERS=0 runs them in this process, one after another.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
 test: lint
-	$(BIN)/python -m pytest --durations=25
+	$(PYTEST) --durations=25
 
 # The inner loop: lint, unit and model tests (about 2 minutes); `make test` runs everything.
 test-fast: lint
-	$(BIN)/python -m pytest tests/unit tests/model -q
+	$(PYTEST) tests/unit tests/model -q
 
 bench-features: $(STAMP)
 	$(BIN)/python -m benchmarks.features

@@ -9,6 +9,7 @@ query of the same rows, measured in the same run, as the baseline.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import statistics
 import tempfile
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
     from starlette.testclient import TestClient
@@ -68,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         f"list page rendered       {1000 * render:8.1f} ms   ({render / baseline:.1f}x the query; "
         f"target under 300 ms: {'met' if render < 0.3 else 'NOT met'})"
     )
+    if args.json:
+        figures = {"as_of": str(as_of), "rows": rendered["rows"], "query_ms": 1000 * baseline}
+        args.json.write_text(json.dumps(figures | {"page_ms": 1000 * render}, indent=2))
     return 0
 
 

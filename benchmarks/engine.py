@@ -216,7 +216,7 @@ def _child(side: str, bank: Path, *extra: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=20261203)
@@ -232,16 +232,18 @@ def main(argv: list[str] | None = None) -> None:
         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
         help="a PostgreSQL server for the COPY comparison (a throwaway database); 'none' skips it",
     )
+    parser.add_argument("--copy-rows", type=int, default=200_000, help="list rows of the COPY comparison")
+    parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if args.side == "local":
         from features.memory import use_system_arrow_pool
 
         use_system_arrow_pool()  # as the `churn` command does, before Arrow loads
         print(json.dumps(run_local(args.bank, args.partition_customers)))
-        return
+        return 0
     if args.side == "duckdb":
         print(json.dumps(run_duckdb(args.bank, args.as_of, args.extract_date)))
-        return
+        return 0
 
     from benchmarks.cached import cached_bank
     from churn.config import load_config
@@ -280,13 +282,18 @@ def main(argv: list[str] | None = None) -> None:
         f"peak memory, local                 {peak:>10.2f} GB (target < 2 GB: {'met' if peak < 2 else 'NOT met'}; "
         f"{local['peak_mb'] / base['peak_mb']:.1f}x DuckDB's)"
     )
+    figures = {"local": local, "duckdb": base, "time_ratio": ratio}
     if args.postgres != "none":
-        insert, copy = bench_copy(args.postgres)
+        insert, copy = bench_copy(args.postgres, args.copy_rows)
         print(
-            f"PostgreSQL, 200,000 list rows      INSERT {insert:.2f} s, COPY {copy:.2f} s: "
-            f"{insert / copy:.1f}x faster by COPY"
+            f"PostgreSQL, {args.copy_rows:,} list rows".ljust(35)
+            + f"INSERT {insert:.2f} s, COPY {copy:.2f} s: {insert / copy:.1f}x faster by COPY"
         )
+        figures["copy"] = {"rows": args.copy_rows, "insert_s": insert, "copy_s": copy}
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -28,6 +28,7 @@ from features.build import LOOKBACK_DAYS, build_features
 from features.generator import generate_bank, write_bank
 from features.io import read_tables
 from features.labels import last_confirmable_as_of
+from features.schema import for_customers
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 
@@ -54,10 +55,9 @@ def bank_path(customers: int, months: int, seed: int) -> Path:
 
 
 def subset(tables: dict[str, pd.DataFrame], customers: int) -> dict[str, pd.DataFrame]:
-    keep = tables["customers"]["customer_id"].iloc[:customers]
-    return {
-        name: frame[frame["customer_id"].isin(keep)].reset_index(drop=True) for name, frame in tables.items()
-    }
+    """The first `customers` customers' rows (the market's rates whole)."""
+    part = for_customers(tables, tables["customers"]["customer_id"].iloc[:customers])
+    return {name: frame.reset_index(drop=True) for name, frame in part.items()}
 
 
 def baseline_pass(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> None:

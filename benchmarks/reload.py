@@ -26,6 +26,7 @@ cursor, so the DROP waits for it, and the benchmark prints how long.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import threading
 import time
@@ -219,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         help="postgres: the same store copied into a throwaway database on 127.0.0.1:5432 (dropped "
         "at the end); also times how long the daily job's table replacement waits for a reload",
     )
+    parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
     workspace()
@@ -283,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
             f"the daily job's table replacement, begun 1.0 s into a {reload_seconds:.2f} s reload, waited "
             f"{blocked:.2f} s for it ({blocked / max(reload_seconds - 1.0, 1e-9):.2f}x the rest of the reload)"
         )
+    if args.json:
+        figures = {"customers": args.customers, "database": database, "whole": before, "chunks": after}
+        args.json.write_text(json.dumps(figures | {"replacement_waited_s": blocked}, indent=2))
     return 0
 
 

@@ -44,20 +44,20 @@ ID_COLUMNS = ("transaction_id", "interaction_id", "holding_id", "contact_id")
 TABLE_NAMES = ("customers", "holdings", "balances", "transactions", "interactions", "contacts", "market")
 
 
-def _generate_partition(root: str, k: int, months: int, seed: int) -> int:
+def _generate_partition(root: str, k: int, months: int, seed: int, per_partition: int = PER_PARTITION) -> int:
     from features.generator import generate_bank
     from features.partitioned import write_global_table, write_partition_table
     from features.schema import GLOBAL_TABLES
 
     # every partition is a bank of its own customers in one market (the same competitor rates)
-    bank = generate_bank(customers=PER_PARTITION, months=months, seed=seed + k, market_seed=seed)
+    bank = generate_bank(customers=per_partition, months=months, seed=seed + k, market_seed=seed)
     for name, frame in bank.tables.items():
         if name in GLOBAL_TABLES:
             if k == 0:
                 write_global_table(root, name, frame)
             continue
         frame = frame.copy()
-        frame["customer_id"] += k * PER_PARTITION  # 100,001 + 50,000 k onwards: this partition's range
+        frame["customer_id"] += k * per_partition  # 100,001 + 50,000 k onwards: this partition's range
         for column in ID_COLUMNS:
             if column in frame.columns:
                 frame[column] += k * 10**9
@@ -65,18 +65,20 @@ def _generate_partition(root: str, k: int, months: int, seed: int) -> int:
     return len(bank.tables["transactions"])
 
 
-def bank(customers: int, months: int, seed: int, processes: int) -> Path:
-    """The cached partitioned bank of `customers` (generated when missing)."""
+def bank(customers: int, months: int, seed: int, processes: int, per_partition: int = PER_PARTITION) -> Path:
+    """The cached partitioned bank of `customers`, `per_partition` a partition (generated when
+    missing)."""
     import numpy as np
 
     from features.bank.state import FIRST_ID
     from features.partitioned import MANIFEST, write_manifest
 
-    root = CACHE / f"scale_{customers}x{months}_seed{seed}"
+    size = "" if per_partition == PER_PARTITION else f"_per{per_partition}"
+    root = CACHE / f"scale_{customers}x{months}_seed{seed}{size}"
     if (root / MANIFEST).exists():
         return root
     shutil.rmtree(root, ignore_errors=True)
-    count = customers // PER_PARTITION
+    count = customers // per_partition
     started = time.perf_counter()
     print(
         f"generating {customers:,} customers x {months} months into {root} ({count} partitions) ...",
@@ -84,11 +86,18 @@ def bank(customers: int, months: int, seed: int, processes: int) -> Path:
     )
     with ProcessPoolExecutor(processes) as pool:
         rows = list(
-            pool.map(_generate_partition, [str(root)] * count, range(count), [months] * count, [seed] * count)
+            pool.map(
+                _generate_partition,
+                [str(root)] * count,
+                range(count),
+                [months] * count,
+                [seed] * count,
+                [per_partition] * count,
+            )
         )
-    limits = FIRST_ID + PER_PARTITION * np.arange(count + 1)
+    limits = FIRST_ID + per_partition * np.arange(count + 1)
     write_manifest(
-        root, limits, per_partition=PER_PARTITION, generated_seconds=round(time.perf_counter() - started)
+        root, limits, per_partition=per_partition, generated_seconds=round(time.perf_counter() - started)
     )
     print(f"  {sum(rows):,} transactions, generated in {time.perf_counter() - started:.0f} s", flush=True)
     return root
@@ -98,14 +107,24 @@ def view(root: Path, customers: int) -> Path:
     """The first `customers` of the bank as a dataset of its own (links to the same files)."""
     from features.partitioned import bounds, write_manifest
 
-    count = customers // PER_PARTITION
+    limits = bounds(root)
+    per_partition = _per_partition(root)
     target = root.parent / f"{root.name}_first{customers}"
     if not target.exists():
         target.mkdir()
         for name in TABLE_NAMES:
             (target / name).symlink_to(root / name)
-        write_manifest(target, bounds(root)[: count + 1], per_partition=PER_PARTITION)
+        write_manifest(target, limits[: customers // per_partition + 1], per_partition=per_partition)
     return target
+
+
+def _per_partition(root: Path) -> int:
+    """Customers a partition of a bank `bank` generated (the widest id range)."""
+    import numpy as np
+
+    from features.partitioned import bounds
+
+    return int(np.diff(bounds(root)).max())
 
 
 def model(tracking: Path) -> None:
@@ -221,7 +240,7 @@ def run_job(args: argparse.Namespace) -> None:
                     "workers": args.workers[0],
                     "local_processes": args.workers[0] if args.engine == "local" else 1,
                     "memory_limit": args.worker_memory,
-                    "partition_customers": PER_PARTITION,
+                    "partition_customers": _per_partition(args.source),
                 }
             )
         }
@@ -301,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--worker-memory", default="6GiB")
     parser.add_argument(
+        "--per-partition", type=int, default=PER_PARTITION, help="customers a partition of the generated bank"
+    )
+    parser.add_argument(
         "--jobs",
         nargs="+",
         default=["features", "score"],
@@ -323,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     largest = max(args.customers)
-    root = bank(largest, args.months, args.seed, processes=min(2, os.cpu_count() or 1))
+    root = bank(largest, args.months, args.seed, min(2, os.cpu_count() or 1), args.per_partition)
     tracking = CACHE / "scale_model" / "mlflow.db"
     tracking.parent.mkdir(parents=True, exist_ok=True)
     model(tracking)

@@ -3,8 +3,8 @@
 Run with `make bench-soak` (10 minutes at 100 requests/s by default). Uses the workspace of
 `make bench-serve` (benchmarks/.cache/serve). An open-loop generator in a separate process sends
 POST /score requests on schedule; meanwhile this process samples the resident memory of every
-server process every 10 s and promotes a copy of the champion (a hot swap) every `--swap-every`
-seconds. Prints latency percentiles, errors, and the memory of the first and the last minute:
+server process every 10 s (`--sample-every`) and promotes a copy of the champion (a hot swap)
+every `--swap-every` seconds (checked at each sample). Prints latency percentiles, errors, and the memory of the first and the last minute:
 flat memory means the last minute is within a few percent of the first. Latency is also split
 into requests sent within `--swap-window` seconds after a promotion (the server notices it within
 `reload_seconds`, 5 here, then loads) and the rest, so a swap's cost is not averaged away.
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--swap-every", type=int, default=120)
     parser.add_argument("--swap-window", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--sample-every", type=float, default=10.0, help="seconds between memory samples")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 client.set_registered_model_alias("bank-churn", "champion", copy.version)
                 swapped_at.append(time.time())
                 next_swap += args.swap_every
-            time.sleep(10)
+            time.sleep(args.sample_every)
         result = json.loads(answer.read_text())
     finally:
         answer_file.close()

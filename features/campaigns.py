@@ -13,19 +13,10 @@ import numpy as np
 import pandas as pd
 
 from churn.config import AppConfig
-from features.schema import GLOBAL_TABLES, NO_ACTION
+from features.schema import NO_ACTION, for_customers
 
 CONTROL = "control"
 NOT_DRAWN = "not drawn"
-
-
-def _subset(tables: Mapping[str, pd.DataFrame], ids: np.ndarray) -> dict[str, pd.DataFrame]:
-    return {
-        name: frame
-        if name in GLOBAL_TABLES or "customer_id" not in frame.columns
-        else frame[frame["customer_id"].isin(ids)]
-        for name, frame in tables.items()
-    }
 
 
 def keyed_uniform(ids: np.ndarray, seed: int, day: int) -> np.ndarray:
@@ -110,7 +101,7 @@ def campaign_rows(
             group = pd.concat([group, pd.DataFrame(drawn)], ignore_index=True)
         try:
             rows = build_training_set(
-                _subset(tables, group["customer_id"].unique()),
+                for_customers(tables, group["customer_id"].unique()),
                 [as_of],
                 config.features,
                 config.labels,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Kind = Literal["int", "float", "bool", "date", "timestamp", "category", "string"]
 
@@ -216,3 +220,14 @@ GLOBAL_TABLES: tuple[str, ...] = tuple(
     name for name, s in SCHEMAS.items() if not s.references_customers and name != "customers"
 )
 TABLE_NAMES: tuple[str, ...] = tuple(SCHEMAS)
+
+
+def for_customers(tables: Mapping[str, pd.DataFrame], ids) -> dict[str, pd.DataFrame]:
+    """The tables' rows of these customers; a table not split by customer (`GLOBAL_TABLES`, or
+    one without a customer id) comes whole."""
+    return {
+        name: frame
+        if name in GLOBAL_TABLES or "customer_id" not in frame.columns
+        else frame[frame["customer_id"].isin(ids)]
+        for name, frame in tables.items()
+    }

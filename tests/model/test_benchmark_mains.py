@@ -123,3 +123,55 @@ def test_bench_uplift__the_issues_comparison_and_the_studies_that_read_its_cache
     assert figures["configured"]["net_value"] == pytest.approx(expected["configured"]["net_value"])
     assert figures["today"]["net_value"] == pytest.approx(expected["today"]["net_value"])
     assert figures["restated"]["minus_configured"] == 0
+
+
+def test_bench_features__times_each_bank_size_against_its_baseline(tmp_path, monkeypatch):
+    """A smaller bank is the first customers of the larger one, with every table cut to them
+    (the market's rates, which belong to no customer, whole)."""
+    import benchmarks.features as bench
+
+    monkeypatch.setattr(bench, "bank_path", lambda customers, months, seed: SAMPLE)
+    out = tmp_path / "features.json"
+    assert bench.main(["--customers", "1000", "2500", "--repeats", "1", "--json", str(out)]) == 0
+    small, whole = json.loads(out.read_text())
+    assert (small["customers"], whole["customers"]) == (1000, 2500)
+    assert 0 < small["transactions"] < whole["transactions"]
+    assert all(r["seconds"] > 0 and r["ratio_to_baseline"] > 0 for r in (small, whole))
+
+
+def test_bench_score__scores_explains_and_lists_the_resampled_rows(trained, config, tmp_path, monkeypatch):
+    """`make bench-score` on 3,000 rows resampled from the sample, with the session's model as
+    its cached bundle: the list is held to the capacity the run scales the teams to."""
+    import benchmarks.score as bench
+
+    monkeypatch.setattr(bench, "CACHE", tmp_path)
+    monkeypatch.setattr(bench, "bank_path", lambda customers, months, seed: SAMPLE)
+    trained.bundle.save(tmp_path / "bundle_100k")
+    out = tmp_path / "score.json"
+    assert bench.main(["--rows", "3000", "--list-size", "100", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["rows"] == 3000 and result["trees"] == trained.bundle.churn_booster.num_trees()
+    assert 0 < result["list_size"] <= 100 + len(config.playbook.capacity)  # each team's share rounds up
+    assert 0 < result["explained_rows"] < 3000
+
+
+def test_bench_reasons__the_first_reasons_against_the_planted_causes(trained, tmp_path, monkeypatch):
+    """`make bench-reasons` on a copy of the sample as its cached bank, with the session's model
+    as its cached bundle: the figures it prints are fractions of the leavers it scored."""
+    import shutil
+
+    import benchmarks.reasons as bench
+
+    manifest = json.loads((SAMPLE / "manifest.json").read_text())
+    root = tmp_path / f"reasons_{manifest['customers']}_seed{manifest['seed']}"
+    shutil.copytree(SAMPLE, root)
+    trained.bundle.save(root / "bundle")
+    (root / "metrics.json").write_text(json.dumps({"roc_auc": trained.metrics["roc_auc"]}))
+    monkeypatch.setattr(bench, "CACHE", tmp_path)
+    out = tmp_path / "reasons.json"
+    bank = ["--customers", str(manifest["customers"]), "--seed", str(manifest["seed"])]
+    assert bench.main([*bank, "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert 0 < figures["scored"] <= figures["leavers"]
+    assert 0 <= figures["reason_1"] <= figures["top_3"] <= 1
+    assert 0 <= figures["churn_type"] <= 1
