@@ -44,9 +44,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 # Tests run in TEST_WORKERS processes (pytest-xdist), a test file to a process, so a module's
-# fixtures are built once; TEST_WORKERS=0 runs them in this process, one after another.
+# fixtures are built once; TEST_WORKERS=0 runs them in this process, one after another. Each
+# process's OpenMP (LightGBM's threads, and the servers and jobs it starts) gets TEST_THREADS:
+# two processes of two threads each on two cores took a third longer over the unit and model tests.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+TEST_THREADS ?= 1
+PYTEST := OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test: lint
 	$(PYTEST) --durations=25
