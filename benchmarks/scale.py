@@ -1,9 +1,9 @@
 """Benchmark the local and dask engines from 250k to 1M customers x 24 months (`make bench-scale`).
 
 The bank is generated once into benchmarks/.cache/ as a customer-partitioned dataset, 50,000
-customers a partition, each partition from its own seed and with its own id range (the generator
-holds a whole bank in memory, so 1M customers are generated partition by partition). The 250k bank
-is the first 5 partitions of the same data.
+customers a partition (`--per-partition`), each partition from its own seed and with its own id
+range (`benchmarks.scale_bank`: the generator holds a whole bank in memory, so 1M customers are
+generated partition by partition). The 250k bank is the first 5 partitions of the same data.
 
 Each measured job (the feature job `churn features`, and the daily list `churn score`, which
 builds the features again, scores, explains, decides and writes files and the database; on request
@@ -33,98 +33,12 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from benchmarks.features import CACHE
+from benchmarks.scale_bank import PER_PARTITION, bank, per_partition, view
 
 ROOT = Path(__file__).resolve().parent.parent
-PER_PARTITION = 50_000
-ID_COLUMNS = ("transaction_id", "interaction_id", "holding_id", "contact_id")
-TABLE_NAMES = ("customers", "holdings", "balances", "transactions", "interactions", "contacts", "market")
-
-
-def _generate_partition(root: str, k: int, months: int, seed: int, per_partition: int = PER_PARTITION) -> int:
-    from features.generator import generate_bank
-    from features.partitioned import write_global_table, write_partition_table
-    from features.schema import GLOBAL_TABLES
-
-    # every partition is a bank of its own customers in one market (the same competitor rates)
-    bank = generate_bank(customers=per_partition, months=months, seed=seed + k, market_seed=seed)
-    for name, frame in bank.tables.items():
-        if name in GLOBAL_TABLES:
-            if k == 0:
-                write_global_table(root, name, frame)
-            continue
-        frame = frame.copy()
-        frame["customer_id"] += k * per_partition  # 100,001 + 50,000 k onwards: this partition's range
-        for column in ID_COLUMNS:
-            if column in frame.columns:
-                frame[column] += k * 10**9
-        write_partition_table(root, name, k, frame)
-    return len(bank.tables["transactions"])
-
-
-def bank(customers: int, months: int, seed: int, processes: int, per_partition: int = PER_PARTITION) -> Path:
-    """The cached partitioned bank of `customers`, `per_partition` a partition (generated when
-    missing)."""
-    import numpy as np
-
-    from features.bank.state import FIRST_ID
-    from features.partitioned import MANIFEST, write_manifest
-
-    size = "" if per_partition == PER_PARTITION else f"_per{per_partition}"
-    root = CACHE / f"scale_{customers}x{months}_seed{seed}{size}"
-    if (root / MANIFEST).exists():
-        return root
-    shutil.rmtree(root, ignore_errors=True)
-    count = customers // per_partition
-    started = time.perf_counter()
-    print(
-        f"generating {customers:,} customers x {months} months into {root} ({count} partitions) ...",
-        flush=True,
-    )
-    with ProcessPoolExecutor(processes) as pool:
-        rows = list(
-            pool.map(
-                _generate_partition,
-                [str(root)] * count,
-                range(count),
-                [months] * count,
-                [seed] * count,
-                [per_partition] * count,
-            )
-        )
-    limits = FIRST_ID + per_partition * np.arange(count + 1)
-    write_manifest(
-        root, limits, per_partition=per_partition, generated_seconds=round(time.perf_counter() - started)
-    )
-    print(f"  {sum(rows):,} transactions, generated in {time.perf_counter() - started:.0f} s", flush=True)
-    return root
-
-
-def view(root: Path, customers: int) -> Path:
-    """The first `customers` of the bank as a dataset of its own (links to the same files)."""
-    from features.partitioned import bounds, write_manifest
-
-    limits = bounds(root)
-    per_partition = _per_partition(root)
-    target = root.parent / f"{root.name}_first{customers}"
-    if not target.exists():
-        target.mkdir()
-        for name in TABLE_NAMES:
-            (target / name).symlink_to(root / name)
-        write_manifest(target, limits[: customers // per_partition + 1], per_partition=per_partition)
-    return target
-
-
-def _per_partition(root: Path) -> int:
-    """Customers a partition of a bank `bank` generated (the widest id range)."""
-    import numpy as np
-
-    from features.partitioned import bounds
-
-    return int(np.diff(bounds(root)).max())
 
 
 def model(tracking: Path) -> None:
@@ -224,6 +138,7 @@ def train(config, partitioned: bool) -> dict[str, float]:
 def run_job(args: argparse.Namespace) -> None:
     """The child: run one job and print its figures as one JSON line."""
     from churn.config import load_config
+    from features.partitioned import bounds
 
     env = {
         "CHURN_DATA_SOURCE": str(args.source),
@@ -240,7 +155,7 @@ def run_job(args: argparse.Namespace) -> None:
                     "workers": args.workers[0],
                     "local_processes": args.workers[0] if args.engine == "local" else 1,
                     "memory_limit": args.worker_memory,
-                    "partition_customers": _per_partition(args.source),
+                    "partition_customers": per_partition(bounds(args.source)),
                 }
             )
         }

@@ -4,10 +4,11 @@ Run with `make bench-soak` (10 minutes at 100 requests/s by default). Uses the w
 `make bench-serve` (benchmarks/.cache/serve). An open-loop generator in a separate process sends
 POST /score requests on schedule; meanwhile this process samples the resident memory of every
 server process every 10 s (`--sample-every`) and promotes a copy of the champion (a hot swap)
-every `--swap-every` seconds (checked at each sample). Prints latency percentiles, errors, and the memory of the first and the last minute:
-flat memory means the last minute is within a few percent of the first. Latency is also split
-into requests sent within `--swap-window` seconds after a promotion (the server notices it within
-`reload_seconds`, 5 here, then loads) and the rest, so a swap's cost is not averaged away.
+every `--swap-every` seconds (checked at each sample). Prints latency percentiles, errors, and
+the memory of the first and the last minute: flat memory means the last minute is within a few
+percent of the first. Latency is also split into requests sent within `--swap-window` seconds
+after a promotion (the server notices it within `reload_seconds`, 5 here, then loads) and the
+rest, so a swap's cost is not averaged away.
 """
 
 from __future__ import annotations

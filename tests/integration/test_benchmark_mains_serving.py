@@ -131,8 +131,10 @@ def test_bench_scale__a_partitioned_bank_and_a_view_of_its_first_partition(
     """Two partitions of 1,000 customers; the daily list on the first and on both, each in a
     process of its own, with the API tests' champion as the model."""
     import benchmarks.scale as bench
+    import benchmarks.scale_bank
 
     monkeypatch.setattr(bench, "CACHE", tmp_path)
+    monkeypatch.setattr(benchmarks.scale_bank, "CACHE", tmp_path)
     _copy_store(bench_workspace, tmp_path / "scale_model")
     (tmp_path / "scale_model" / "trained").touch()
     plan = ["--customers", "1000", "2000", "--per-partition", "1000", "--workers", "--local-processes", "1"]
