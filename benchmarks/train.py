@@ -28,6 +28,7 @@ from features.snapshots import build_training_set, snapshot_dates
 from training.models import fit_churn_model
 from training.pipeline import feature_columns
 from training.split import out_of_time_split
+from training.tuning_space import tree_depth
 
 SIZES = [(7, 3), (15, 5), (31, 6), (63, 8)]  # (num_leaves, max_depth)
 
@@ -35,11 +36,7 @@ SIZES = [(7, 3), (15, 5), (31, 6), (63, 8)]  # (num_leaves, max_depth)
 def model_shape(booster) -> tuple[int, int, int]:
     """(trees, total leaves, max depth) of a LightGBM booster."""
     dump = booster.dump_model()["tree_info"]
-
-    def depth(node: dict) -> int:
-        return 0 if "leaf_index" in node else 1 + max(depth(node["left_child"]), depth(node["right_child"]))
-
-    return len(dump), sum(t["num_leaves"] for t in dump), max(depth(t["tree_structure"]) for t in dump)
+    return len(dump), sum(t["num_leaves"] for t in dump), max(tree_depth(t["tree_structure"]) for t in dump)
 
 
 def rate(fn, rows: int, repeats: int = 2) -> float:

@@ -92,12 +92,13 @@ def shap_cost(booster: lgb.Booster, num_iteration: int | None = None) -> int:
 
 def model_size(booster: lgb.Booster, num_iteration: int | None = None) -> tuple[int, int]:
     """(`tree_leaves`, `shap_cost`) from one dump of the model."""
-
-    def depth(node: dict) -> int:
-        if "leaf_index" in node or "left_child" not in node:
-            return 0
-        return 1 + max(depth(node["left_child"]), depth(node["right_child"]))
-
     trees = booster.dump_model(num_iteration=num_iteration)["tree_info"]
     leaves = sum(t["num_leaves"] for t in trees)
-    return leaves, sum(t["num_leaves"] * max(depth(t["tree_structure"]), 1) ** 2 for t in trees)
+    return leaves, sum(t["num_leaves"] * max(tree_depth(t["tree_structure"]), 1) ** 2 for t in trees)
+
+
+def tree_depth(node: dict) -> int:
+    """The depth of a tree of LightGBM's `dump_model` from this node (a lone leaf: 0)."""
+    if "leaf_index" in node or "left_child" not in node:
+        return 0
+    return 1 + max(tree_depth(node["left_child"]), tree_depth(node["right_child"]))
