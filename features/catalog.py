@@ -301,6 +301,20 @@ def feature_catalog(config: FeatureConfig, products: tuple[str, ...]) -> list[Fe
             "365 days",
             "int",
         ),
+        FeatureSpec(
+            "offers_accepted_365d",
+            "contacts",
+            "retention offers the customer was reached with and accepted",
+            "365 days",
+            "int",
+        ),
+        FeatureSpec(
+            "offers_declined_365d",
+            "contacts",
+            "retention offers the customer was reached with and declined",
+            "365 days",
+            "int",
+        ),
     ]
     return [_bounded(spec) for spec in specs]
 

@@ -150,16 +150,21 @@ def product_features(
 
 
 def contact_features(view: PointInTimeView, config: FeatureConfig) -> dict[str, np.ndarray]:
-    """Recency and frequency of retention contacts actually made (control group excluded)."""
+    """Recency and frequency of retention contacts actually made (control group excluded), and
+    how the customer answered their offers."""
     c, n = view.contacts, view.n
     made = ~c.columns["control_group"].astype(bool)
     last_age = c.days_since_last(n, made)
     is_last = made & (c.age_days == last_age[c.pos])
+    outcome = c.columns["outcome"]
     accepted = np.zeros(n, dtype=np.int64)
-    accepted[c.pos[is_last & (c.columns["outcome"] == "accepted")]] = 1
+    accepted[c.pos[is_last & (outcome == "accepted")]] = 1
     return {
         "contacts_90d": c.count(n, made & (c.age_days <= 90)),
         "contacts_365d": c.count(n, made),
         "days_since_last_contact": last_age,
         "last_contact_accepted": accepted,
+        # what the customer answered: a declined offer is not the same as no contact or no answer
+        "offers_accepted_365d": c.count(n, made & (outcome == "accepted")),
+        "offers_declined_365d": c.count(n, made & (outcome == "declined")),
     }

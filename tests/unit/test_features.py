@@ -266,6 +266,23 @@ def test_contact_features__control_group_is_not_a_contact():
     assert row["last_contact_accepted"] == 1
 
 
+def test_contact_features__offers_answered_count_accepted_and_declined_not_unreached_or_controls():
+    contacts = [
+        {"customer_id": 1, "ts": "2025-06-01", "outcome": "accepted"},
+        {"customer_id": 1, "ts": "2025-03-01", "outcome": "declined"},
+        {"customer_id": 1, "ts": "2025-01-10", "outcome": "declined"},
+        {"customer_id": 1, "ts": "2024-12-01", "outcome": "not_reached"},
+        {"customer_id": 1, "ts": "2025-06-20", "control_group": True, "offer": "none", "outcome": "control"},
+        {"customer_id": 1, "ts": "2024-03-01", "outcome": "accepted"},  # before the year
+        {"customer_id": 2, "ts": "2025-05-01", "outcome": "declined"},
+    ]
+    rows = features(bank(contacts=contacts))
+    assert (rows.loc[1, "offers_accepted_365d"], rows.loc[1, "offers_declined_365d"]) == (1, 2)
+    assert rows.loc[1, "contacts_365d"] == 4
+    assert (rows.loc[2, "offers_accepted_365d"], rows.loc[2, "offers_declined_365d"]) == (0, 1)
+    assert rows.loc[2, "last_contact_accepted"] == 0
+
+
 def test_build_features__does_not_mutate_inputs():
     tables = bank(transactions=_salary(1, "2025-06-25"))
     before = {name: frame.copy() for name, frame in tables.items()}
