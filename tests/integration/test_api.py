@@ -123,7 +123,7 @@ def test_explain__contributions_add_up_to_the_score(service, risk_list):
     explanation = service.explain(customer_id=customer)
     total = explanation.base_value + sum(c.contribution for c in explanation.contributions)
     assert total == pytest.approx(explanation.margin, abs=1e-9)
-    assert len(explanation.contributions) == 84
+    assert len(explanation.contributions) == 86
     sizes = [abs(c.contribution) for c in explanation.contributions]
     assert sizes == sorted(sizes, reverse=True)
     assert explanation.reasons[0].code == risk_list.loc[customer, "reason_1_code"]
@@ -303,7 +303,7 @@ def test_risk_list__filters_and_pages_through_the_stored_list(client, risk_list)
 def test_model_info__names_the_served_champion(client):
     info = client.get("/model-info", headers=auth(READ)).json()
     assert (info["model_name"], info["version"], info["alias"]) == ("bank-churn", "1", "champion")
-    assert 0.5 < info["metrics"]["roc_auc"] <= 1.0 and info["features"] == 84
+    assert 0.5 < info["metrics"]["roc_auc"] <= 1.0 and info["features"] == 86
     assert len(info["feature_schema_hash"]) == 16
 
 

@@ -24,7 +24,7 @@ def test_churn_features__summarises_the_sample_and_writes_outputs(env, capsys):
     assert main(["features"]) == 0
     out = capsys.readouterr().out
     assert "as-of date            2026-06-01" in out
-    assert "features              84" in out
+    assert "features              86" in out
     summary = json.loads((env / "out" / "features" / "summary_2026-06-01.json").read_text())
     assert summary["customers"] > 2000
     assert 0.005 < summary["churn_rate"] < 0.1
