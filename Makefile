@@ -47,9 +47,11 @@ lint: $(STAMP)
 # fixtures are built once; TEST_WORKERS=0 runs them in this process, one after another. Each
 # process's OpenMP (LightGBM's threads, and the servers and jobs it starts) gets TEST_THREADS:
 # two processes of two threads each on two cores took a third longer over the unit and model tests.
+# Files go out in collection order (integration, model, unit), not xdist's most-tests-first, which
+# left the long files with few tests (MLflow's, PostgreSQL's) for one process at the end.
 TEST_WORKERS ?= 2
 TEST_THREADS ?= 1
-PYTEST := OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+PYTEST := OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: lint
 	$(PYTEST) --durations=25

@@ -60,6 +60,7 @@ def api_workspace(tmp_path_factory):
         assert main(["train"]) == 0 and main(["promote"]) == 0
         _copy_store(tmp, tmp / "pristine")  # for `promoted_store`, before any test moves it
         assert main(["score", "--as-of", "2026-11-01"]) == 0
+        shutil.copytree(tmp / "out", tmp / "pristine-out")  # for `own_api_env`: the daily list, no outcomes
     mlflow.set_tracking_uri(None)
     return tmp
 
@@ -98,11 +99,29 @@ def promoted_store(api_workspace, tmp_path_factory) -> Path:
     return tmp
 
 
-@pytest.fixture(scope="module")
-def api_env(api_workspace):
+def _applied(workspace: Path):
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in _environment(api_workspace).items():
+        for name, value in _environment(workspace).items():
             patch.setenv(name, value)
         patch.chdir(ROOT)
-        yield api_workspace
+        yield workspace
     mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="module")
+def api_env(api_workspace):
+    """The shared workspace, as the modules before this one (in its process) left it."""
+    yield from _applied(api_workspace)
+
+
+@pytest.fixture(scope="module")
+def own_api_env(api_workspace, tmp_path_factory):
+    """A workspace of the module's own, as the shared one was before any test used it (the
+    promoted champion, the daily list, no recorded outcomes): for a module whose assertions read
+    what others write, so that it passes in any order and in any process."""
+    tmp = tmp_path_factory.mktemp("own-api")
+    for name in ("config.yaml", "secrets.json"):
+        shutil.copy(api_workspace / name, tmp / name)
+    _copy_store(api_workspace / "pristine", tmp)
+    shutil.copytree(api_workspace / "pristine-out", tmp / "out")
+    yield from _applied(tmp)

@@ -1,7 +1,8 @@
 """The scoring API: the service class called directly, and its ASGI app through a test client.
 
-One champion is trained, promoted and used for a daily list (2026-11-01) per module; the real
-`bentoml serve` process is tested in test_api_server.py.
+The session's shared champion and daily list (2026-11-01), copied into a workspace of this
+module's own (`own_api_env`) before any other test records an outcome or moves the champion; the
+real `bentoml serve` process is tested in test_api_server.py.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from tests.integration.conftest import PSEUDONYM, READ, WRITE, auth
 
 
 @pytest.fixture(scope="module")
-def env(api_env):
-    return api_env
+def env(own_api_env):
+    return own_api_env
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ def bench_workspace(api_workspace, tmp_path_factory):
     cache = tmp_path_factory.mktemp("serve")
     _copy_store(api_workspace / "pristine", cache)
     (cache / "out").mkdir()
-    shutil.copy(api_workspace / "out" / "churn.db", cache / "out" / "churn.db")
+    shutil.copy(api_workspace / "pristine-out" / "churn.db", cache / "out" / "churn.db")
     (cache / "ready").write_text("ok")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(benchmarks.serve, "CACHE", cache)
