@@ -40,3 +40,20 @@ def test_reason_text__never_shows_nan(values, expected):
 def test_reason_text__a_single_column_family_names_a_missing_value():
     assert _reason_text([], {"NumOfProducts": math.nan}, "NumOfProducts") == "NumOfProducts is missing"
     assert _reason_text([], {"NumOfProducts": 1}, "NumOfProducts") == "NumOfProducts = 1"
+
+
+@pytest.mark.parametrize(
+    ("declined", "expected"),
+    [
+        (2, "3 retention contact(s) in the last year, 2 offer(s) declined"),
+        (0, "3 retention contact(s) in the last year"),
+        (None, "3 retention contact(s) in the last year"),  # a model from before the feature
+    ],
+)
+def test_reason_text__the_contacts_family_names_declined_offers_only_when_there_are_some(declined, expected):
+    from churn.config import load_config
+
+    options = [text.model_dump() for text in load_config(environ={}).reasons["contacts"].texts]
+    assert (
+        _reason_text(options, {"contacts_365d": 3, "offers_declined_365d": declined}, "contacts") == expected
+    )
