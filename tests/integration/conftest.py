@@ -122,6 +122,12 @@ def own_api_env(api_workspace, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("own-api")
     for name in ("config.yaml", "secrets.json"):
         shutil.copy(api_workspace / name, tmp / name)
-    _copy_store(api_workspace / "pristine", tmp)
-    shutil.copytree(api_workspace / "pristine-out", tmp / "out")
+    copy_pristine(api_workspace, tmp)
     yield from _applied(tmp)
+
+
+def copy_pristine(api_workspace: Path, target: Path) -> None:
+    """The shared workspace's store and outputs under `target` as they were before any test used
+    them: the promoted champion (`mlflow.db`, `mlartifacts`) and the daily list (`out`)."""
+    _copy_store(api_workspace / "pristine", target)
+    shutil.copytree(api_workspace / "pristine-out", target / "out")

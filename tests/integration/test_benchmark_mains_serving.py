@@ -13,7 +13,7 @@ import mlflow
 import pytest
 
 from tests.conftest import SAMPLE
-from tests.integration.conftest import _copy_store
+from tests.integration.conftest import _copy_store, copy_pristine
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +26,7 @@ def bench_workspace(api_workspace, tmp_path_factory):
     import benchmarks.soak
 
     cache = tmp_path_factory.mktemp("serve")
-    _copy_store(api_workspace / "pristine", cache)
-    (cache / "out").mkdir()
-    shutil.copy(api_workspace / "pristine-out" / "churn.db", cache / "out" / "churn.db")
+    copy_pristine(api_workspace, cache)
     (cache / "ready").write_text("ok")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(benchmarks.serve, "CACHE", cache)
